@@ -1,0 +1,362 @@
+// The four scenarios of the bench. Each takes a context
+//   { runners, sb, quick, opts, log, tag(name), results }
+// and returns a JSON-able result object; report.mjs turns those into tables.
+import os from 'node:os';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { parseLatencies, runProcess, sbLifecycle, sbStop } from './runners.mjs';
+import { memAvailableKiB, mountInfo, openFds, paths } from './setup.mjs';
+import { median, summarize } from './stats.mjs';
+
+const round3 = (x) => Math.round(x * 1000) / 1000;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A runner's share of the scenario-1 runs: runc is slow, so it gets fewer. */
+function runsFor(id, n) {
+  return id === 'runc' ? Math.max(10, Math.round(n * 0.4)) : n;
+}
+
+// ---------------------------------------------------------------------------
+// Scenario 1: lifecycle latency, interleaved
+
+export async function lifecycle(ctx) {
+  const { runners, log, quick, opts } = ctx;
+  const n = opts.runs ?? (quick ? 60 : 400);
+  const batch = quick ? 10 : 25;
+  const rounds = Math.max(1, Math.ceil(n / batch));
+  const active = runners.filter((r) => r.available);
+  const rows = new Map(runners.map((r) => [r.id, { r, lat: [], error: null, target: runsFor(r.id, n) }]));
+
+  log(`lifecycle: warm-up (${active.map((r) => r.id).join(', ')})`);
+  for (const r of active) {
+    const row = rows.get(r.id);
+    try {
+      await r.batch(Math.min(10, row.target), ctx.tag(`w-${r.id}`), { record: false });
+    } catch (e) {
+      row.error = e.message;
+    }
+  }
+  log(`lifecycle: ${rounds} interleaved rounds, ${n} runs per runtime (runc ${runsFor('runc', n)})`);
+  for (let i = 0; i < rounds; i++) {
+    // Rotate the order every round so no runtime always follows the same one.
+    const order = active.map((_, j) => active[(i + j) % active.length]);
+    for (const r of order) {
+      const row = rows.get(r.id);
+      if (row.error) continue;
+      const per = Math.ceil(row.target / rounds);
+      const k = Math.min(per, row.target - row.lat.length);
+      if (k <= 0) continue;
+      try {
+        row.lat.push(...(await r.batch(k, ctx.tag(`${r.id}-${i}`))));
+      } catch (e) {
+        row.error = e.message;
+        log(`lifecycle: ${r.id} failed: ${e.message}`);
+      }
+    }
+    if (process.stderr.isTTY) process.stderr.write(`\r  round ${i + 1}/${rounds}`);
+  }
+  if (process.stderr.isTTY) process.stderr.write('\n');
+
+  const out = [];
+  for (const { r, lat, error } of rows.values()) {
+    const row = {
+      id: r.id,
+      label: r.label,
+      note: r.note ?? null,
+      available: r.available && !error,
+      reason: r.available ? error : r.reason,
+      version: r.version ?? null,
+      command: r.command ?? null,
+      stats: summarize(lat),
+      samplesMs: lat.map(round3),
+    };
+    if (r.phases?.length) {
+      const ph = r.phases;
+      row.phases = Object.fromEntries(['create', 'start', 'wait', 'delete'].map((name, j) => [name, summarize(ph.map((p) => p[j]))]));
+    }
+    out.push(row);
+  }
+  return { runsPerRuntime: n, runsRunc: runsFor('runc', n), rounds, rows: out };
+}
+
+// ---------------------------------------------------------------------------
+// Scenario 2: throughput with 1, 2 and 8 concurrent starters
+
+async function externalThroughput(r, c, durationMs, medMs, tag) {
+  const cpus = os.cpus().length;
+  const count = Math.max(2, Math.round(((durationMs / medMs) * Math.min(c, cpus)) / c));
+  const t0 = performance.now();
+  const res = await Promise.all(Array.from({ length: c }, (_, i) => runProcess(r.argv(count, `${tag}-${i}`), { env: r.env })));
+  const wall = performance.now() - t0;
+  r.check();
+  const lat = [];
+  for (const x of res) {
+    const l = parseLatencies(x.stdout);
+    if (x.code !== 0 || l.length !== count) throw new Error(`${r.id}: exit ${x.code}: ${x.stderr.trim().split('\n').pop()}`);
+    lat.push(...l);
+  }
+  return { completed: lat.length, wallMs: wall, perSec: lat.length / (wall / 1000), latency: summarize(lat) };
+}
+
+async function sbThroughput(Container, c, durationMs) {
+  const lat = [];
+  const t0 = performance.now();
+  const deadline = t0 + durationMs;
+  await Promise.all(
+    Array.from({ length: c }, async () => {
+      while (performance.now() < deadline) lat.push(await sbLifecycle(Container, paths.rootfs));
+    }),
+  );
+  const wall = performance.now() - t0;
+  return { completed: lat.length, wallMs: wall, perSec: lat.length / (wall / 1000), latency: summarize(lat) };
+}
+
+export async function throughput(ctx) {
+  const { runners, sb, log, quick, results } = ctx;
+  const durationMs = quick ? 700 : 2000;
+  const concurrency = [1, 2, 8];
+  const ids = ['scratchbox', 'floor', 'spawn', 'bwrap', 'crun', 'runc'];
+  const rows = [];
+  for (const id of ids) {
+    const r = runners.find((x) => x.id === id);
+    if (!r) continue;
+    const row = { id, label: r.label, available: r.available, reason: r.reason ?? null, byConcurrency: {} };
+    rows.push(row);
+    if (!r.available) continue;
+    try {
+      if (id === 'scratchbox') {
+        await sbLifecycle(sb.Container, paths.rootfs);
+        for (const c of concurrency) {
+          log(`throughput: scratchbox × ${c}`);
+          row.byConcurrency[c] = await sbThroughput(sb.Container, c, durationMs);
+        }
+      } else {
+        let med = results.lifecycle?.rows.find((x) => x.id === id)?.stats.p50;
+        if (!Number.isFinite(med)) med = median(await r.batch(5, ctx.tag(`tc-${id}`)));
+        for (const c of concurrency) {
+          log(`throughput: ${id} × ${c}`);
+          row.byConcurrency[c] = await externalThroughput(r, c, durationMs, med, ctx.tag(`t-${id}-${c}`));
+        }
+      }
+    } catch (e) {
+      row.available = false;
+      row.reason = e.message;
+      log(`throughput: ${id} failed: ${e.message}`);
+    }
+  }
+  return { durationMs, concurrency, rows };
+}
+
+// ---------------------------------------------------------------------------
+// Scenario 3: create latency with 0/100/1000 sleeping containers alive
+
+async function settle() {
+  await sleep(300);
+  return { memAvailKiB: memAvailableKiB(), rssKiB: Math.round(process.memoryUsage().rss / 1024) };
+}
+
+async function sbScale(Container, levels, samples, log) {
+  const live = [];
+  const out = [];
+  const base = await settle();
+  try {
+    for (const level of levels) {
+      const t0 = performance.now();
+      const added = level - live.length;
+      while (live.length < level) {
+        const c = await Container.create({ rootfs: paths.rootfsSleep, args: ['/sleep'], stdio: 'ignore' });
+        try {
+          await c.start();
+        } catch (e) {
+          await c.delete().catch(() => {});
+          throw e;
+        }
+        live.push(c);
+      }
+      const startMs = added > 0 ? (performance.now() - t0) / added : null;
+      const mem = await settle();
+      log(`scale: scratchbox with ${level} live containers`);
+      const phases = [];
+      const lat = [];
+      for (let i = 0; i < samples; i++) lat.push(await sbLifecycle(Container, paths.rootfs, phases));
+      out.push({
+        live: level,
+        startSleeperMs: startMs,
+        create: summarize(phases.map((p) => p[0])),
+        lifecycle: summarize(lat),
+        memAvailDeltaKiB: base.memAvailKiB - mem.memAvailKiB,
+        nodeRssDeltaKiB: mem.rssKiB - base.rssKiB,
+      });
+    }
+  } finally {
+    log(`scale: stopping ${live.length} containers`);
+    const t0 = performance.now();
+    // Stop in chunks so a huge level does not fire thousands of kills at once.
+    for (let i = 0; i < live.length; i += 50) await Promise.all(live.slice(i, i + 50).map((c) => sbStop(c).catch(() => {})));
+    if (live.length) log(`scale: stopped in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  const top = out[out.length - 1];
+  return {
+    levels: out,
+    perContainer:
+      top && top.live > 0
+        ? { memAvailKiB: top.memAvailDeltaKiB / top.live, nodeRssKiB: top.nodeRssDeltaKiB / top.live }
+        : null,
+  };
+}
+
+async function floorScale(levels, samples, log) {
+  const out = [];
+  for (const level of levels) {
+    log(`scale: floor with ${level} live containers`);
+    const argv = [paths.bin.floor, paths.rootfs, String(samples)];
+    if (level > 0) argv.push('--hold', String(level), '--hold-rootfs', paths.rootfsSleep, '--hold-exec', '/sleep');
+    const r = await runProcess(argv);
+    const lat = parseLatencies(r.stdout);
+    if (r.code !== 0 || lat.length !== samples) throw new Error(`floor --hold ${level}: exit ${r.code}: ${r.stderr.trim()}`);
+    const m = /# held (\d+) memavail_kb_delta=(-?\d+) start_ms=([\d.]+)/.exec(r.stderr);
+    out.push({
+      live: level,
+      startSleeperMs: m && level > 0 ? Number(m[3]) / level : null,
+      lifecycle: summarize(lat),
+      memAvailDeltaKiB: m ? Number(m[2]) : 0,
+    });
+  }
+  const top = out[out.length - 1];
+  return { levels: out, perContainer: top && top.live > 0 ? { memAvailKiB: top.memAvailDeltaKiB / top.live } : null };
+}
+
+export async function scale(ctx) {
+  const { runners, sb, log, quick } = ctx;
+  const levels = quick ? [0, 20, 100] : [0, 100, 1000];
+  const samples = quick ? 20 : 100;
+  const result = { levels, samples, scratchbox: null, floor: null };
+  if (sb.available) {
+    try {
+      result.scratchbox = await sbScale(sb.Container, levels, samples, log);
+    } catch (e) {
+      result.scratchbox = { error: `scratchbox failed: ${e.message}` };
+      log(`scale: scratchbox failed: ${e.message}`);
+    }
+  } else result.scratchbox = { error: sb.reason };
+  if (runners.some((r) => r.id === 'floor' && r.available)) {
+    try {
+      result.floor = await floorScale(levels, samples, log);
+    } catch (e) {
+      result.floor = { error: `floor failed: ${e.message}` };
+    }
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Scenario 4: steadiness over many lifecycles
+
+function gcFunction() {
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc');
+  } catch {
+    return null;
+  }
+}
+
+function processSample(gc) {
+  gc?.();
+  const m = process.memoryUsage();
+  return {
+    rssKiB: Math.round(m.rss / 1024),
+    heapUsedKiB: Math.round(m.heapUsed / 1024),
+    externalKiB: Math.round(m.external / 1024),
+    fds: openFds(),
+    hostMounts: mountInfo().length,
+  };
+}
+
+export async function steadiness(ctx) {
+  const { sb, log, quick, opts } = ctx;
+  const total = opts.steadyRuns ?? (quick ? 500 : 10000);
+  if (!sb.available) return { runs: total, error: sb.reason };
+  const gc = gcFunction();
+  log(`steadiness: warm-up`);
+  for (let i = 0; i < 100; i++) await sbLifecycle(sb.Container, paths.rootfs);
+  const before = processSample(gc);
+  const trace = [{ done: 0, ...before }];
+  const lat = [];
+  const step = Math.max(1, Math.round(total / 10));
+  log(`steadiness: ${total} lifecycles`);
+  const t0 = performance.now();
+  for (let i = 1; i <= total; i++) {
+    lat.push(await sbLifecycle(sb.Container, paths.rootfs));
+    if (i % step === 0 || i === total) {
+      trace.push({ done: i, ...processSample(null) });
+      if (process.stderr.isTTY) process.stderr.write(`\r  ${i}/${total}`);
+    }
+  }
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  const wallMs = performance.now() - t0;
+  const after = processSample(gc);
+  const tenth = Math.max(1, Math.floor(total / 10));
+  return {
+    runs: total,
+    gcExposed: Boolean(gc),
+    wallMs,
+    perSec: total / (wallMs / 1000),
+    before,
+    after,
+    delta: Object.fromEntries(Object.keys(before).map((k) => [k, after[k] - before[k]])),
+    firstTenth: summarize(lat.slice(0, tenth)),
+    lastTenth: summarize(lat.slice(-tenth)),
+    trace,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Self-check: what does a process inside each container see?
+
+/** Mount points inside, from the probe's /proc/self/mountinfo dump. */
+export function probeMounts(text) {
+  const i = text.indexOf('== /proc/self/mountinfo');
+  if (i < 0) return [];
+  return text
+    .slice(i)
+    .split('\n')
+    .slice(1)
+    .filter((l) => / - /.test(l))
+    .map((l) => {
+      const f = l.split(' ');
+      return `${f[4]} ${f[f.indexOf('-') + 1]}`;
+    });
+}
+
+const expectedFloor = [
+  '/ overlay', '/proc proc', '/dev tmpfs', '/dev/pts devpts', '/dev/shm tmpfs', '/dev/mqueue mqueue',
+  '/sys sysfs', '/sys/fs/cgroup tmpfs',
+];
+const expectedDev = ['null c 1:3 0666', 'zero c 1:5 0666', 'full c 1:7 0666', 'random c 1:8 0666', 'urandom c 1:9 0666', 'tty c 5:0 0666',
+  'fd -> /proc/self/fd', 'stdin -> /proc/self/fd/0', 'stdout -> /proc/self/fd/1', 'stderr -> /proc/self/fd/2', 'ptmx -> pts/ptmx', 'core -> /proc/kcore'];
+const expectedEtc = ['hostname f', 'hosts f', 'resolv.conf f', 'mtab -> /proc/mounts'];
+
+/** Runs /probe in the floor and checks the container has what the floor claims. */
+export async function floorSelfCheck() {
+  const r = await runProcess([paths.bin.floor, paths.rootfsProbe, '1', '--exec', '/probe', '--verbose']);
+  const problems = [];
+  if (r.code !== 0) problems.push(`floor probe exited ${r.code}: ${r.stderr.trim()}`);
+  const out = r.stdout;
+  if (!/^pid 1 hostname floor$/m.test(out)) problems.push('not pid 1 with hostname floor');
+  if (!/^lo UP$/m.test(out)) problems.push('lo is not up');
+  const mounts = probeMounts(out);
+  for (const m of expectedFloor) if (!mounts.includes(m)) problems.push(`missing mount ${m}`);
+  if (!mounts.some((m) => m.startsWith('/sys/fs/cgroup/'))) problems.push('cgroup bind is not recursive');
+  const section = (name) => {
+    const s = out.indexOf(`== ls ${name}\n`);
+    if (s < 0) return '';
+    const e = out.indexOf('\n==', s + 1);
+    return out.slice(s, e < 0 ? undefined : e);
+  };
+  for (const d of expectedDev) if (!section('/dev').includes(d)) problems.push(`missing /dev/${d}`);
+  for (const d of expectedEtc) if (!section('/etc').includes(d)) problems.push(`missing /etc/${d}`);
+  const ro = out.split('\n').filter((l) => / \/sys(\/fs\/cgroup\S*)? ro,/.test(l)).length;
+  if (ro < 2) problems.push('/sys or /sys/fs/cgroup is not read-only');
+  return { ok: problems.length === 0, problems, mounts, output: out };
+}

@@ -1,0 +1,52 @@
+// Small statistics helpers for the bench. All inputs and outputs are plain
+// numbers; callers decide the unit (the bench uses milliseconds throughout).
+
+/** Percentile by linear interpolation between closest ranks (p in 0..100). */
+export function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  if (sorted.length === 1) return sorted[0];
+  const rank = (p / 100) * (sorted.length - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.ceil(rank);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo);
+}
+
+/** Summary of a sample: n, min, p50, p90, p99, max, mean, stdev. */
+export function summarize(values) {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  const n = v.length;
+  if (n === 0) return { n: 0, min: NaN, p50: NaN, p90: NaN, p99: NaN, max: NaN, mean: NaN, stdev: NaN };
+  const mean = v.reduce((s, x) => s + x, 0) / n;
+  const variance = n > 1 ? v.reduce((s, x) => s + (x - mean) ** 2, 0) / (n - 1) : 0;
+  return {
+    n,
+    min: v[0],
+    p50: percentile(v, 50),
+    p90: percentile(v, 90),
+    p99: percentile(v, 99),
+    max: v[n - 1],
+    mean,
+    stdev: Math.sqrt(variance),
+  };
+}
+
+/** Median of an unsorted array. */
+export function median(values) {
+  return percentile([...values].sort((a, b) => a - b), 50);
+}
+
+/** Rounds to a sensible number of significant digits for tables. */
+export function fmt(x, digits = 3) {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '—';
+  if (x === 0) return '0';
+  const mag = Math.floor(Math.log10(Math.abs(x)));
+  const decimals = Math.max(0, digits - 1 - mag);
+  return x.toFixed(Math.min(decimals, 3));
+}
+
+/** "2.3×" style ratio, or "—". */
+export function ratio(a, b) {
+  if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0) return '—';
+  const r = a / b;
+  return `${r >= 10 ? r.toFixed(0) : r.toFixed(2)}×`;
+}

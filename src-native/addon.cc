@@ -1,0 +1,324 @@
+// The N-API module: spawn a container process from a plan, watch it on the event loop.
+//
+//   new Child(plan, stdio, onEvent)   validate the plan, clone3 the child (child.c), return at once
+//   child.pid / child.stdio           host pid; parent ends of 'pipe' stdio (-1 otherwise)
+//   child.start() / child.kill(sig)   MSG_START over the sync socket / pidfd_send_signal
+//   onEvent(EV_READY | EV_ERROR stage op errno | EV_EOF | EV_EXIT code signal)
+//
+// Exits are seen through the pidfd (readable when the process exits) and reaped with
+// waitid(P_PIDFD): never waitpid(-1), which would steal libuv's own children.
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <napi.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "child.h"
+#include "plan.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace {
+
+constexpr int kEvReady = 1, kEvError = 2, kEvEof = 3, kEvExit = 4;
+constexpr int kStdioInherit = -1, kStdioPipe = -2, kStdioIgnore = -3;
+constexpr size_t kStackSize = 128 * 1024;
+constexpr uint64_t kAllowedCloneFlags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
+                                        CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWUSER | CLONE_NEWTIME;
+
+int g_devnull = -1;
+
+struct Fd {  // closes on scope exit unless released
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+  int release() {
+    int f = fd;
+    fd = -1;
+    return f;
+  }
+};
+
+Napi::Error SysError(Napi::Env env, int err, const char* stage, const char* syscall_name, const std::string& path = "") {
+  std::string msg = std::string(syscall_name) + ": " + strerror(err);
+  if (!path.empty()) msg += " (" + path + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("stage", Napi::String::New(env, stage));
+  e.Set("syscall", Napi::String::New(env, syscall_name));
+  if (!path.empty()) e.Set("path", Napi::String::New(env, path));
+  return e;
+}
+
+class Child : public Napi::ObjectWrap<Child> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Child",
+                       {InstanceMethod("start", &Child::Start), InstanceMethod("kill", &Child::Kill),
+                        InstanceAccessor("pid", &Child::Pid, nullptr),
+                        InstanceAccessor("stdio", &Child::Stdio, nullptr)});
+  }
+
+  Child(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Child>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsTypedArray() || !info[1].IsArray() || !info[2].IsFunction()) {
+      Napi::TypeError::New(env, "Child(plan: Uint8Array, stdio: number[3], onEvent: Function)").ThrowAsJavaScriptException();
+      return;
+    }
+    auto plan = info[0].As<Napi::Uint8Array>();
+    std::string why = sbx::PreparePlan(plan.Data(), plan.ByteLength(), &plan_);
+    if (!why.empty()) {
+      Napi::Error e = Napi::Error::New(env, "invalid plan: " + why);
+      e.Set("stage", Napi::String::New(env, "plan"));
+      e.ThrowAsJavaScriptException();
+      return;
+    }
+    if (plan_.hdr->clone_flags & ~kAllowedCloneFlags) {
+      Napi::Error::New(env, "invalid plan: clone flags beyond namespaces").ThrowAsJavaScriptException();
+      return;
+    }
+    auto stdio = info[1].As<Napi::Array>();
+    int spec[3];
+    for (uint32_t i = 0; i < 3; i++) spec[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
+    cb_ = Napi::Persistent(info[2].As<Napi::Function>());
+    ctx_ = new Napi::AsyncContext(env, "scratchbox:container");
+    Spawn(env, spec);
+  }
+
+  ~Child() override {
+    FreeChildMemory();
+    if (pidfd_ >= 0) close(pidfd_);
+    if (sync_ >= 0) close(sync_);
+    delete ctx_;
+  }
+
+ private:
+  void Spawn(Napi::Env env, const int spec[3]) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+      return SysError(env, errno, "prepare", "socketpair").ThrowAsJavaScriptException();
+    Fd parent_sync(sv[0]), child_sync(sv[1]);
+
+    Fd child_ends[3], parent_ends[3];
+    int child_stdio[3];
+    for (int i = 0; i < 3; i++) {
+      child_stdio[i] = -1;
+      if (spec[i] == kStdioPipe) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0) return SysError(env, errno, "prepare", "pipe2").ThrowAsJavaScriptException();
+        // stdin: the child reads p[0]; stdout/stderr: the child writes p[1].
+        child_ends[i].fd = i == 0 ? p[0] : p[1];
+        parent_ends[i].fd = i == 0 ? p[1] : p[0];
+        child_stdio[i] = child_ends[i].fd;
+      } else if (spec[i] == kStdioIgnore) {
+        if (g_devnull < 0) g_devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (g_devnull < 0) return SysError(env, errno, "prepare", "open", "/dev/null").ThrowAsJavaScriptException();
+        child_stdio[i] = g_devnull;
+      } else if (spec[i] >= 0) {
+        child_stdio[i] = spec[i];
+      } else if (spec[i] != kStdioInherit) {
+        return Napi::TypeError::New(env, "bad stdio spec").ThrowAsJavaScriptException();
+      }
+    }
+
+    void* stack = mmap(nullptr, kStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (stack == MAP_FAILED) return SysError(env, errno, "prepare", "mmap").ThrowAsJavaScriptException();
+    stack_ = stack;
+
+    args_.hdr = plan_.hdr;
+    args_.ops = plan_.ops;
+    args_.strtab = plan_.strtab;
+    args_.argv = plan_.argv.data();
+    args_.envp = plan_.envp.data();
+    args_.groups = plan_.groups.data();
+    args_.n_groups = uint32_t(plan_.groups.size());
+    args_.sync_fd = child_sync.fd;
+    args_.parent_sync_fd = parent_sync.fd;
+    for (int i = 0; i < 3; i++) args_.stdio[i] = child_stdio[i];
+
+    struct clone_args ca;
+    memset(&ca, 0, sizeof ca);
+    int pidfd = -1;
+    ca.flags = plan_.hdr->clone_flags | CLONE_VM | CLONE_PIDFD;
+    ca.pidfd = uint64_t(uintptr_t(&pidfd));
+    ca.exit_signal = SIGCHLD;
+    ca.stack = uint64_t(uintptr_t(stack));
+    ca.stack_size = kStackSize;
+
+    // Every signal stays blocked in the child until just before execve (child.c resets the
+    // handlers first). The mask is per thread: this is the main thread's, restored at once.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    long pid = sbx_clone3(&ca, sizeof ca, sbx_child_main, &args_);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) {
+      FreeChildMemory();
+      return SysError(env, int(-pid), "clone", "clone3").ThrowAsJavaScriptException();
+    }
+    // The child has its own copies of everything below (the fd table was copied by clone3).
+    pid_ = int(pid);
+    pidfd_ = pidfd;
+    sync_ = parent_sync.release();
+    fcntl(sync_, F_SETFL, O_NONBLOCK);
+    for (int i = 0; i < 3; i++) parent_stdio_[i] = parent_ends[i].release();
+
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    uv_poll_init(loop, &sync_poll_, sync_);
+    sync_poll_.data = this;
+    uv_poll_start(&sync_poll_, UV_READABLE, [](uv_poll_t* h, int, int) { static_cast<Child*>(h->data)->OnSync(); });
+    uv_poll_init(loop, &pid_poll_, pidfd_);
+    pid_poll_.data = this;
+    uv_poll_start(&pid_poll_, UV_READABLE, [](uv_poll_t* h, int, int) { static_cast<Child*>(h->data)->OnPidfd(); });
+    open_handles_ = 2;
+    Ref();  // alive while the process or its sync socket is
+  }
+
+  // The plan and the stack are the child's until it has exec'd or died: both are known from the
+  // sync socket's EOF (its end is O_CLOEXEC and closes only at execve or exit).
+  void FreeChildMemory() {
+    if (stack_) munmap(stack_, kStackSize);
+    stack_ = nullptr;
+  }
+
+  void Emit(std::initializer_list<int> values) {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    std::vector<napi_value> args;
+    for (int v : values) args.push_back(Napi::Number::New(env, v));
+    napi_value result;
+    napi_status s = napi_make_callback(env, *ctx_, Value(), cb_.Value(), args.size(), args.data(), &result);
+    if (s == napi_pending_exception) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+
+  void CloseHandle(uv_poll_t* h) {
+    uv_poll_stop(h);
+    uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) {
+      Child* self = static_cast<Child*>(hh->data);
+      if (--self->open_handles_ == 0) self->Unref();
+    });
+  }
+
+  void OnSync() {
+    for (;;) {
+      sbx_msg m;
+      ssize_t n = recv(sync_, &m, sizeof m, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (n <= 0) {  // EOF (exec'd or died) or a broken socket: the child's memory is free again
+        FreeChildMemory();
+        CloseHandle(&sync_poll_);
+        close(sync_);
+        sync_ = -1;
+        Emit({kEvEof});
+        return;
+      }
+      if (n == sizeof m && m.type == SBX_MSG_READY) Emit({kEvReady});
+      else if (n == sizeof m && m.type == SBX_MSG_ERROR) Emit({kEvError, m.stage, m.op, m.err});
+    }
+  }
+
+  void OnPidfd() {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(idtype_t(P_PIDFD), id_t(pidfd_), &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0) return;
+    exited_ = true;
+    CloseHandle(&pid_poll_);
+    close(pidfd_);
+    pidfd_ = -1;
+    bool signaled = si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED;
+    Emit({kEvExit, signaled ? -1 : si.si_status, signaled ? si.si_status : 0});
+  }
+
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    if (sync_ < 0) return Napi::Number::New(info.Env(), -EPIPE);
+    sbx_msg m = {SBX_MSG_START, 0, 0, 0};
+    ssize_t n;
+    do n = send(sync_, &m, sizeof m, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return Napi::Number::New(info.Env(), n < 0 ? -errno : 0);
+  }
+
+  Napi::Value Kill(const Napi::CallbackInfo& info) {
+    int sig = info[0].As<Napi::Number>().Int32Value();
+    if (exited_ || pidfd_ < 0) return Napi::Number::New(info.Env(), -ESRCH);
+    long r = syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, 0);
+    return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
+  }
+
+  Napi::Value Pid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), pid_); }
+
+  Napi::Value Stdio(const Napi::CallbackInfo& info) {
+    Napi::Array a = Napi::Array::New(info.Env(), 3);
+    for (uint32_t i = 0; i < 3; i++) a.Set(i, Napi::Number::New(info.Env(), parent_stdio_[i]));
+    return a;
+  }
+
+  sbx::Plan plan_;
+  sbx_child_args args_{};
+  void* stack_ = nullptr;
+  int pid_ = -1, pidfd_ = -1, sync_ = -1;
+  int parent_stdio_[3] = {-1, -1, -1};
+  bool exited_ = false;
+  int open_handles_ = 0;
+  uv_poll_t sync_poll_{}, pid_poll_{};
+  Napi::FunctionReference cb_;
+  Napi::AsyncContext* ctx_ = nullptr;
+};
+
+Napi::Object Constants(Napi::Env env) {
+  Napi::Object c = Napi::Object::New(env);
+  auto set = [&](const char* k, double v) { c.Set(k, Napi::Number::New(env, v)); };
+  set("WIRE_MAGIC", SBX_WIRE_MAGIC);
+  set("WIRE_VERSION", SBX_WIRE_VERSION);
+  set("HEADER_SIZE", sizeof(sbx_header));
+  set("OP_SIZE", sizeof(sbx_op));
+  set("MSG_SIZE", sizeof(sbx_msg));
+#define K(x) set(#x, SBX_##x)
+  K(OP_MAKE_PRIVATE); K(OP_ROOT_OVERLAY); K(OP_MOUNT); K(OP_BIND); K(OP_MKNOD); K(OP_SYMLINK);
+  K(OP_WRITE_FILE); K(OP_MKDIR); K(OP_LOOPBACK_UP); K(OP_SETHOSTNAME); K(OP_PIVOT_ROOT);
+  K(OP_SETUSER); K(OP_CHDIR); K(OP_RESOLVE_EXEC); K(OP_READY); K(OP_WAIT_START); K(OP_EXEC);
+  K(STAGE_PREPARE); K(STAGE_ROOTFS); K(STAGE_MOUNT); K(STAGE_DEVICE); K(STAGE_FILE); K(STAGE_NETWORK);
+  K(STAGE_HOSTNAME); K(STAGE_PIVOT); K(STAGE_USER); K(STAGE_CWD); K(STAGE_SYNC); K(STAGE_EXEC);
+  K(F_MKDIR); K(F_MKFILE); K(F_BIND_FALLBACK); K(F_IGNORE_MISSING); K(F_USERXATTR); K(H_DETACHED);
+#undef K
+  set("EV_READY", kEvReady);
+  set("EV_ERROR", kEvError);
+  set("EV_EOF", kEvEof);
+  set("EV_EXIT", kEvExit);
+  set("STDIO_INHERIT", kStdioInherit);
+  set("STDIO_PIPE", kStdioPipe);
+  set("STDIO_IGNORE", kStdioIgnore);
+  return c;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Child", Child::Init(env));
+  exports.Set("constants", Constants(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(scratchbox, Init)

@@ -1,0 +1,589 @@
+/*
+ * The plan interpreter: runs in the cloned child, between clone3 and execve.
+ *
+ * Rules for every line in this file (see docs/child-safety.md):
+ *  - The child shares the Node process's memory (CLONE_VM) and the calling thread's TLS. It writes
+ *    only to its own stack. No malloc, no locks, no stdio, no errno, no exceptions, no N-API, no
+ *    libc wrappers that keep state: raw system calls only (sys.h), on data the parent prepared.
+ *  - All signals stay blocked until just before execve, and every handler is reset to SIG_DFL
+ *    first, so no Node signal handler ever runs on this stack.
+ *  - A failure is reported once, as {stage, op, errno} over the sync socket, then the child exits.
+ *  - Paths inside the new root are resolved with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS)
+ *    from the root's fd: a symlink in the rootfs can never redirect a mount, a device node or a
+ *    file onto the host. Such a path fails with ELOOP.
+ */
+#define _GNU_SOURCE
+#include "child.h"
+
+#include <fcntl.h>
+#include <linux/errno.h> /* constants only: the child never reads or writes errno */
+#include <linux/mount.h>
+#include <linux/openat2.h>
+#include <linux/sched.h>
+#include <linux/stat.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+
+#include "sys.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef MNT_DETACH
+#define MNT_DETACH 2
+#endif
+
+#define SBX_PATH_MAX 4096
+
+/* ---- clone3 trampoline ------------------------------------------------------------------- */
+/* long sbx_clone3(void *args, unsigned long size, int (*fn)(void *), void *arg)
+ * The parent returns the pid (or -errno). The child starts on the new stack with no frame: it
+ * calls fn(arg) and exits with its return value. Registers kept across the syscall carry fn/arg. */
+#if defined(__x86_64__)
+__asm__(
+    ".text\n"
+    ".globl sbx_clone3\n"
+    ".type sbx_clone3,@function\n"
+    "sbx_clone3:\n"
+    "  mov %rdx, %r9\n"   /* fn  */
+    "  mov %rcx, %r8\n"   /* arg */
+    "  mov $435, %eax\n"  /* __NR_clone3 */
+    "  syscall\n"
+    "  test %rax, %rax\n"
+    "  jnz 1f\n"
+    "  xor %ebp, %ebp\n"  /* child: outermost frame */
+    "  mov %r8, %rdi\n"
+    "  call *%r9\n"
+    "  mov %eax, %edi\n"
+    "  mov $231, %eax\n"  /* __NR_exit_group */
+    "  syscall\n"
+    "  hlt\n"
+    "1:\n"
+    "  ret\n"
+    ".size sbx_clone3, .-sbx_clone3\n");
+#elif defined(__aarch64__)
+__asm__(
+    ".text\n"
+    ".globl sbx_clone3\n"
+    ".type sbx_clone3,%function\n"
+    "sbx_clone3:\n"
+    "  mov x10, x2\n"
+    "  mov x11, x3\n"
+    "  mov x8, #435\n"
+    "  svc #0\n"
+    "  cbnz x0, 1f\n"
+    "  mov x29, xzr\n"
+    "  mov x30, xzr\n"
+    "  mov x0, x11\n"
+    "  blr x10\n"
+    "  mov x8, #94\n"
+    "  svc #0\n"
+    "1:\n"
+    "  ret\n"
+    ".size sbx_clone3, .-sbx_clone3\n");
+#endif
+
+/* ---- tiny async-signal-safe helpers ------------------------------------------------------ */
+
+static size_t s_len(const char *s) {
+  size_t n = 0;
+  while (s[n]) n++;
+  return n;
+}
+
+/* Appends src to buf[*pos]; returns -ENAMETOOLONG when it does not fit (with the NUL). */
+static int s_append(char *buf, size_t cap, size_t *pos, const char *src, size_t n) {
+  if (*pos + n + 1 > cap) return -ENAMETOOLONG;
+  for (size_t i = 0; i < n; i++) buf[*pos + i] = src[i];
+  *pos += n;
+  buf[*pos] = 0;
+  return 0;
+}
+
+static int s_append_int(char *buf, size_t cap, size_t *pos, long v) {
+  char tmp[24];
+  int n = 0;
+  if (v < 0) return -EINVAL;
+  do {
+    tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return s_append(buf, cap, pos, tmp + sizeof tmp - n, (size_t)n);
+}
+
+static long sys_close(int fd) { return sbx_sys1(SYS_close, fd); }
+
+/* ---- state ------------------------------------------------------------------------------- */
+
+struct child_state {
+  const struct sbx_child_args *a;
+  int rootfs_fd; /* the user's rootfs directory (the overlay's lower layer), until pivot_root */
+  int rootfd;    /* the new root (overlay mount), until pivot_root */
+  int dir_fd;    /* one-entry cache of the last parent directory opened under the root */
+  char dir_path[256];
+  char exec_path[SBX_PATH_MAX]; /* the binary found by RESOLVE_EXEC */
+};
+
+static const char *str(const struct child_state *st, uint32_t off) {
+  return off == SBX_NO_STRING ? (const char *)0 : st->a->strtab + off;
+}
+
+static void dir_cache_drop(struct child_state *st) {
+  if (st->dir_fd >= 0) sys_close(st->dir_fd);
+  st->dir_fd = -1;
+  st->dir_path[0] = 0;
+}
+
+/* Opens `path` (relative to the new root) without following any symlink or leaving the root. */
+static int open_beneath(int rootfd, const char *path, int flags) {
+  struct open_how how = {0};
+  how.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  return (int)sbx_sys4(SYS_openat2, rootfd, (path && *path) ? path : ".", &how, sizeof how);
+}
+
+/* Splits `path` into its directory (opened, cached) and its last component (copied to base). */
+static int open_parent(struct child_state *st, const char *path, char *base, size_t base_cap) {
+  size_t n = s_len(path), cut = n;
+  while (cut > 0 && path[cut - 1] != '/') cut--;
+  size_t blen = n - cut;
+  if (blen == 0 || blen + 1 > base_cap) return -EINVAL;
+  for (size_t i = 0; i < blen; i++) base[i] = path[cut + i];
+  base[blen] = 0;
+  size_t dlen = cut ? cut - 1 : 0; /* without the trailing slash */
+  if (dlen + 1 > sizeof st->dir_path) return -ENAMETOOLONG;
+  if (st->dir_fd >= 0) {
+    size_t i = 0;
+    while (i < dlen && st->dir_path[i] == path[i]) i++;
+    if (i == dlen && st->dir_path[dlen] == 0) return st->dir_fd;
+  }
+  dir_cache_drop(st);
+  char dir[256];
+  for (size_t i = 0; i < dlen; i++) dir[i] = path[i];
+  dir[dlen] = 0;
+  int fd = open_beneath(st->rootfd, dir, O_PATH | O_DIRECTORY);
+  if (fd < 0) return fd;
+  for (size_t i = 0; i <= dlen; i++) st->dir_path[i] = dir[i];
+  st->dir_fd = fd;
+  return fd;
+}
+
+/* Opens `path` under the root, creating missing components as directories (and the last one as
+ * an empty file when `as_file`). Every component is checked: no symlinks, no escape. */
+static int ensure_path(struct child_state *st, const char *path, int as_file) {
+  int fd = open_beneath(st->rootfd, path, O_PATH);
+  if (fd != -ENOENT) return fd;
+  char buf[SBX_PATH_MAX];
+  size_t n = s_len(path);
+  if (n + 1 > sizeof buf) return -ENAMETOOLONG;
+  for (size_t i = 0; i <= n; i++) buf[i] = path[i];
+  int cur = st->rootfd, owned = 0;
+  char *comp = buf;
+  for (;;) {
+    char *end = comp;
+    while (*end && *end != '/') end++;
+    int last = (*end == 0);
+    *end = 0;
+    if (*comp) {
+      int next = open_beneath(cur, comp, O_PATH);
+      if (next == -ENOENT) {
+        long r;
+        if (last && as_file) {
+          r = sbx_sys4(SYS_openat, cur, comp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+          if (r >= 0) sys_close((int)r);
+        } else {
+          r = sbx_sys3(SYS_mkdirat, cur, comp, 0755);
+        }
+        if (r < 0 && r != -EEXIST) {
+          if (owned) sys_close(cur);
+          return (int)r;
+        }
+        next = open_beneath(cur, comp, O_PATH);
+      }
+      if (owned) sys_close(cur);
+      if (next < 0) return next;
+      cur = next;
+      owned = 1;
+    }
+    if (last) break;
+    comp = end + 1;
+  }
+  if (!owned) return open_beneath(st->rootfd, ".", O_PATH);
+  return cur;
+}
+
+/* ---- ops --------------------------------------------------------------------------------- */
+
+static int op_make_private(const struct sbx_op *op) {
+  return (int)sbx_sys5(SYS_mount, 0, "/", 0, op->mflags, 0);
+}
+
+/* The new root: an overlay whose lower layer is the user's rootfs and whose upper layer is a
+ * fresh tmpfs, so mount points, device nodes and /etc files never touch the rootfs on disk. Both
+ * are attached over the rootfs directory inside this (private) mount namespace only. */
+static int op_root_overlay(struct child_state *st, const struct sbx_op *op) {
+  long r, tfs, tfd, ofs, ofd;
+  char p[64];
+  size_t pos;
+
+  /* Opened here, not in the parent: a mount can only be attached to, or layered on, a mount of
+   * the caller's own namespace, and this child has a new one. */
+  long rootfs = sbx_sys4(SYS_openat, AT_FDCWD, st->a->strtab + st->a->hdr->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  if (rootfs < 0) return (int)rootfs;
+  st->rootfs_fd = (int)rootfs;
+  tfs = sbx_sys2(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+  if (tfs < 0) return (int)tfs;
+  r = sbx_sys5(SYS_fsconfig, tfs, FSCONFIG_SET_STRING, "mode", "0755", 0);
+  if (r >= 0) r = sbx_sys5(SYS_fsconfig, tfs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+  tfd = r < 0 ? r : sbx_sys3(SYS_fsmount, tfs, FSMOUNT_CLOEXEC, 0);
+  sys_close((int)tfs);
+  if (tfd < 0) return (int)tfd;
+  r = sbx_sys3(SYS_mkdirat, tfd, "upper", 0755);
+  if (r >= 0) r = sbx_sys3(SYS_mkdirat, tfd, "work", 0700);
+  if (r >= 0)
+    r = sbx_sys5(SYS_move_mount, tfd, "", rootfs, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  if (r < 0) goto out_tfd;
+
+  ofs = sbx_sys2(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+  if (ofs < 0) {
+    r = ofs;
+    goto out_tfd;
+  }
+  /* "/proc/self/fd/N" is a magic link: it names the directory itself, not what is now mounted
+   * over it, so the lower layer stays the user's rootfs. */
+  pos = 0;
+  s_append(p, sizeof p, &pos, "/proc/self/fd/", 14);
+  s_append_int(p, sizeof p, &pos, rootfs);
+  r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_STRING, "lowerdir", p, 0);
+  pos = 0;
+  s_append(p, sizeof p, &pos, "/proc/self/fd/", 14);
+  s_append_int(p, sizeof p, &pos, tfd);
+  size_t base = pos;
+  s_append(p, sizeof p, &pos, "/upper", 6);
+  if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_STRING, "upperdir", p, 0);
+  pos = base;
+  s_append(p, sizeof p, &pos, "/work", 5);
+  if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_STRING, "workdir", p, 0);
+  if (r >= 0 && (op->flags & SBX_F_USERXATTR))
+    r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_FLAG, "userxattr", 0, 0);
+  if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+  ofd = r < 0 ? r : sbx_sys3(SYS_fsmount, ofs, FSMOUNT_CLOEXEC, 0);
+  sys_close((int)ofs);
+  if (ofd < 0) {
+    r = ofd;
+    goto out_tfd;
+  }
+  r = sbx_sys5(SYS_move_mount, ofd, "", rootfs, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  if (r < 0) {
+    sys_close((int)ofd);
+    goto out_tfd;
+  }
+  st->rootfd = (int)ofd;
+  r = 0;
+out_tfd:
+  sys_close((int)tfd);
+  return (int)r;
+}
+
+static int op_mount(struct child_state *st, const struct sbx_op *op) {
+  int fd = ensure_path(st, str(st, op->s[1]), (op->flags & SBX_F_MKFILE) != 0);
+  if (fd < 0) return fd;
+  /* Mount on the directory we just resolved safely: fchdir to it and mount on ".". */
+  long r = sbx_sys1(SYS_fchdir, fd);
+  if (r >= 0) r = sbx_sys5(SYS_mount, str(st, op->s[0]), ".", str(st, op->s[2]), op->mflags, str(st, op->s[3]));
+  sys_close(fd);
+  dir_cache_drop(st); /* a cached directory may now be covered by this mount */
+  return (int)r;
+}
+
+/* Bind: clone a host tree (recursively when n0), set attributes on every mount in it (MOUNT_ATTR_*
+ * in mflags, e.g. read-only; propagation in n1), and attach it on the target in one move. */
+static int op_bind(struct child_state *st, const struct sbx_op *op) {
+  unsigned rec = op->n[0] ? AT_RECURSIVE : 0;
+  long src = sbx_sys3(SYS_open_tree, AT_FDCWD, str(st, op->s[0]), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+  if (src < 0) return (op->flags & SBX_F_IGNORE_MISSING) && src == -ENOENT ? 0 : (int)src;
+  long r = 0;
+  if (op->mflags || op->n[1]) {
+    struct mount_attr attr = {0};
+    attr.attr_set = op->mflags;
+    attr.propagation = op->n[1];
+    r = sbx_sys5(SYS_mount_setattr, src, "", AT_EMPTY_PATH | rec, &attr, sizeof attr);
+  }
+  if (r >= 0) {
+    int fd = ensure_path(st, str(st, op->s[1]), (op->flags & SBX_F_MKFILE) != 0);
+    r = fd;
+    if (fd >= 0) {
+      r = sbx_sys5(SYS_move_mount, src, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+      sys_close(fd);
+    }
+  }
+  sys_close((int)src);
+  dir_cache_drop(st);
+  return (int)r;
+}
+
+static int op_mknod(struct child_state *st, const struct sbx_op *op) {
+  char base[256];
+  int dfd = open_parent(st, str(st, op->s[0]), base, sizeof base);
+  if (dfd < 0) return dfd;
+  unsigned long dev = ((op->n[1] & 0xfffu) << 8) | (op->n[2] & 0xffu) | ((op->n[2] & ~0xffu) << 12);
+  long r = sbx_sys4(SYS_mknodat, dfd, base, op->n[0], dev);
+  if (r == -EPERM && (op->flags & SBX_F_BIND_FALLBACK)) {
+    /* No CAP_MKNOD (user namespace): an empty file with the host's node bound over it. */
+    r = sbx_sys4(SYS_openat, dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (r < 0) return (int)r;
+    sys_close((int)r);
+    long src = sbx_sys3(SYS_open_tree, AT_FDCWD, str(st, op->s[1]), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (src < 0) return (int)src;
+    r = sbx_sys5(SYS_move_mount, src, "", dfd, base, MOVE_MOUNT_F_EMPTY_PATH);
+    sys_close((int)src);
+  }
+  return (int)r;
+}
+
+static int op_symlink(struct child_state *st, const struct sbx_op *op) {
+  char base[256];
+  int dfd = open_parent(st, str(st, op->s[1]), base, sizeof base);
+  if (dfd < 0) return dfd;
+  long r = sbx_sys3(SYS_symlinkat, str(st, op->s[0]), dfd, base);
+  if (r == -EEXIST) { /* the image has one (e.g. /etc/mtab): replace it in the upper layer */
+    r = sbx_sys3(SYS_unlinkat, dfd, base, 0);
+    if (r >= 0) r = sbx_sys3(SYS_symlinkat, str(st, op->s[0]), dfd, base);
+  }
+  return (int)r;
+}
+
+static int op_write_file(struct child_state *st, const struct sbx_op *op) {
+  char base[256];
+  int dfd = open_parent(st, str(st, op->s[0]), base, sizeof base);
+  if (dfd < 0) return dfd;
+  /* Whatever the image has there (a file or a symlink) is replaced, in the upper layer only. */
+  long r = sbx_sys3(SYS_unlinkat, dfd, base, 0);
+  if (r < 0 && r != -ENOENT) return (int)r;
+  long fd = sbx_sys4(SYS_openat, dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, op->n[0]);
+  if (fd < 0) return (int)fd;
+  const char *p = str(st, op->s[1]);
+  size_t left = op->n[1];
+  while (left > 0) {
+    r = sbx_sys3(SYS_write, fd, p, left);
+    if (r == -EINTR) continue;
+    if (r < 0) break;
+    p += r;
+    left -= (size_t)r;
+  }
+  sys_close((int)fd);
+  return left ? (int)(r < 0 ? r : -EIO) : 0;
+}
+
+static int op_mkdir(struct child_state *st, const struct sbx_op *op) {
+  int fd = ensure_path(st, str(st, op->s[0]), 0);
+  if (fd < 0) return fd;
+  sys_close(fd);
+  return 0;
+}
+
+static int op_loopback_up(void) {
+  long s = sbx_sys3(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return (int)s;
+  struct ifreq ifr = {0};
+  ifr.ifr_name[0] = 'l';
+  ifr.ifr_name[1] = 'o';
+  ifr.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
+  long r = sbx_sys3(SYS_ioctl, s, SIOCSIFFLAGS, &ifr);
+  sys_close((int)s);
+  return (int)r;
+}
+
+static int op_pivot_root(struct child_state *st) {
+  dir_cache_drop(st);
+  long r = sbx_sys1(SYS_fchdir, st->rootfd);
+  if (r >= 0) r = sbx_sys2(SYS_pivot_root, ".", ".");
+  /* The old root is now stacked on top of the new one at "/": detach it. */
+  if (r >= 0) r = sbx_sys2(SYS_umount2, ".", MNT_DETACH);
+  if (r >= 0) r = sbx_sys1(SYS_chdir, "/");
+  sys_close(st->rootfd);
+  st->rootfd = -1;
+  /* That fd names a host directory: never carry it into the container. */
+  sys_close(st->rootfs_fd);
+  st->rootfs_fd = -1;
+  return (int)r;
+}
+
+static int op_setuser(struct child_state *st, const struct sbx_op *op) {
+  /* Raw calls: these change only this task's credentials (libc's wrappers would signal every
+   * thread of the Node process to change theirs). */
+  long r = sbx_sys2(SYS_setgroups, st->a->n_groups, st->a->groups);
+  if (r >= 0) r = sbx_sys3(SYS_setresgid, op->n[1], op->n[1], op->n[1]);
+  if (r >= 0) r = sbx_sys3(SYS_setresuid, op->n[0], op->n[0], op->n[0]);
+  return (int)r;
+}
+
+/* Is `path` something execve would accept? A regular file the caller may execute. */
+static int check_exec(const char *path) {
+  struct statx sx;
+  long r = sbx_sys5(SYS_statx, AT_FDCWD, path, 0, STATX_TYPE | STATX_MODE, &sx);
+  if (r < 0) return (int)r;
+  if ((sx.stx_mode & S_IFMT) != S_IFREG) return -EACCES;
+  return (int)sbx_sys4(SYS_faccessat2, AT_FDCWD, path, X_OK, AT_EACCESS);
+}
+
+/* Like execvpe: a name without '/' is searched in PATH (the container's), inside the container. */
+static int op_resolve_exec(struct child_state *st, const struct sbx_op *op) {
+  const char *name = str(st, op->s[0]);
+  size_t nlen = s_len(name), pos = 0;
+  int slash = 0;
+  for (size_t i = 0; i < nlen; i++) slash |= name[i] == '/';
+  if (slash) {
+    int r = s_append(st->exec_path, sizeof st->exec_path, &pos, name, nlen);
+    return r < 0 ? r : check_exec(st->exec_path);
+  }
+  const char *path = str(st, op->s[1]);
+  int err = -ENOENT;
+  while (path && *path) {
+    const char *end = path;
+    while (*end && *end != ':') end++;
+    pos = 0;
+    if (end == path) /* empty entry: the current directory */
+      s_append(st->exec_path, sizeof st->exec_path, &pos, ".", 1);
+    else if (s_append(st->exec_path, sizeof st->exec_path, &pos, path, (size_t)(end - path)) < 0)
+      goto next;
+    if (s_append(st->exec_path, sizeof st->exec_path, &pos, "/", 1) < 0 ||
+        s_append(st->exec_path, sizeof st->exec_path, &pos, name, nlen) < 0)
+      goto next;
+    {
+      int r = check_exec(st->exec_path);
+      if (r == 0) return 0;
+      if (r == -EACCES) err = r; /* found but not executable: report that, as execvp does */
+    }
+  next:
+    path = *end ? end + 1 : end;
+  }
+  st->exec_path[0] = 0;
+  return err;
+}
+
+static int send_msg(int fd, uint32_t type, int stage, int op, int err) {
+  struct sbx_msg m = {type, stage, op, err};
+  long r;
+  do r = sbx_sys3(SYS_write, fd, &m, sizeof m);
+  while (r == -EINTR);
+  return (int)r;
+}
+
+static int op_wait_start(struct child_state *st) {
+  const struct sbx_child_args *a = st->a;
+  /* Credentials may have changed (SETUSER), which clears the parent-death signal: arm it again.
+   * If the parent died before this point, the read below sees EOF: nobody will ever start us. */
+  if (!(a->hdr->flags & SBX_H_DETACHED)) sbx_sys2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+  struct sbx_msg m;
+  long r;
+  do r = sbx_sys3(SYS_read, a->sync_fd, &m, sizeof m);
+  while (r == -EINTR);
+  if (r == 0) sbx_sys1(SYS_exit_group, 0);
+  if (r < 0) return (int)r;
+  if (r != sizeof m || m.type != SBX_MSG_START) return -EPROTO;
+  return 0;
+}
+
+static int op_exec(struct child_state *st, const struct sbx_op *op) {
+  const struct sbx_child_args *a = st->a;
+  sbx_sys1(SYS_umask, op->n[2]);
+  /* Every fd above 2 closes at execve: the sync socket (that EOF tells the parent we exec'd),
+   * and anything the Node process had open without O_CLOEXEC. */
+  sbx_sys3(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  uint64_t none = 0;
+  sbx_sys4(SYS_rt_sigprocmask, SIG_SETMASK, &none, 0, sizeof none);
+  const char *path = st->exec_path[0] ? st->exec_path : a->argv[0];
+  return (int)sbx_sys3(SYS_execve, path, a->argv, a->envp);
+}
+
+static int run_op(struct child_state *st, const struct sbx_op *op) {
+  switch (op->kind) {
+    case SBX_OP_MAKE_PRIVATE: return op_make_private(op);
+    case SBX_OP_ROOT_OVERLAY: return op_root_overlay(st, op);
+    case SBX_OP_MOUNT: return op_mount(st, op);
+    case SBX_OP_BIND: return op_bind(st, op);
+    case SBX_OP_MKNOD: return op_mknod(st, op);
+    case SBX_OP_SYMLINK: return op_symlink(st, op);
+    case SBX_OP_WRITE_FILE: return op_write_file(st, op);
+    case SBX_OP_MKDIR: return op_mkdir(st, op);
+    case SBX_OP_LOOPBACK_UP: return op_loopback_up();
+    case SBX_OP_SETHOSTNAME: return (int)sbx_sys2(SYS_sethostname, str(st, op->s[0]), op->n[0]);
+    case SBX_OP_PIVOT_ROOT: return op_pivot_root(st);
+    case SBX_OP_SETUSER: return op_setuser(st, op);
+    case SBX_OP_CHDIR: return (int)sbx_sys1(SYS_chdir, str(st, op->s[0]));
+    case SBX_OP_RESOLVE_EXEC: return op_resolve_exec(st, op);
+    case SBX_OP_READY: return send_msg(st->a->sync_fd, SBX_MSG_READY, 0, 0, 0) < 0 ? -EPIPE : 0;
+    case SBX_OP_WAIT_START: return op_wait_start(st);
+    case SBX_OP_EXEC: return op_exec(st, op);
+    default: return -ENOSYS; /* the parent validated kinds: unreachable */
+  }
+}
+
+static __attribute__((noreturn)) void fail(const struct sbx_child_args *a, int stage, int op, int err) {
+  send_msg(a->sync_fd, SBX_MSG_ERROR, stage, op, err);
+  for (;;) sbx_sys1(SYS_exit_group, 255);
+}
+
+/* Makes the fds the parent chose into 0, 1 and 2. A source may itself be 0..2 (stdio 'inherit',
+ * or the user's own choice), so sources are first moved above 2 to survive the dup3 calls. */
+static int setup_stdio(const struct sbx_child_args *a) {
+  int src[3];
+  for (int i = 0; i < 3; i++) {
+    src[i] = a->stdio[i];
+    if (src[i] >= 0 && src[i] <= 2 && src[i] != i) {
+      long r = sbx_sys3(SYS_fcntl, src[i], F_DUPFD_CLOEXEC, 3);
+      if (r < 0) return (int)r;
+      src[i] = (int)r;
+    }
+  }
+  for (int i = 0; i < 3; i++) {
+    long r;
+    if (src[i] < 0) continue;
+    if (src[i] == i)
+      r = sbx_sys3(SYS_fcntl, i, F_SETFD, 0);
+    else
+      r = sbx_sys3(SYS_dup3, src[i], i, 0);
+    if (r < 0) return (int)r;
+  }
+  return 0;
+}
+
+int sbx_child_main(void *arg) {
+  const struct sbx_child_args *a = (const struct sbx_child_args *)arg;
+  struct child_state st;
+  st.a = a;
+  st.rootfs_fd = -1;
+  st.rootfd = -1;
+  st.dir_fd = -1;
+  st.dir_path[0] = 0;
+  st.exec_path[0] = 0;
+
+  /* Prelude. Signals are blocked (the parent blocked them around clone3); make every handler the
+   * default so that nothing of Node's can run here even once they are unblocked at execve. */
+  struct {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    uint64_t mask;
+  } dfl = {(void *)0, 0, (void *)0, 0};
+  for (int sig = 1; sig <= 64; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) sbx_sys4(SYS_rt_sigaction, sig, &dfl, 0, 8);
+  sys_close(a->parent_sync_fd);
+  if (!(a->hdr->flags & SBX_H_DETACHED)) sbx_sys2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+  sbx_sys1(SYS_umask, 0); /* modes in the plan are exact */
+  int r = setup_stdio(a);
+  if (r < 0) fail(a, SBX_STAGE_PREPARE, -1, -r);
+
+  for (uint32_t i = 0; i < a->hdr->n_ops; i++) {
+    const struct sbx_op *op = &a->ops[i];
+    r = run_op(&st, op);
+    if (r < 0) fail(a, op->stage, (int)i, -r);
+  }
+  /* A plan always ends in EXEC, which only returns on failure. */
+  fail(a, SBX_STAGE_EXEC, (int)a->hdr->n_ops, EPROTO);
+}

@@ -1,0 +1,51 @@
+/*
+ * The demo image's only file: a static, libc-free `sleep` (the article's FROM-scratch binary).
+ * It says hello once, then waits for SIGTERM or SIGINT and exits 0. As PID 1 of a PID namespace
+ * a signal with the default action is dropped, so the signals are blocked and waited for instead
+ * of handled: a blocked signal is always queued, even for a namespace's init.
+ */
+#include <linux/signal.h>
+#include <linux/utsname.h>
+#include <stddef.h>
+
+#include "../sys.h"
+
+static size_t len(const char *s) {
+  size_t n = 0;
+  while (s[n]) n++;
+  return n;
+}
+
+static void put(const char *s) { sbx_sys3(SYS_write, 1, s, len(s)); }
+
+static void put_num(long v) {
+  char b[24];
+  int i = sizeof b;
+  b[--i] = 0;
+  do b[--i] = (char)('0' + v % 10), v /= 10;
+  while (v && i > 0);
+  put(b + i);
+}
+
+int sleep_main(void) {
+  struct new_utsname u;
+  sbx_sys1(SYS_uname, &u);
+  put("hello from scratch: pid ");
+  put_num(sbx_sys0(SYS_getpid));
+  put(", hostname ");
+  put(u.nodename);
+  put(", waiting for SIGTERM\n");
+  unsigned long set = (1UL << (SIGTERM - 1)) | (1UL << (SIGINT - 1));
+  sbx_sys4(SYS_rt_sigprocmask, SIG_BLOCK, &set, 0, sizeof set);
+  for (;;) {
+    long sig = sbx_sys4(SYS_rt_sigtimedwait, &set, 0, 0, sizeof set);
+    if (sig == SIGTERM || sig == SIGINT) return 0;
+  }
+}
+
+#if defined(__x86_64__)
+__asm__(".text\n.globl _start\n_start:\n  xor %ebp, %ebp\n  and $-16, %rsp\n  call sleep_main\n"
+        "  mov %eax, %edi\n  mov $231, %eax\n  syscall\n  hlt\n");
+#elif defined(__aarch64__)
+__asm__(".text\n.globl _start\n_start:\n  mov x29, xzr\n  bl sleep_main\n  mov x8, #94\n  svc #0\n");
+#endif

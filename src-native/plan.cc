@@ -1,0 +1,121 @@
+#include "plan.h"
+
+#include <cstring>
+
+namespace sbx {
+
+namespace {
+
+// Which string and number slots an op kind uses (strings that must be present).
+struct Shape {
+  uint8_t required;  // bit i: s[i] must be a valid string
+  uint8_t optional;  // bit i: s[i] may be a string or SBX_NO_STRING
+};
+
+Shape ShapeOf(uint16_t kind) {
+  switch (kind) {
+    case SBX_OP_MAKE_PRIVATE: return {0, 0};
+    case SBX_OP_ROOT_OVERLAY: return {0, 0};
+    case SBX_OP_MOUNT: return {0b0110, 0b1001};  // target, fstype; source, data optional
+    case SBX_OP_BIND: return {0b0011, 0};
+    case SBX_OP_MKNOD: return {0b0001, 0b0010};
+    case SBX_OP_SYMLINK: return {0b0011, 0};
+    case SBX_OP_WRITE_FILE: return {0b0011, 0};
+    case SBX_OP_MKDIR: return {0b0001, 0};
+    case SBX_OP_LOOPBACK_UP: return {0, 0};
+    case SBX_OP_SETHOSTNAME: return {0b0001, 0};
+    case SBX_OP_PIVOT_ROOT: return {0, 0};
+    case SBX_OP_SETUSER: return {0, 0b0001};
+    case SBX_OP_CHDIR: return {0b0001, 0};
+    case SBX_OP_RESOLVE_EXEC: return {0b0001, 0b0010};
+    case SBX_OP_READY: return {0, 0};
+    case SBX_OP_WAIT_START: return {0, 0};
+    case SBX_OP_EXEC: return {0b0011, 0};
+    default: return {0xff, 0};
+  }
+}
+
+}  // namespace
+
+std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
+  if (len < sizeof(sbx_header)) return "plan shorter than its header";
+  out->storage.assign((len + 7) / 8, 0);
+  std::memcpy(out->storage.data(), data, len);
+  const uint8_t* base = reinterpret_cast<const uint8_t*>(out->storage.data());
+  const auto* h = reinterpret_cast<const sbx_header*>(base);
+  if (h->magic != SBX_WIRE_MAGIC) return "bad magic";
+  if (h->version != SBX_WIRE_VERSION) return "unsupported plan version";
+  if (h->header_size != sizeof(sbx_header) || h->op_size != sizeof(sbx_op)) return "layout mismatch";
+  if (h->total_size != len) return "total_size does not match the buffer";
+  if (h->ops_offset % 8 || h->ops_offset < sizeof(sbx_header)) return "misaligned ops";
+  if (h->n_ops == 0 || h->n_ops > 4096) return "op count out of range";
+  uint64_t ops_end = uint64_t(h->ops_offset) + uint64_t(h->n_ops) * sizeof(sbx_op);
+  if (ops_end > h->strtab_offset) return "ops overlap the string table";
+  if (uint64_t(h->strtab_offset) + h->strtab_size != len) return "string table does not end the plan";
+  if (h->strtab_size == 0 || base[len - 1] != 0) return "string table not NUL-terminated";
+
+  const char* strtab = reinterpret_cast<const char*>(base + h->strtab_offset);
+  const uint32_t strsize = h->strtab_size;
+  auto valid = [&](uint32_t off) { return off < strsize; };  // NUL-terminated: last byte is 0
+  // A list of `count` strings stored back to back from `off`.
+  auto list = [&](uint32_t off, uint32_t count, std::vector<char*>* v) -> bool {
+    v->clear();
+    for (uint32_t i = 0; i < count; i++) {
+      if (!valid(off)) return false;
+      v->push_back(const_cast<char*>(strtab + off));
+      off += uint32_t(std::strlen(strtab + off)) + 1;
+    }
+    v->push_back(nullptr);
+    return true;
+  };
+
+  if (!valid(h->rootfs)) return "rootfs string out of range";
+  const auto* ops = reinterpret_cast<const sbx_op*>(base + h->ops_offset);
+  bool has_exec = false;
+  for (uint32_t i = 0; i < h->n_ops; i++) {
+    const sbx_op& op = ops[i];
+    if (op.kind == 0 || op.kind >= SBX_OP_MAX_) return "unknown op kind at " + std::to_string(i);
+    if (op.stage >= SBX_STAGE_MAX_) return "unknown stage at " + std::to_string(i);
+    Shape shape = ShapeOf(op.kind);
+    for (int s = 0; s < 4; s++) {
+      bool req = shape.required & (1 << s), opt = shape.optional & (1 << s);
+      if (req && !valid(op.s[s])) return "op " + std::to_string(i) + ": string " + std::to_string(s) + " out of range";
+      if (opt && op.s[s] != SBX_NO_STRING && !valid(op.s[s])) return "op " + std::to_string(i) + ": bad string";
+    }
+    switch (op.kind) {
+      case SBX_OP_EXEC:
+        if (i != h->n_ops - 1) return "EXEC must be the last op";
+        if (op.n[0] == 0) return "EXEC needs argv";
+        if (!list(op.s[0], op.n[0], &out->argv) || !list(op.s[1], op.n[1], &out->envp))
+          return "EXEC argv/envp out of range";
+        has_exec = true;
+        break;
+      case SBX_OP_SETUSER: {
+        out->groups.clear();
+        if (op.n[2]) {
+          if (op.s[0] == SBX_NO_STRING || uint64_t(op.s[0]) + uint64_t(op.n[2]) * 4 > strsize)
+            return "SETUSER groups out of range";
+          out->groups.resize(op.n[2]);
+          std::memcpy(out->groups.data(), strtab + op.s[0], op.n[2] * 4);
+        }
+        break;
+      }
+      case SBX_OP_WRITE_FILE:
+        if (uint64_t(op.s[1]) + op.n[1] > strsize) return "WRITE_FILE content out of range";
+        break;
+      case SBX_OP_SETHOSTNAME:
+        if (op.n[0] != std::strlen(strtab + op.s[0])) return "SETHOSTNAME length mismatch";
+        break;
+      default:
+        break;
+    }
+  }
+  if (!has_exec) return "plan has no EXEC";
+  out->hdr = h;
+  out->ops = ops;
+  out->strtab = strtab;
+  out->rootfs = strtab + h->rootfs;
+  return "";
+}
+
+}  // namespace sbx

@@ -1,0 +1,32 @@
+/*
+ * Parent side of the wire format: validate a plan buffer once and prepare what the child needs
+ * (argv/envp pointer arrays, an aligned gid array), so the child can trust every offset.
+ */
+#ifndef SBX_PLAN_H
+#define SBX_PLAN_H
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "wire.h"
+
+namespace sbx {
+
+struct Plan {
+  std::vector<uint64_t> storage;  // the buffer, 8-byte aligned
+  const sbx_header* hdr = nullptr;
+  const sbx_op* ops = nullptr;
+  const char* strtab = nullptr;
+  std::vector<char*> argv;  // NULL-terminated, pointing into storage
+  std::vector<char*> envp;
+  std::vector<uint32_t> groups;
+  std::string rootfs;
+};
+
+// Returns an empty string when the plan is valid, else what is wrong with it.
+std::string PreparePlan(const uint8_t* data, size_t len, Plan* out);
+
+}  // namespace sbx
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * The plan wire format: what src-ts/plan/encode.ts writes and the native side reads.
+ *
+ *   [header][op 0][op 1]...[op n-1][string table]
+ *
+ * Fixed-size little-endian records, no pointers: strings are byte offsets into the string table,
+ * each NUL-terminated. A string list (argv, envp) is `count` strings stored back to back starting
+ * at one offset. The parent validates every offset once (plan.c) before clone; the child then
+ * reads the buffer without checking again and without allocating.
+ *
+ * Keep this file and src-ts/plan/wire.ts in step: test/unit/wire.test.ts compares the constants
+ * the addon exports with the TypeScript ones.
+ */
+#ifndef SBX_WIRE_H
+#define SBX_WIRE_H
+
+#include <stdint.h>
+
+#define SBX_WIRE_MAGIC 0x31584253u /* "SBX1" little-endian */
+#define SBX_WIRE_VERSION 1u
+#define SBX_NO_STRING 0xffffffffu
+
+/* Op kinds. Each runs in the child, in plan order; the stage reported on failure is the op's. */
+enum sbx_op_kind {
+  SBX_OP_MAKE_PRIVATE = 1,  /* mount("/", MS_REC|flags): stop propagation to/from the host     */
+  SBX_OP_ROOT_OVERLAY = 2,  /* tmpfs + overlay(lower = rootfs fd) as the new root, rootfd set    */
+  SBX_OP_MOUNT = 3,         /* s0 source, s1 target (in root), s2 fstype, s3 data, mflags        */
+  SBX_OP_BIND = 4,          /* s0 host path, s1 target, n0 recursive, n1 propagation, mflags MOUNT_ATTR_* */
+  SBX_OP_MKNOD = 5,         /* s0 path, s1 host node, n0 mode, n1 major, n2 minor                */
+  SBX_OP_SYMLINK = 6,       /* s0 link target, s1 path                                           */
+  SBX_OP_WRITE_FILE = 7,    /* s0 path, s1 content, n0 mode, n1 length                           */
+  SBX_OP_MKDIR = 8,         /* s0 path, n0 mode                                                  */
+  SBX_OP_LOOPBACK_UP = 9,   /* ioctl SIOCSIFFLAGS on "lo"                                        */
+  SBX_OP_SETHOSTNAME = 10,  /* s0 hostname                                                       */
+  SBX_OP_PIVOT_ROOT = 11,   /* chdir(root); pivot_root(".", "."); umount2(".", DETACH); chdir("/") */
+  SBX_OP_SETUSER = 12,      /* n0 uid, n1 gid, s0 gid array (binary u32), n2 count               */
+  SBX_OP_CHDIR = 13,        /* s0 path                                                           */
+  SBX_OP_RESOLVE_EXEC = 14, /* s0 argv[0], s1 PATH: find the binary now, so create() fails early */
+  SBX_OP_READY = 15,        /* send MSG_READY: setup is done, the container is 'created'         */
+  SBX_OP_WAIT_START = 16,   /* re-arm pdeathsig, block until MSG_START (EOF = parent gone: exit) */
+  SBX_OP_EXEC = 17,         /* s0 argv (n0 count), s1 envp (n1 count), n2 umask                  */
+  SBX_OP_MAX_ = 18
+};
+
+/* Stages: where in the container's life an op belongs; reported with every failure. */
+enum sbx_stage {
+  SBX_STAGE_NONE = 0,
+  SBX_STAGE_PREPARE = 1, /* signals, stdio, prctl: before the first op */
+  SBX_STAGE_ROOTFS = 2,
+  SBX_STAGE_MOUNT = 3,
+  SBX_STAGE_DEVICE = 4,
+  SBX_STAGE_FILE = 5,
+  SBX_STAGE_NETWORK = 6,
+  SBX_STAGE_HOSTNAME = 7,
+  SBX_STAGE_PIVOT = 8,
+  SBX_STAGE_USER = 9,
+  SBX_STAGE_CWD = 10,
+  SBX_STAGE_SYNC = 11,
+  SBX_STAGE_EXEC = 12,
+  SBX_STAGE_MAX_ = 13
+};
+
+/* Op flags. */
+#define SBX_F_MKDIR 0x1u          /* create the mount target as a directory when missing   */
+#define SBX_F_MKFILE 0x2u         /* create the mount target as an empty file when missing */
+#define SBX_F_BIND_FALLBACK 0x4u  /* mknod: bind the host's node when mknod is not allowed */
+#define SBX_F_IGNORE_MISSING 0x8u /* bind of a host path that may not exist: skip it      */
+#define SBX_F_USERXATTR 0x10u     /* root overlay: user.* xattrs (user namespaces)         */
+
+/* Header flags. */
+#define SBX_H_DETACHED 0x1u /* no PR_SET_PDEATHSIG: the container outlives the Node process */
+
+struct sbx_header {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t header_size; /* sizeof(struct sbx_header) */
+  uint16_t op_size;     /* sizeof(struct sbx_op)     */
+  uint16_t reserved0;
+  uint32_t n_ops;
+  uint32_t ops_offset;
+  uint32_t strtab_offset;
+  uint32_t strtab_size;
+  uint32_t total_size;
+  uint32_t flags;       /* SBX_H_* */
+  uint32_t reserved1;
+  uint64_t clone_flags; /* namespaces: CLONE_NEW*; the addon adds CLONE_PIDFD etc. */
+  uint32_t rootfs;      /* string: the rootfs path (for messages; the child uses the fd) */
+  uint32_t reserved2[5];
+};
+
+struct sbx_op {
+  uint16_t kind;  /* enum sbx_op_kind */
+  uint16_t stage; /* enum sbx_stage   */
+  uint32_t flags; /* SBX_F_*          */
+  uint64_t mflags;
+  uint32_t s[4]; /* string offsets or SBX_NO_STRING */
+  uint32_t n[4]; /* numbers                           */
+};
+
+/* Parent <-> child messages over a SOCK_SEQPACKET|SOCK_CLOEXEC socketpair. The child's end closes
+ * at execve: EOF after MSG_START means the user's binary is running. */
+enum sbx_msg_type {
+  SBX_MSG_READY = 1, /* child -> parent: every op before WAIT_START succeeded   */
+  SBX_MSG_ERROR = 2, /* child -> parent: {stage, op, err}; the child then exits */
+  /* 3..15 reserved child -> parent: idmap request, init pid, console fd, ... */
+  SBX_MSG_START = 16, /* parent -> child: execve now                              */
+  /* 17.. reserved parent -> child: idmap written, cgroup joined, abort, ...     */
+};
+
+struct sbx_msg {
+  uint32_t type;
+  int32_t stage;
+  int32_t op;  /* index of the failing op, -1 for the prelude */
+  int32_t err; /* positive errno */
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct sbx_header) == 72, "header layout");
+static_assert(sizeof(struct sbx_op) == 48, "op layout");
+static_assert(sizeof(struct sbx_msg) == 16, "msg layout");
+#else
+_Static_assert(sizeof(struct sbx_header) == 72, "header layout");
+_Static_assert(sizeof(struct sbx_op) == 48, "op layout");
+_Static_assert(sizeof(struct sbx_msg) == 16, "msg layout");
+#endif
+
+#endif

@@ -1,0 +1,392 @@
+/**
+ * The Container class: options → spec → plan → buffer → native child, then the parent's side of
+ * the life cycle (events from the addon → status, promises, streams).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { Readable, Writable } from 'node:stream';
+import { ContainerError, errnoMessage, errnoName, invalid } from '../errors.js';
+import { EV, native, STDIO, type NativeChild } from '../native/addon.js';
+import { encodePlan } from '../plan/encode.js';
+import { buildPlan, opPath, type Op, type Plan } from '../plan/plan.js';
+import { STAGES } from '../plan/wire.js';
+import { checkBindSources, checkRootfs, checkSymlinks } from '../spec/check.js';
+import { buildSpec, type ContainerOptions, type Spec, type StdioOption } from '../spec/spec.js';
+import { hostInfo } from './host.js';
+import { parseMountinfo, type MountInfo } from './mountinfo.js';
+
+export type ContainerStatus = 'created' | 'running' | 'stopped';
+
+export interface ExitStatus {
+  /** The exit code, or null when a signal ended the process. */
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ContainerInfo extends Partial<ExitStatus> {
+  id: string;
+  pid: number;
+  status: ContainerStatus;
+  rootfs: string;
+  /** readlink of /proc/PID/ns/*, e.g. { pid: 'pid:[4026532301]' }; empty once stopped. */
+  namespaces: Record<string, string>;
+  /** The mount table as the container sees it; empty once stopped. */
+  mounts: MountInfo[];
+  createdAt: Date;
+  startedAt?: Date;
+  finishedAt?: Date;
+}
+
+export interface RunOptions extends ContainerOptions {
+  /** Kill the container (killSignal, default SIGKILL) after this many milliseconds. */
+  timeout?: number;
+  /** Written to the container's stdin, which is then closed. */
+  input?: string | Uint8Array;
+  /** Reject when the process exits non-zero, is killed, or times out (default true, like execa). */
+  reject?: boolean;
+}
+
+export interface RunResult extends ExitStatus {
+  id: string;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  timedOut: boolean;
+}
+
+const NAMESPACE_FILES = ['cgroup', 'ipc', 'mnt', 'net', 'pid', 'time', 'user', 'uts'] as const;
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // settled by events; a rejection nobody awaits is not an unhandled one
+  return { promise, resolve, reject, settled: false };
+}
+type Deferred<T> = ReturnType<typeof deferred<T>>;
+
+function settle<T>(d: Deferred<T> | undefined, ok: boolean, value: T | unknown) {
+  if (!d || d.settled) return;
+  d.settled = true;
+  if (ok) d.resolve(value as T);
+  else d.reject(value);
+}
+
+function signalNumber(sig: NodeJS.Signals | number, option: string): number {
+  if (typeof sig === 'number' && Number.isInteger(sig) && sig >= 0 && sig <= 64) return sig;
+  const n = typeof sig === 'string' ? (osConstants.signals as Record<string, number>)[sig] : undefined;
+  if (n === undefined) throw invalid(option, `unknown signal ${String(sig)}`);
+  return n;
+}
+
+function signalName(n: number): NodeJS.Signals {
+  for (const [name, num] of Object.entries(osConstants.signals)) if (num === n) return name as NodeJS.Signals;
+  return `SIG${n}` as NodeJS.Signals;
+}
+
+function describe(op: Op | undefined): string {
+  if (!op) return 'setting up the process';
+  switch (op.kind) {
+    case 'mount':
+      return `mount ${op.fstype} on /${op.target}`;
+    case 'bind':
+      return `bind ${op.source} on /${op.target}`;
+    case 'mknod':
+      return `mknod /${op.path}`;
+    case 'symlink':
+      return `symlink /${op.path} -> ${op.target}`;
+    case 'write-file':
+      return `write /${op.path}`;
+    case 'mkdir':
+      return `mkdir /${op.path}`;
+    case 'root-overlay':
+      return 'mount the overlay root';
+    case 'resolve-exec':
+      return `find ${op.file} in the container`;
+    case 'exec':
+      return `exec ${op.args[0]}`;
+    case 'chdir':
+      return `chdir ${op.path}`;
+    case 'setuser':
+      return `set user ${op.uid}:${op.gid}`;
+    default:
+      return op.kind;
+  }
+}
+
+function childError(plan: Plan, id: string, stage: number, opIndex: number, errno: number): ContainerError {
+  const op = opIndex >= 0 ? plan.ops[opIndex] : undefined;
+  const code = errnoName(errno);
+  const path = op ? opPath(op) : undefined;
+  const hint = code === 'ELOOP' && path ? ' (a symlink in the rootfs; scratchbox never follows one for a mount or a runtime file)' : '';
+  return new ContainerError(`container ${id}: ${describe(op)}: ${code}: ${errnoMessage(errno)}${hint}`, {
+    code,
+    errno,
+    stage: (STAGES[stage] ?? 'prepare') as ContainerError['stage'] & string,
+    op: opIndex,
+    containerId: id,
+    ...(path === undefined ? {} : { path }),
+  });
+}
+
+function stdioCode(s: StdioOption): number {
+  if (s === 'pipe') return STDIO.PIPE;
+  if (s === 'inherit') return STDIO.INHERIT;
+  if (s === 'ignore') return STDIO.IGNORE;
+  return s;
+}
+
+function collect(stream: Readable | null): Promise<string> {
+  if (!stream) return Promise.resolve('');
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    stream.once('error', reject);
+  });
+}
+
+const newId = () => randomBytes(8).toString('hex');
+
+export class Container implements AsyncDisposable {
+  readonly id: string;
+  readonly rootfs: string;
+  /** The container's process as seen from the host (valid from create() on). */
+  readonly pid: number;
+  /** With stdio 'pipe': Node streams of the container's stdin, stdout and stderr. */
+  readonly stdin: Writable | null = null;
+  readonly stdout: Readable | null = null;
+  readonly stderr: Readable | null = null;
+
+  readonly #plan: Plan;
+  readonly #child: NativeChild;
+  readonly #killSignal: number;
+  #status: ContainerStatus | 'creating' = 'creating';
+  #createdAt = new Date();
+  #startedAt?: Date;
+  #finishedAt?: Date;
+  #exit?: ExitStatus;
+  #error?: ContainerError;
+  #eof = false;
+  #deleted = false;
+  #ready = deferred<void>();
+  #start?: Deferred<void>;
+  #exited = deferred<ExitStatus>();
+  #abort?: { signal: AbortSignal; listener: () => void };
+
+  /** Creates the container: its process is set up and waits for start(). */
+  static async create(options: ContainerOptions): Promise<Container> {
+    const spec = buildSpec(options, newId);
+    const killSignal = signalNumber(options.killSignal ?? 'SIGKILL', 'killSignal');
+    checkRootfs(spec);
+    const facts = checkBindSources(spec);
+    const plan = buildPlan(spec, hostInfo(), facts);
+    checkSymlinks(spec, plan.ops);
+    const abort = options.signal;
+    if (abort?.aborted) throw abortError(spec.id, abort);
+    const c = new Container(spec, plan, encodePlan(plan), killSignal, abort);
+    try {
+      await c.#ready.promise;
+    } catch (e) {
+      await c.delete();
+      throw abort?.aborted ? abortError(spec.id, abort, e) : e;
+    }
+    return c;
+  }
+
+  /** create + start + wait + delete, collecting output: like execa(). */
+  static async run(options: RunOptions): Promise<RunResult> {
+    const t0 = performance.now();
+    const { timeout, input, reject = true, ...rest } = options;
+    if (timeout !== undefined && (!Number.isFinite(timeout) || timeout <= 0)) throw invalid('timeout', 'must be a positive number of milliseconds');
+    const stdio = rest.stdio ?? [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'];
+    const c = await Container.create({ ...rest, stdio });
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    try {
+      const out = collect(c.stdout);
+      const err = collect(c.stderr);
+      if (timeout !== undefined)
+        timer = setTimeout(() => {
+          timedOut = true;
+          c.kill(c.#killSignal);
+        }, timeout);
+      await c.start();
+      if (input !== undefined && c.stdin) c.stdin.end(input);
+      const exit = await c.wait();
+      const [stdout, stderr] = await Promise.all([out, err]);
+      const result: RunResult = { id: c.id, ...exit, stdout, stderr, durationMs: performance.now() - t0, timedOut };
+      if (reject && (timedOut || exit.exitCode !== 0)) {
+        const why = timedOut
+          ? `timed out after ${timeout} ms`
+          : exit.signal
+            ? `was killed by ${exit.signal}`
+            : `exited with code ${exit.exitCode}`;
+        const code = timedOut ? 'ETIMEDOUT' : options.signal?.aborted ? 'ABORT_ERR' : 'ERR_CONTAINER_EXIT';
+        throw new ContainerError(`container ${c.id} (${rest.args.join(' ')}) ${why}`, { code, stage: 'run', containerId: c.id, ...result });
+      }
+      return result;
+    } finally {
+      if (timer) clearTimeout(timer);
+      await c.delete();
+    }
+  }
+
+  private constructor(spec: Spec, plan: Plan, buf: Buffer, killSignal: number, abort: AbortSignal | undefined) {
+    this.id = spec.id;
+    this.rootfs = spec.rootfs;
+    this.#plan = plan;
+    this.#killSignal = killSignal;
+    const { Child } = native();
+    try {
+      this.#child = new Child(buf, spec.stdio.map(stdioCode) as [number, number, number], (ev, a, b, c) => this.#onEvent(ev, a, b, c));
+    } catch (e) {
+      const err = e as Error & { errno?: number; stage?: string; path?: string; syscall?: string };
+      throw new ContainerError(`container ${spec.id}: ${err.message}`, {
+        code: err.errno ? errnoName(err.errno) : 'ERR_INTERNAL',
+        stage: (err.stage ?? 'clone') as ContainerError['stage'] & string,
+        containerId: spec.id,
+        ...(err.errno ? { errno: err.errno } : {}),
+        ...(err.path ? { path: err.path } : {}),
+        ...(err.syscall ? { syscall: err.syscall } : {}),
+      });
+    }
+    this.pid = this.#child.pid;
+    const [inFd, outFd, errFd] = this.#child.stdio;
+    if (inFd >= 0) this.stdin = new Socket({ fd: inFd, readable: false, writable: true });
+    if (outFd >= 0) this.stdout = new Socket({ fd: outFd, readable: true, writable: false });
+    if (errFd >= 0) this.stderr = new Socket({ fd: errFd, readable: true, writable: false });
+    if (abort) {
+      const listener = () => this.kill(this.#killSignal);
+      abort.addEventListener('abort', listener, { once: true });
+      this.#abort = { signal: abort, listener };
+    }
+  }
+
+  #onEvent(ev: number, a: number, b: number, c: number): void {
+    switch (ev) {
+      case EV.READY:
+        this.#status = 'created';
+        settle(this.#ready, true, undefined);
+        break;
+      case EV.ERROR:
+        this.#error = childError(this.#plan, this.id, a, b, c);
+        break;
+      case EV.EOF:
+        this.#eof = true;
+        break;
+      case EV.EXIT:
+        this.#exit = a >= 0 ? { exitCode: a, signal: null } : { exitCode: null, signal: signalName(b) };
+        this.#status = 'stopped';
+        this.#finishedAt = new Date();
+        settle(this.#exited, true, this.#exit);
+        break;
+    }
+    this.#settle();
+  }
+
+  /** create() and start() settle once the sync socket is closed (EOF): exec'd, failed, or died. */
+  #settle(): void {
+    const failure = () =>
+      this.#error ??
+      new ContainerError(
+        `container ${this.id}: the process died during setup (${this.#exit?.signal ?? `exit code ${this.#exit?.exitCode}`})`,
+        { code: 'ECHILD', stage: 'sync', containerId: this.id, ...this.#exit },
+      );
+    if (!this.#ready.settled && (this.#error || (this.#eof && this.#exit))) {
+      if (this.#error || this.#exit) settle(this.#ready, false, failure());
+    }
+    if (this.#start && !this.#start.settled && this.#eof) {
+      if (this.#error) settle(this.#start, false, this.#error);
+      else {
+        if (this.#status === 'created') this.#status = 'running';
+        settle(this.#start, true, undefined);
+      }
+    }
+  }
+
+  get status(): ContainerStatus {
+    return this.#status === 'creating' ? 'created' : this.#status;
+  }
+
+  /** Execs the user's binary in the created container (the OCI create/start split). */
+  async start(): Promise<void> {
+    if (this.#status !== 'created' || this.#start)
+      throw new ContainerError(`container ${this.id} is ${this.#start ? 'already started' : this.#status}`, {
+        code: 'ERR_INVALID_STATE',
+        stage: 'sync',
+        containerId: this.id,
+      });
+    this.#start = deferred<void>();
+    this.#startedAt = new Date();
+    const r = this.#child.start();
+    if (r < 0 && !this.#eof) {
+      settle(this.#start, false, new ContainerError(`container ${this.id}: start: ${errnoName(-r)}`, { code: errnoName(-r), errno: -r, stage: 'sync', containerId: this.id }));
+    }
+    this.#settle();
+    return this.#start.promise;
+  }
+
+  /** Sends a signal through the pidfd (no PID-reuse race). False when the process is gone. */
+  kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
+    const r = this.#child.kill(signalNumber(signal, 'signal'));
+    if (r === 0) return true;
+    if (r === -3 /* ESRCH */) return false;
+    throw new ContainerError(`container ${this.id}: kill: ${errnoName(-r)}`, { code: errnoName(-r), errno: -r, stage: 'run', containerId: this.id });
+  }
+
+  /** Resolves when the container's process has exited (it is reaped through its pidfd). */
+  wait(): Promise<ExitStatus> {
+    return this.#exited.promise;
+  }
+
+  async inspect(): Promise<ContainerInfo> {
+    const info: ContainerInfo = {
+      id: this.id,
+      pid: this.pid,
+      status: this.status,
+      rootfs: this.rootfs,
+      namespaces: {},
+      mounts: [],
+      createdAt: this.#createdAt,
+      ...(this.#startedAt ? { startedAt: this.#startedAt } : {}),
+      ...(this.#finishedAt ? { finishedAt: this.#finishedAt } : {}),
+      ...(this.#exit ?? {}),
+    };
+    // Synchronous reads: no event-loop turn can reap the process (and free its pid) in between.
+    if (!this.#exit) {
+      try {
+        for (const ns of NAMESPACE_FILES) info.namespaces[ns] = readlinkSync(`/proc/${this.pid}/ns/${ns}`);
+        info.mounts = parseMountinfo(readFileSync(`/proc/${this.pid}/mountinfo`, 'utf8'));
+      } catch {
+        /* exited while we looked: status says so on the next call */
+      }
+    }
+    return info;
+  }
+
+  /** Kills the process if needed, waits for it, and releases everything. Idempotent. */
+  async delete(): Promise<void> {
+    if (this.#deleted) return;
+    this.#deleted = true;
+    if (this.#abort) this.#abort.signal.removeEventListener('abort', this.#abort.listener);
+    if (!this.#exit) this.kill('SIGKILL');
+    await this.#exited.promise;
+    this.stdin?.destroy();
+    for (const s of [this.stdout, this.stderr]) if (s && !s.readableEnded) s.destroy();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.delete();
+  }
+}
+
+function abortError(id: string, signal: AbortSignal, cause?: unknown): ContainerError {
+  return new ContainerError(`container ${id}: aborted`, { code: 'ABORT_ERR', stage: 'validate', containerId: id, cause: cause ?? signal.reason });
+}

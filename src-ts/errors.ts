@@ -1,0 +1,94 @@
+import { constants as osConstants } from 'node:os';
+import { getSystemErrorMap } from 'node:util';
+
+/**
+ * Where a failure happened. 'validate' is before anything is cloned; 'rootfs' … 'exec' are steps
+ * of the child (the op's stage, see docs/errors.md); 'wait' is the parent watching an exit.
+ */
+export type Stage =
+  | 'validate'
+  | 'plan'
+  | 'clone'
+  | 'prepare'
+  | 'rootfs'
+  | 'mount'
+  | 'device'
+  | 'file'
+  | 'network'
+  | 'hostname'
+  | 'pivot'
+  | 'user'
+  | 'cwd'
+  | 'sync'
+  | 'exec'
+  | 'run';
+
+export interface ContainerErrorFields {
+  code: string;
+  stage?: Stage;
+  path?: string;
+  errno?: number;
+  syscall?: string;
+  /** Index of the failing op in the plan (child failures). */
+  op?: number;
+  /** The option at fault (validation failures), e.g. 'mounts[2].destination'. */
+  option?: string;
+  containerId?: string;
+  /** run() failures carry the result so far, like execa's errors. */
+  exitCode?: number | null;
+  signal?: NodeJS.Signals | null;
+  stdout?: string;
+  stderr?: string;
+  durationMs?: number;
+  cause?: unknown;
+}
+
+/** The one error class of the library: `code` is an errno name ('ENOENT') or an ERR_* name. */
+export class ContainerError extends Error {
+  readonly code: string;
+  readonly stage?: Stage;
+  readonly path?: string;
+  readonly errno?: number;
+  readonly syscall?: string;
+  readonly op?: number;
+  readonly option?: string;
+  readonly containerId?: string;
+  readonly exitCode?: number | null;
+  readonly signal?: NodeJS.Signals | null;
+  readonly stdout?: string;
+  readonly stderr?: string;
+  readonly durationMs?: number;
+
+  constructor(message: string, fields: ContainerErrorFields) {
+    super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
+    this.name = 'ContainerError';
+    const { cause: _cause, ...rest } = fields;
+    for (const [k, v] of Object.entries(rest)) if (v !== undefined) Object.assign(this, { [k]: v });
+    this.code = fields.code;
+  }
+}
+
+const systemErrors = getSystemErrorMap(); // -errno → [name, message]
+
+export function errnoName(errno: number): string {
+  return systemErrors.get(-errno)?.[0] ?? `E${errno}`;
+}
+
+export function errnoMessage(errno: number): string {
+  return systemErrors.get(-errno)?.[1] ?? `error ${errno}`;
+}
+
+export function errnoNumber(name: string): number | undefined {
+  return (osConstants.errno as Record<string, number>)[name];
+}
+
+/** A validation failure: thrown before anything is cloned. */
+export function invalid(option: string, message: string, code = 'EINVAL', path?: string): ContainerError {
+  return new ContainerError(`invalid ${option}: ${message}`, {
+    code,
+    stage: 'validate',
+    option,
+    ...(path === undefined ? {} : { path }),
+    ...(errnoNumber(code) === undefined ? {} : { errno: errnoNumber(code) }),
+  });
+}

@@ -1,0 +1,47 @@
+/**
+ * The compiled addon (src-native/addon.cc), loaded through node-gyp-build: a prebuild from
+ * prebuilds/ when one matches, else the local build in build/Release.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeChild {
+  /** Host pid of the container's process. */
+  readonly pid: number;
+  /** Parent ends of 'pipe' stdio, -1 for the others. */
+  readonly stdio: readonly [number, number, number];
+  /** Sends MSG_START: 0 or -errno. */
+  start(): number;
+  /** pidfd_send_signal: 0 or -errno (-ESRCH once the process has been reaped). */
+  kill(signal: number): number;
+}
+
+export interface NativeConstants {
+  readonly [name: string]: number;
+}
+
+export interface NativeAddon {
+  Child: new (
+    plan: Uint8Array,
+    stdio: readonly [number, number, number],
+    onEvent: (event: number, a: number, b: number, c: number) => void,
+  ) => NativeChild;
+  constants: NativeConstants;
+}
+
+/** The package root: this file is src-ts/native/addon.ts or dist/native/addon.js. */
+export const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (!addon) {
+    const require = createRequire(import.meta.url);
+    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+    addon = load(packageRoot);
+  }
+  return addon;
+}
+
+export const EV = { READY: 1, ERROR: 2, EOF: 3, EXIT: 4 } as const;
+export const STDIO = { INHERIT: -1, PIPE: -2, IGNORE: -3 } as const;

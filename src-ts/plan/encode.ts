@@ -1,0 +1,186 @@
+/**
+ * Plan → one flat buffer (the layout of src-native/wire.h): a fixed header, fixed-size op records,
+ * then a string table. No pointers, so the child can read it with no allocation and the parent
+ * can bounds-check it once (src-native/plan.cc).
+ */
+import type { Op, Plan } from './plan.js';
+import { F, H, HEADER_SIZE, NO_STRING, OP, OP_SIZE, STAGES, WIRE_MAGIC, WIRE_VERSION } from './wire.js';
+
+class StringTable {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private index = new Map<string, number>();
+
+  add(s: string): number {
+    const hit = this.index.get(s);
+    if (hit !== undefined) return hit;
+    const off = this.push(Buffer.from(s + '\0', 'utf8'));
+    this.index.set(s, off);
+    return off;
+  }
+  /** Strings stored back to back (argv, envp): returns the first one's offset. */
+  addList(list: readonly string[]): number {
+    if (list.length === 0) return NO_STRING;
+    return this.push(Buffer.from(list.map((s) => s + '\0').join(''), 'utf8'));
+  }
+  addU32(values: readonly number[]): number {
+    if (values.length === 0) return NO_STRING;
+    this.align(4);
+    const b = Buffer.alloc(values.length * 4);
+    values.forEach((v, i) => b.writeUInt32LE(v, i * 4));
+    return this.push(b);
+  }
+  private align(n: number) {
+    const pad = (n - (this.size % n)) % n;
+    if (pad) this.push(Buffer.alloc(pad));
+  }
+  private push(b: Buffer): number {
+    const off = this.size;
+    this.chunks.push(b);
+    this.size += b.length;
+    return off;
+  }
+  finish(): Buffer {
+    if (this.size === 0 || this.chunks[this.chunks.length - 1]!.at(-1) !== 0) this.push(Buffer.alloc(1));
+    return Buffer.concat(this.chunks, this.size);
+  }
+}
+
+interface Rec {
+  kind: number;
+  flags: number;
+  mflags: number;
+  s: [number, number, number, number];
+  n: [number, number, number, number];
+}
+
+function record(op: Op, st: StringTable): Rec {
+  const r: Rec = { kind: 0, flags: 0, mflags: 0, s: [NO_STRING, NO_STRING, NO_STRING, NO_STRING], n: [0, 0, 0, 0] };
+  const s = (v: string) => st.add(v);
+  switch (op.kind) {
+    case 'make-private':
+      r.kind = OP.MAKE_PRIVATE;
+      r.mflags = op.flags;
+      break;
+    case 'root-overlay':
+      r.kind = OP.ROOT_OVERLAY;
+      if (op.userxattr) r.flags |= F.USERXATTR;
+      break;
+    case 'mount':
+      r.kind = OP.MOUNT;
+      r.flags = F.MKDIR;
+      r.mflags = op.flags;
+      r.s = [s(op.source), s(op.target), s(op.fstype), op.data ? s(op.data) : NO_STRING];
+      break;
+    case 'bind':
+      r.kind = OP.BIND;
+      r.flags = (op.file ? F.MKFILE : F.MKDIR) | (op.ignoreMissing ? F.IGNORE_MISSING : 0);
+      r.mflags = op.attrs;
+      r.s[0] = s(op.source);
+      r.s[1] = s(op.target);
+      r.n[0] = op.recursive ? 1 : 0;
+      r.n[1] = op.propagation;
+      break;
+    case 'mknod':
+      r.kind = OP.MKNOD;
+      r.flags = op.bindFallback ? F.BIND_FALLBACK : 0;
+      r.s[0] = s(op.path);
+      r.s[1] = s(op.hostPath);
+      r.n = [op.mode, op.major, op.minor, 0];
+      break;
+    case 'symlink':
+      r.kind = OP.SYMLINK;
+      r.s[0] = s(op.target);
+      r.s[1] = s(op.path);
+      break;
+    case 'write-file':
+      r.kind = OP.WRITE_FILE;
+      r.s[0] = s(op.path);
+      r.s[1] = s(op.content);
+      r.n[0] = op.mode;
+      r.n[1] = Buffer.byteLength(op.content, 'utf8');
+      break;
+    case 'mkdir':
+      r.kind = OP.MKDIR;
+      r.s[0] = s(op.path);
+      break;
+    case 'loopback-up':
+      r.kind = OP.LOOPBACK_UP;
+      break;
+    case 'sethostname':
+      r.kind = OP.SETHOSTNAME;
+      r.s[0] = s(op.hostname);
+      r.n[0] = Buffer.byteLength(op.hostname, 'utf8');
+      break;
+    case 'pivot-root':
+      r.kind = OP.PIVOT_ROOT;
+      break;
+    case 'setuser':
+      r.kind = OP.SETUSER;
+      r.s[0] = st.addU32(op.groups);
+      r.n = [op.uid, op.gid, op.groups.length, 0];
+      break;
+    case 'chdir':
+      r.kind = OP.CHDIR;
+      r.s[0] = s(op.path);
+      break;
+    case 'resolve-exec':
+      r.kind = OP.RESOLVE_EXEC;
+      r.s[0] = s(op.file);
+      r.s[1] = op.searchPath === null ? NO_STRING : s(op.searchPath);
+      break;
+    case 'ready':
+      r.kind = OP.READY;
+      break;
+    case 'wait-start':
+      r.kind = OP.WAIT_START;
+      break;
+    case 'exec':
+      r.kind = OP.EXEC;
+      r.s[0] = st.addList(op.args);
+      r.s[1] = st.addList(op.env);
+      r.n = [op.args.length, op.env.length, op.umask, 0];
+      break;
+  }
+  return r;
+}
+
+export function encodePlan(plan: Plan): Buffer {
+  const st = new StringTable();
+  const rootfs = st.add(plan.rootfs);
+  const recs = plan.ops.map((op) => ({ rec: record(op, st), stage: STAGES.indexOf(op.stage) }));
+  const strtab = st.finish();
+  const opsOffset = HEADER_SIZE;
+  const strtabOffset = opsOffset + recs.length * OP_SIZE;
+  const total = strtabOffset + strtab.length;
+  const buf = Buffer.alloc(total);
+  let o = 0;
+  const u16 = (v: number) => ((o = buf.writeUInt16LE(v, o)), undefined);
+  const u32 = (v: number) => ((o = buf.writeUInt32LE(v >>> 0, o)), undefined);
+  const u64 = (v: number) => ((o = buf.writeBigUInt64LE(BigInt(v), o)), undefined);
+  u32(WIRE_MAGIC);
+  u16(WIRE_VERSION);
+  u16(HEADER_SIZE);
+  u16(OP_SIZE);
+  u16(0);
+  u32(recs.length);
+  u32(opsOffset);
+  u32(strtabOffset);
+  u32(strtab.length);
+  u32(total);
+  u32(plan.detached ? H.DETACHED : 0);
+  u32(0);
+  u64(plan.cloneFlags);
+  u32(rootfs);
+  o += 20; // reserved2
+  for (const { rec, stage } of recs) {
+    u16(rec.kind);
+    u16(stage);
+    u32(rec.flags);
+    u64(rec.mflags);
+    rec.s.forEach(u32);
+    rec.n.forEach(u32);
+  }
+  strtab.copy(buf, o);
+  return buf;
+}

@@ -1,0 +1,212 @@
+/**
+ * Spec → Plan: the ordered list of steps the child performs between clone and execve, as data.
+ * Pure and deterministic: everything that can be decided without the kernel is decided here,
+ * where it is unit-tested without root. src-native/child.c is a small interpreter of this list.
+ */
+import { MS } from '../spec/mounts.js';
+import type { Spec } from '../spec/spec.js';
+import { CLONE, type ChildStage } from './wire.js';
+
+/** What the plan needs to know about the host (gathered once by ../container/host.ts). */
+export interface HostInfo {
+  /** How /sys/fs/cgroup is mounted on the host. */
+  cgroup: 'v2' | 'v1' | 'hybrid' | 'none';
+  /** Content for the container's /etc/resolv.conf. */
+  resolvConf: string;
+}
+
+/** What ../spec/check.ts found on disk, that changes the plan. */
+export interface FsFacts {
+  /** Per spec.mounts index: true when a bind source is a file (the target is created as a file). */
+  bindSourceIsFile: boolean[];
+}
+
+type Base = { stage: ChildStage };
+export type Op = Base &
+  (
+    | { kind: 'make-private'; flags: number }
+    | { kind: 'root-overlay'; userxattr: boolean }
+    | { kind: 'mount'; source: string; target: string; fstype: string; flags: number; data: string }
+    | { kind: 'bind'; source: string; target: string; recursive: boolean; attrs: number; propagation: number; file: boolean; ignoreMissing: boolean }
+    | { kind: 'mknod'; path: string; mode: number; major: number; minor: number; hostPath: string; bindFallback: boolean }
+    | { kind: 'symlink'; target: string; path: string }
+    | { kind: 'write-file'; path: string; content: string; mode: number }
+    | { kind: 'mkdir'; path: string }
+    | { kind: 'loopback-up' }
+    | { kind: 'sethostname'; hostname: string }
+    | { kind: 'pivot-root' }
+    | { kind: 'setuser'; uid: number; gid: number; groups: number[] }
+    | { kind: 'chdir'; path: string }
+    | { kind: 'resolve-exec'; file: string; searchPath: string | null }
+    | { kind: 'ready' }
+    | { kind: 'wait-start' }
+    | { kind: 'exec'; args: string[]; env: string[]; umask: number }
+  );
+
+export interface Plan {
+  cloneFlags: number;
+  detached: boolean;
+  rootfs: string;
+  ops: Op[];
+}
+
+const S_IFCHR = 0o020000;
+
+/** The default device nodes of runc and crun: name, major, minor. */
+export const DEFAULT_DEVICES: readonly (readonly [string, number, number])[] = [
+  ['null', 1, 3],
+  ['zero', 1, 5],
+  ['full', 1, 7],
+  ['random', 1, 8],
+  ['urandom', 1, 9],
+  ['tty', 5, 0],
+];
+
+/** The /dev symlinks: link name → target. */
+export const DEFAULT_DEV_LINKS: readonly (readonly [string, string])[] = [
+  ['fd', '/proc/self/fd'],
+  ['stdin', '/proc/self/fd/0'],
+  ['stdout', '/proc/self/fd/1'],
+  ['stderr', '/proc/self/fd/2'],
+  ['ptmx', 'pts/ptmx'],
+  ['core', '/proc/kcore'],
+];
+
+/** Container path → path relative to the new root ('/dev/pts' → 'dev/pts'). */
+const rel = (p: string) => p.replace(/^\/+/, '');
+
+export function cloneFlagsOf(ns: Spec['namespaces']): number {
+  let f = CLONE.NEWNS;
+  if (ns.pid) f |= CLONE.NEWPID;
+  if (ns.network) f |= CLONE.NEWNET;
+  if (ns.ipc) f |= CLONE.NEWIPC;
+  if (ns.uts) f |= CLONE.NEWUTS;
+  if (ns.cgroup) f |= CLONE.NEWCGROUP;
+  if (ns.user) f |= CLONE.NEWUSER;
+  if (ns.time) f |= CLONE.NEWTIME;
+  return f;
+}
+
+export function hostsFile(hostname: string): string {
+  return `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
+}
+
+export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
+  const ops: Op[] = [];
+  // 1. Nothing mounted from here on propagates back to the host.
+  ops.push({ stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE });
+  // 2. The new root: overlay(lower = rootfs, upper = tmpfs).
+  ops.push({ stage: 'rootfs', kind: 'root-overlay', userxattr: spec.namespaces.user });
+
+  // 3. The mounts, in the user's order.
+  spec.mounts.forEach((m, i) => {
+    const target = rel(m.destination);
+    if (m.type === 'bind') {
+      ops.push({
+        stage: 'mount',
+        kind: 'bind',
+        source: m.source,
+        target,
+        recursive: m.recursive,
+        attrs: m.attrs,
+        propagation: m.propagation,
+        file: facts.bindSourceIsFile[i] ?? false,
+        ignoreMissing: false,
+      });
+    } else if (m.type === 'cgroup' && !(spec.namespaces.cgroup && host.cgroup === 'v2')) {
+      // Without a cgroup namespace, or on a v1/hybrid host, a fresh cgroup mount cannot show the
+      // container its own place in the hierarchy: like libcontainer, bind the host's tree instead,
+      // recursively and with the entry's attributes (read-only by default). A cgroup of the
+      // container's own comes with cgroup management.
+      if (host.cgroup !== 'none')
+        ops.push({
+          stage: 'mount',
+          kind: 'bind',
+          source: '/sys/fs/cgroup',
+          target,
+          recursive: true,
+          attrs: m.attrs,
+          propagation: 0,
+          file: false,
+          ignoreMissing: true,
+        });
+    } else {
+      ops.push({
+        stage: 'mount',
+        kind: 'mount',
+        source: m.source,
+        target,
+        fstype: m.type === 'cgroup' ? 'cgroup2' : m.type,
+        flags: m.flags,
+        data: m.data,
+      });
+    }
+  });
+
+  // 4. Devices and /dev links, when /dev is a tmpfs of ours (else the user chose their own /dev).
+  const devIsOurs = spec.mounts.some((m) => m.destination === '/dev' && m.type === 'tmpfs');
+  if (devIsOurs) {
+    const taken = new Set(spec.mounts.map((m) => m.destination));
+    for (const [name, major, minor] of DEFAULT_DEVICES)
+      if (!taken.has(`/dev/${name}`))
+        ops.push({
+          stage: 'device',
+          kind: 'mknod',
+          path: `dev/${name}`,
+          mode: S_IFCHR | 0o666,
+          major,
+          minor,
+          hostPath: `/dev/${name}`,
+          bindFallback: spec.namespaces.user,
+        });
+    for (const [name, target] of DEFAULT_DEV_LINKS)
+      if (!taken.has(`/dev/${name}`)) ops.push({ stage: 'device', kind: 'symlink', target, path: `dev/${name}` });
+  }
+
+  // 5. /etc: what the runtime adds to a FROM-scratch image, written into the overlay's upper layer.
+  ops.push({ stage: 'file', kind: 'mkdir', path: 'etc' });
+  ops.push({ stage: 'file', kind: 'write-file', path: 'etc/hostname', content: `${spec.hostname}\n`, mode: 0o644 });
+  ops.push({ stage: 'file', kind: 'write-file', path: 'etc/hosts', content: hostsFile(spec.hostname), mode: 0o644 });
+  ops.push({ stage: 'file', kind: 'write-file', path: 'etc/resolv.conf', content: host.resolvConf, mode: 0o644 });
+  ops.push({ stage: 'file', kind: 'symlink', target: '/proc/mounts', path: 'etc/mtab' });
+
+  // 6. Network and hostname.
+  if (spec.namespaces.network) ops.push({ stage: 'network', kind: 'loopback-up' });
+  if (spec.namespaces.uts) ops.push({ stage: 'hostname', kind: 'sethostname', hostname: spec.hostname });
+
+  // 7. Into the new root; then who and where the process is.
+  ops.push({ stage: 'pivot', kind: 'pivot-root' });
+  ops.push({ stage: 'user', kind: 'setuser', uid: spec.user.uid, gid: spec.user.gid, groups: spec.user.additionalGids });
+  ops.push({ stage: 'cwd', kind: 'chdir', path: spec.cwd });
+
+  // 8. Find the binary now, so a missing one fails create(), then wait for start() and exec.
+  const pathVar = spec.env.find((e) => e.startsWith('PATH='));
+  ops.push({ stage: 'exec', kind: 'resolve-exec', file: spec.args[0]!, searchPath: pathVar ? pathVar.slice(5) : null });
+  ops.push({ stage: 'sync', kind: 'ready' });
+  ops.push({ stage: 'sync', kind: 'wait-start' });
+  ops.push({ stage: 'exec', kind: 'exec', args: spec.args, env: spec.env, umask: spec.umask });
+
+  return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, rootfs: spec.rootfs, ops };
+}
+
+/** The container path an op works on, for error messages ('/dev/pts', '/etc/hosts', …). */
+export function opPath(op: Op): string | undefined {
+  switch (op.kind) {
+    case 'mount':
+    case 'bind':
+      return '/' + op.target;
+    case 'mknod':
+    case 'symlink':
+    case 'write-file':
+    case 'mkdir':
+      return '/' + op.path;
+    case 'chdir':
+      return op.path;
+    case 'resolve-exec':
+      return op.file;
+    case 'exec':
+      return op.args[0];
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * Options → Spec: one typed, validated model of what the container should be. Pure: it checks
+ * shapes and values only; what needs the file system (does the rootfs exist, is /proc a symlink
+ * in it) is checked by ./check.ts, also before anything is cloned.
+ */
+import { invalid } from '../errors.js';
+import { defaultMounts, parseMount, type MountSpec, type ParsedMount } from './mounts.js';
+
+export type NamespaceName = 'mount' | 'pid' | 'network' | 'ipc' | 'uts' | 'cgroup' | 'user' | 'time';
+export const NAMESPACES: readonly NamespaceName[] = ['mount', 'pid', 'network', 'ipc', 'uts', 'cgroup', 'user', 'time'];
+
+/** 'pipe' gives a Node stream; 'inherit' shares the Node process's fd; 'ignore' is /dev/null. */
+export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number;
+
+export interface UserOption {
+  uid: number;
+  gid: number;
+  additionalGids?: readonly number[];
+}
+
+export interface ContainerOptions {
+  /** Absolute path of the root file system. Nothing in it is changed on disk. */
+  rootfs: string;
+  /** The command; args[0] is resolved inside the rootfs (PATH is searched when it has no '/'). */
+  args: readonly string[];
+  env?: Readonly<Record<string, string>> | readonly string[];
+  cwd?: string;
+  /** Default: the container id, shortened. */
+  hostname?: string;
+  user?: UserOption;
+  stdio?: StdioOption | readonly [StdioOption, StdioOption, StdioOption];
+  /** Default: `defaultMounts`. */
+  mounts?: readonly MountSpec[];
+  /** Default: pid, network, ipc, uts (and mount, always). */
+  namespaces?: Partial<Record<NamespaceName, boolean>>;
+  /** Default: 16 random hex digits. */
+  id?: string;
+  /** Keep the container alive when the Node process exits (no parent-death signal). */
+  detached?: boolean;
+  /** Kills the container (with killSignal) when aborted. */
+  signal?: AbortSignal;
+  /** Signal for abort and timeouts. Default 'SIGKILL': a container's PID 1 ignores SIGTERM unless it handles it. */
+  killSignal?: NodeJS.Signals | number;
+  /** Process umask. Default 0o022. */
+  umask?: number;
+}
+
+export interface Spec {
+  id: string;
+  rootfs: string;
+  args: string[];
+  env: string[];
+  cwd: string;
+  hostname: string;
+  user: { uid: number; gid: number; additionalGids: number[] };
+  stdio: [StdioOption, StdioOption, StdioOption];
+  mounts: ParsedMount[];
+  namespaces: Record<NamespaceName, boolean>;
+  detached: boolean;
+  umask: number;
+}
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const DEFAULT_NAMESPACES: Record<NamespaceName, boolean> = {
+  mount: true,
+  pid: true,
+  network: true,
+  ipc: true,
+  uts: true,
+  cgroup: false,
+  user: false,
+  time: false,
+};
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const LABEL_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const MAX_ID = 0xfffffffe; // (uid_t)-1 means "unchanged" to the kernel
+
+function str(v: unknown, option: string, allowEmpty = false): string {
+  if (typeof v !== 'string') throw invalid(option, 'must be a string');
+  if (!allowEmpty && v.length === 0) throw invalid(option, 'must not be empty');
+  if (v.includes('\0')) throw invalid(option, 'contains a NUL byte');
+  return v;
+}
+
+function id32(v: unknown, option: string): number {
+  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_ID)
+    throw invalid(option, `must be an integer from 0 to ${MAX_ID}`);
+  return v as number;
+}
+
+export function validateHostname(name: unknown, option = 'hostname'): string {
+  const h = str(name, option);
+  if (h.length > 64 || !h.split('.').every((l) => LABEL_RE.test(l)))
+    throw invalid(option, `${JSON.stringify(h)} is not a valid hostname (RFC 1123 labels, at most 64 bytes)`);
+  return h;
+}
+
+function stdioOf(v: unknown, option: string): StdioOption {
+  if (v === 'pipe' || v === 'inherit' || v === 'ignore') return v;
+  if (Number.isInteger(v) && (v as number) >= 0) return v as number;
+  throw invalid(option, `must be 'pipe', 'inherit', 'ignore' or a file descriptor`);
+}
+
+function envOf(env: ContainerOptions['env']): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const add = (k: string, v: string, option: string) => {
+    if (k.length === 0 || k.includes('=') || k.includes('\0')) throw invalid(option, `bad variable name ${JSON.stringify(k)}`);
+    str(v, option, true);
+    seen.add(k);
+    out.push(`${k}=${v}`);
+  };
+  if (Array.isArray(env)) {
+    env.forEach((kv, i) => {
+      const s = str(kv, `env[${i}]`);
+      const eq = s.indexOf('=');
+      if (eq <= 0) throw invalid(`env[${i}]`, `${JSON.stringify(s)} is not KEY=VALUE`);
+      add(s.slice(0, eq), s.slice(eq + 1), `env[${i}]`);
+    });
+  } else if (env !== undefined) {
+    if (env === null || typeof env !== 'object') throw invalid('env', 'must be an object or an array of KEY=VALUE');
+    for (const [k, v] of Object.entries(env)) add(k, v, `env.${k}`);
+  }
+  if (!seen.has('PATH')) out.unshift(`PATH=${DEFAULT_PATH}`);
+  return out;
+}
+
+/** Validates options into a Spec. `newId` makes the default id (injected for tests). */
+export function buildSpec(options: ContainerOptions, newId: () => string): Spec {
+  if (options === null || typeof options !== 'object') throw invalid('options', 'must be an object');
+  const rootfs = str(options.rootfs, 'rootfs');
+  if (!rootfs.startsWith('/')) throw invalid('rootfs', `${JSON.stringify(rootfs)} is not an absolute path`, 'EINVAL', rootfs);
+  if (rootfs.split('/').some((p) => p === '..')) throw invalid('rootfs', `${JSON.stringify(rootfs)} has a '..' component`, 'EINVAL', rootfs);
+  if (rootfs.replace(/\/+/g, '/') === '/') throw invalid('rootfs', 'must not be the host root "/"', 'EINVAL', rootfs);
+
+  if (!Array.isArray(options.args) || options.args.length === 0) throw invalid('args', 'must be a non-empty array of strings');
+  const args = options.args.map((a, i) => str(a, `args[${i}]`, i > 0));
+
+  const id = options.id === undefined ? newId() : str(options.id, 'id');
+  if (!ID_RE.test(id)) throw invalid('id', `${JSON.stringify(id)} must match ${ID_RE}`);
+  const hostname = validateHostname(options.hostname ?? id.slice(0, 12));
+
+  const cwd = str(options.cwd ?? '/', 'cwd');
+  if (!cwd.startsWith('/')) throw invalid('cwd', `${JSON.stringify(cwd)} is not an absolute path`);
+
+  const u = options.user ?? { uid: 0, gid: 0 };
+  if (u === null || typeof u !== 'object') throw invalid('user', 'must be { uid, gid, additionalGids? }');
+  const additional = u.additionalGids ?? [];
+  if (!Array.isArray(additional) || additional.length > 65536) throw invalid('user.additionalGids', 'must be an array of gids');
+  const user = {
+    uid: id32(u.uid, 'user.uid'),
+    gid: id32(u.gid, 'user.gid'),
+    additionalGids: additional.map((g, i) => id32(g, `user.additionalGids[${i}]`)),
+  };
+
+  const s = options.stdio ?? 'pipe';
+  let stdio: [StdioOption, StdioOption, StdioOption];
+  if (Array.isArray(s)) {
+    if (s.length !== 3) throw invalid('stdio', 'must have three entries: [stdin, stdout, stderr]');
+    stdio = [stdioOf(s[0], 'stdio[0]'), stdioOf(s[1], 'stdio[1]'), stdioOf(s[2], 'stdio[2]')];
+  } else {
+    const one = stdioOf(s, 'stdio');
+    stdio = [one, one, one];
+  }
+
+  const ns = { ...DEFAULT_NAMESPACES };
+  for (const [k, v] of Object.entries(options.namespaces ?? {})) {
+    if (!(NAMESPACES as readonly string[]).includes(k)) throw invalid(`namespaces.${k}`, `unknown namespace (known: ${NAMESPACES.join(', ')})`);
+    if (typeof v !== 'boolean') throw invalid(`namespaces.${k}`, 'must be a boolean');
+    ns[k as NamespaceName] = v;
+  }
+  if (!ns.mount) throw invalid('namespaces.mount', 'a container always has its own mount namespace');
+  if (ns.user)
+    throw invalid('namespaces.user', 'user namespaces (rootless containers) are not supported yet', 'ENOTSUP');
+
+  const mountsIn = options.mounts ?? defaultMounts;
+  if (!Array.isArray(mountsIn)) throw invalid('mounts', 'must be an array of mount descriptors');
+  const mounts = mountsIn.map((m, i) => parseMount(m, i));
+  const seen = new Map<string, number>();
+  mounts.forEach((m, i) => {
+    if (seen.has(m.destination))
+      throw invalid(`mounts[${i}].destination`, `${m.destination} is already mounted by mounts[${seen.get(m.destination)}]`, 'EINVAL', m.destination);
+    seen.set(m.destination, i);
+  });
+
+  const umask = options.umask ?? 0o022;
+  if (!Number.isInteger(umask) || umask < 0 || umask > 0o777) throw invalid('umask', 'must be an integer from 0 to 0o777');
+
+  if (options.detached !== undefined && typeof options.detached !== 'boolean') throw invalid('detached', 'must be a boolean');
+
+  return {
+    id,
+    rootfs: rootfs.length > 1 ? rootfs.replace(/\/+$/, '') : rootfs,
+    args,
+    env: envOf(options.env),
+    cwd,
+    hostname,
+    user,
+    stdio,
+    mounts,
+    namespaces: ns,
+    detached: options.detached ?? false,
+    umask,
+  };
+}
