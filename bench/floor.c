@@ -12,8 +12,8 @@
  *          /dev/shm, /dev/mqueue, /sys (ro), a recursive read-only bind of
  *          the host's /sys/fs/cgroup, create the default device nodes and
  *          /dev symlinks, write /etc/hostname, /etc/hosts, /etc/resolv.conf,
- *          link /etc/mtab, bring "lo" up, set the hostname, pivot_root and
- *          execve the program.
+ *          link /etc/mtab, bring "lo" up, set the hostname, pivot_root,
+ *          mark every descriptor above 2 close-on-exec and execve the program.
  *   parent: waitpid on the child.
  *
  * The time of one iteration runs from just before clone() to just after
@@ -202,6 +202,9 @@ static int child_main(void *arg) {
     TRY("stdout", dup2(j->devnull, 1));
     TRY("stderr", dup2(j->devnull, 2));
   }
+  /* Nothing but stdio may reach the container: descriptors the floor
+   * inherited without O_CLOEXEC would otherwise leak into it. */
+  TRY("close_range", close_range(3, ~0U, CLOSE_RANGE_CLOEXEC));
   char *const argv[] = {(char *)j->exec, NULL};
   execve(j->exec, argv, child_env);
   j->fail_step = "execve";

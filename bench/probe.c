@@ -1,12 +1,13 @@
 /* Debug payload: prints what a process inside the container sees - its pid,
  * hostname, mount table, the entries of /, /dev and /etc, the /etc files and
- * the loopback flags - so the bench can check the floor really sets up the
+ * the loopback flags and its open file descriptors - so the bench can check the floor really sets up the
  * same container as the runtimes it is compared with. Built with gcc -static. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -49,6 +50,24 @@ static void ls(const char *dir) {
   closedir(d);
 }
 
+/* Open file descriptors other than the one used to list them: anything
+ * beyond 0, 1, 2 is a descriptor the runtime leaked into the container. */
+static void fds(void) {
+  printf("== fds\n");
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) { perror("/proc/self/fd"); return; }
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d)) continue;
+    char p[64], l[512];
+    snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
+    ssize_t n = readlink(p, l, sizeof l - 1);
+    l[n < 0 ? 0 : n] = 0;
+    printf("%s -> %s\n", e->d_name, l);
+  }
+  closedir(d);
+}
+
 int main(void) {
   char host[256] = "";
   gethostname(host, sizeof host);
@@ -59,6 +78,8 @@ int main(void) {
   strcpy(ifr.ifr_name, "lo");
   if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0)
     printf("lo %s\n", (ifr.ifr_flags & IFF_UP) ? "UP" : "DOWN");
+  if (s >= 0) close(s);
+  fds();
   ls("/");
   ls("/dev");
   ls("/etc");

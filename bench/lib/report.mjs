@@ -107,7 +107,7 @@ export function renderMarkdown(results) {
   parts.push(`# scratchbox bench${results.quick ? ' (quick)' : ''}`);
   parts.push(`${m.cpus} × ${m.cpuModel}, ${m.memTotalMiB} MiB, Linux ${m.kernel}, ${m.distro ?? ''}, Node ${m.node}, cgroups ${m.cgroups}. ${results.date}`);
   if (results.scratchbox && !results.scratchbox.available) parts.push(`**${results.scratchbox.reason}** — scratchbox rows are skipped.`);
-  if (results.floorCheck) parts.push(`Floor self-check: ${results.floorCheck.ok ? 'ok (mounts, devices, /etc files, lo, hostname, pid 1)' : `FAILED: ${results.floorCheck.problems.join('; ')}`}`);
+  if (results.floorCheck) parts.push(`Floor self-check: ${results.floorCheck.ok ? 'ok (mounts, devices, /etc files, lo, hostname, pid 1, no leaked descriptors)' : `FAILED: ${results.floorCheck.problems.join('; ')}`}`);
   const s = results.scenarios;
   if (s.lifecycle) {
     parts.push(`## 1. Lifecycle: create → start → exit → delete of a static /true`);

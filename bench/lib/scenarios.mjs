@@ -13,7 +13,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A runner's share of the scenario-1 runs: runc is slow, so it gets fewer. */
 function runsFor(id, n) {
-  return id === 'runc' ? Math.max(10, Math.round(n * 0.4)) : n;
+  return id === 'runc' ? Math.min(n, Math.max(10, Math.round(n * 0.4))) : n;
 }
 
 // ---------------------------------------------------------------------------
@@ -150,9 +150,32 @@ export async function throughput(ctx) {
 // ---------------------------------------------------------------------------
 // Scenario 3: create latency with 0/100/1000 sleeping containers alive
 
+function gcFunction() {
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc');
+  } catch {
+    return null;
+  }
+}
+const gc = gcFunction();
+
 async function settle() {
+  gc?.();
   await sleep(300);
   return { memAvailKiB: memAvailableKiB(), rssKiB: Math.round(process.memoryUsage().rss / 1024) };
+}
+
+/**
+ * After many containers went away the kernel keeps tearing their namespaces
+ * down in the background (network namespaces especially); give it time so
+ * the next measurement does not pay for it.
+ */
+async function quiesce(containers, log) {
+  if (containers < 50) return;
+  const ms = Math.min(10000, 1000 + containers * 3);
+  log(`scale: letting the kernel finish tearing down ${containers} containers (${ms / 1000} s)`);
+  await sleep(ms);
 }
 
 async function sbScale(Container, levels, samples, log) {
@@ -194,6 +217,7 @@ async function sbScale(Container, levels, samples, log) {
     // Stop in chunks so a huge level does not fire thousands of kills at once.
     for (let i = 0; i < live.length; i += 50) await Promise.all(live.slice(i, i + 50).map((c) => sbStop(c).catch(() => {})));
     if (live.length) log(`scale: stopped in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    await quiesce(live.length, log);
   }
   const top = out[out.length - 1];
   return {
@@ -221,6 +245,7 @@ async function floorScale(levels, samples, log) {
       lifecycle: summarize(lat),
       memAvailDeltaKiB: m ? Number(m[2]) : 0,
     });
+    await quiesce(level, log);
   }
   const top = out[out.length - 1];
   return { levels: out, perContainer: top && top.live > 0 ? { memAvailKiB: top.memAvailDeltaKiB / top.live } : null };
@@ -252,15 +277,6 @@ export async function scale(ctx) {
 // ---------------------------------------------------------------------------
 // Scenario 4: steadiness over many lifecycles
 
-function gcFunction() {
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    return vm.runInNewContext('gc');
-  } catch {
-    return null;
-  }
-}
-
 function processSample(gc) {
   gc?.();
   const m = process.memoryUsage();
@@ -277,7 +293,6 @@ export async function steadiness(ctx) {
   const { sb, log, quick, opts } = ctx;
   const total = opts.steadyRuns ?? (quick ? 500 : 10000);
   if (!sb.available) return { runs: total, error: sb.reason };
-  const gc = gcFunction();
   log(`steadiness: warm-up`);
   for (let i = 0; i < 100; i++) await sbLifecycle(sb.Container, paths.rootfs);
   const before = processSample(gc);
@@ -349,13 +364,16 @@ export async function floorSelfCheck() {
   for (const m of expectedFloor) if (!mounts.includes(m)) problems.push(`missing mount ${m}`);
   if (!mounts.some((m) => m.startsWith('/sys/fs/cgroup/'))) problems.push('cgroup bind is not recursive');
   const section = (name) => {
-    const s = out.indexOf(`== ls ${name}\n`);
+    const s = out.indexOf(name === 'fds' ? '== fds\n' : `== ls ${name}\n`);
     if (s < 0) return '';
     const e = out.indexOf('\n==', s + 1);
     return out.slice(s, e < 0 ? undefined : e);
   };
   for (const d of expectedDev) if (!section('/dev').includes(d)) problems.push(`missing /dev/${d}`);
   for (const d of expectedEtc) if (!section('/etc').includes(d)) problems.push(`missing /etc/${d}`);
+  const fdLines = section('fds').split('\n').slice(1).filter(Boolean);
+  const leaked = fdLines.filter((l) => !/^[012] -> /.test(l));
+  if (leaked.length) problems.push(`descriptors leaked into the container: ${leaked.join(', ')}`);
   const ro = out.split('\n').filter((l) => / \/sys(\/fs\/cgroup\S*)? ro,/.test(l)).length;
   if (ro < 2) problems.push('/sys or /sys/fs/cgroup is not read-only');
   return { ok: problems.length === 0, problems, mounts, output: out };

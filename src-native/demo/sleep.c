@@ -28,6 +28,9 @@ static void put_num(long v) {
 }
 
 int sleep_main(void) {
+  /* Block first, then say hello: whoever reads the hello knows a SIGTERM will be caught. */
+  unsigned long set = (1UL << (SIGTERM - 1)) | (1UL << (SIGINT - 1));
+  sbx_sys4(SYS_rt_sigprocmask, SIG_BLOCK, &set, 0, sizeof set);
   struct new_utsname u;
   sbx_sys1(SYS_uname, &u);
   put("hello from scratch: pid ");
@@ -35,8 +38,6 @@ int sleep_main(void) {
   put(", hostname ");
   put(u.nodename);
   put(", waiting for SIGTERM\n");
-  unsigned long set = (1UL << (SIGTERM - 1)) | (1UL << (SIGINT - 1));
-  sbx_sys4(SYS_rt_sigprocmask, SIG_BLOCK, &set, 0, sizeof set);
   for (;;) {
     long sig = sbx_sys4(SYS_rt_sigtimedwait, &set, 0, 0, sizeof set);
     if (sig == SIGTERM || sig == SIGINT) return 0;

@@ -3,6 +3,7 @@
  * shapes and values only; what needs the file system (does the rootfs exist, is /proc a symlink
  * in it) is checked by ./check.ts, also before anything is cloned.
  */
+import { posix } from 'node:path';
 import { invalid } from '../errors.js';
 import { defaultMounts, parseMount, type MountSpec, type ParsedMount } from './mounts.js';
 
@@ -190,7 +191,7 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
 
   return {
     id,
-    rootfs: rootfs.length > 1 ? rootfs.replace(/\/+$/, '') : rootfs,
+    rootfs: posix.normalize(rootfs).replace(/\/+$/, ''),
     args,
     env: envOf(options.env),
     cwd,

@@ -1,0 +1,86 @@
+import { createHash } from 'node:crypto';
+import { copyFileSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+export const isRoot = process.getuid?.() === 0;
+/** Why integration tests skip: they start real containers, which needs root (CI runs as root). */
+export const ROOT_REASON = 'needs root: starts real containers (CI runs as root)';
+
+export const buildDir = fileURLToPath(new URL('../.build/', import.meta.url));
+
+/** A FROM-scratch rootfs in a temp dir: only the given binaries from test/.build (probe, sleep). */
+export function scratchRootfs(bins: string[] = ['probe']): string {
+  const dir = mkdtempSync(`${tmpdir()}/sbx-test-`);
+  for (const b of bins) copyFileSync(`${buildDir}${b}`, `${dir}/${b}`);
+  return dir;
+}
+
+export function removeRootfs(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** A digest of a whole tree: paths, types, modes, owners, sizes, mtimes, contents, link targets. */
+export function treeDigest(dir: string): string {
+  const h = createHash('sha256');
+  const walk = (rel: string) => {
+    const p = rel ? `${dir}/${rel}` : dir;
+    const st = lstatSync(p);
+    h.update(`${rel}\0${st.mode}\0${st.uid}\0${st.gid}\0${st.size}\0${st.mtimeMs}\0`);
+    if (st.isSymbolicLink()) h.update(readlinkSync(p));
+    else if (st.isFile()) h.update(readFileSync(p));
+    else if (st.isDirectory()) for (const e of readdirSync(p).sort()) walk(rel ? `${rel}/${e}` : e);
+  };
+  walk('');
+  return h.digest('hex');
+}
+
+/** This process's children, with their state letter (Z = zombie). */
+export function children(): { pid: number; state: string }[] {
+  const out: { pid: number; state: string }[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(rest[1]) === process.pid) out.push({ pid: Number(e), state: rest[0]! });
+  }
+  return out;
+}
+
+export function openFds(): string[] {
+  return readdirSync('/proc/self/fd').sort();
+}
+
+export function hostMountinfo(): string {
+  return readFileSync('/proc/self/mountinfo', 'utf8');
+}
+
+export interface ProbeReport {
+  pid: number;
+  ppid: number;
+  uid: number;
+  gid: number;
+  groups: number[];
+  umask: number;
+  hostname: string;
+  cwd: string;
+  argv: string[];
+  env: string[];
+  fds: number[];
+  procPids: number[];
+  netIfaces: string[];
+  loUp: boolean | null;
+  mtab: string | null;
+  etc: { hostname: string | null; hosts: string | null; resolvConf: string | null };
+  mountinfo: string;
+  rootEntries: string[];
+  devEntries: Record<string, string>;
+  ns: Record<string, string | null>;
+  sigmask: { SigBlk: string; SigIgn: string };
+  pdeathsig: number;
+}

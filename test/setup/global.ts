@@ -1,0 +1,25 @@
+/**
+ * Builds what the integration tests run inside containers: the probe (test/fixtures/probe.c,
+ * static glibc) and the demo's libc-free sleep, into test/.build/. Needs gcc and glibc's static
+ * libraries (present on this kind of machine; .ci/run installs them on a fresh one).
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+export const buildDir = `${root}test/.build`;
+
+function newer(src: string, out: string): boolean {
+  return !existsSync(out) || statSync(src).mtimeMs > statSync(out).mtimeMs;
+}
+
+export default function setup(): void {
+  mkdirSync(buildDir, { recursive: true });
+  const probeSrc = `${root}test/fixtures/probe.c`;
+  if (newer(probeSrc, `${buildDir}/probe`))
+    execFileSync('gcc', ['-static', '-O2', '-o', `${buildDir}/probe`, probeSrc], { stdio: 'inherit' });
+  const sleepBin = `${root}build/Release/scratch-sleep`;
+  if (!existsSync(sleepBin)) throw new Error(`${sleepBin} is missing: run npm ci (it builds the addon and the demo binary)`);
+  copyFileSync(sleepBin, `${buildDir}/sleep`);
+}
