@@ -141,7 +141,9 @@ static void dir_cache_drop(struct child_state *st) {
 /* Opens `path` (relative to the new root) without following any symlink or leaving the root. */
 static int open_beneath(int rootfd, const char *path, int flags) {
   struct open_how how = {0};
-  how.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW);
+  /* No O_NOFOLLOW: with O_PATH it would return the symlink itself; without it,
+   * RESOLVE_NO_SYMLINKS makes a trailing symlink fail with ELOOP like any other. */
+  how.flags = (uint64_t)(flags | O_CLOEXEC);
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
   return (int)sbx_sys4(SYS_openat2, rootfd, (path && *path) ? path : ".", &how, sizeof how);
 }

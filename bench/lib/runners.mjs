@@ -20,7 +20,10 @@ const rel = (p) => path.relative(repoDir, p);
 export function runProcess(argv, { env, input } = {}) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(argv[0], argv.slice(1), { env: env ? { ...process.env, ...env } : process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(argv[0], argv.slice(1), {
+      env: env ? { ...process.env, ...env } : process.env,
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
     const out = [];
     const err = [];
     child.stdout.on('data', (d) => out.push(d));
@@ -29,7 +32,10 @@ export function runProcess(argv, { env, input } = {}) {
     child.on('close', (code, signal) =>
       resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), ms: performance.now() - t0 }),
     );
-    child.stdin.end(input ?? '');
+    if (child.stdin) {
+      child.stdin.on('error', () => {}); // the command may exit before reading its input
+      child.stdin.end(input);
+    }
   });
 }
 

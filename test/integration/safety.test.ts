@@ -1,0 +1,146 @@
+/**
+ * Bad input is rejected before anything is cloned; symlinks in the rootfs never redirect a mount
+ * or a runtime file onto the host (CVE-2019-19921 / CVE-2021-30465 class); and nothing is left
+ * behind on the host or in the rootfs.
+ */
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Container, ContainerError, defaultMounts, type ContainerOptions } from '../../src-ts/index.js';
+import { hostInfo } from '../../src-ts/container/host.js';
+import { EV, native, STDIO } from '../../src-ts/native/addon.js';
+import { encodePlan } from '../../src-ts/plan/encode.js';
+import { buildPlan } from '../../src-ts/plan/plan.js';
+import { STAGES } from '../../src-ts/plan/wire.js';
+import { buildSpec } from '../../src-ts/spec/spec.js';
+import { children, hostMountinfo, isRoot, removeRootfs, ROOT_REASON, scratchRootfs, treeDigest } from './helpers.js';
+
+async function rejection(p: Promise<unknown>): Promise<ContainerError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(ContainerError);
+  return e as ContainerError;
+}
+
+describe.skipIf(!isRoot)(`safety (${ROOT_REASON})`, () => {
+  const made: string[] = [];
+  const rootfsWith = (setup: (dir: string) => void) => {
+    const dir = scratchRootfs(['probe']);
+    made.push(dir);
+    setup(dir);
+    return dir;
+  };
+  let mountsBefore: string;
+  beforeAll(() => {
+    mountsBefore = hostMountinfo();
+  });
+  afterAll(() => {
+    for (const d of made) removeRootfs(d);
+    expect(hostMountinfo()).toBe(mountsBefore);
+  });
+
+  it('rejects bad options with typed errors at stage validate, before any clone', async () => {
+    const rootfs = rootfsWith(() => {});
+    const cases: [Partial<ContainerOptions>, string, string][] = [
+      [{ rootfs: 'relative/dir' }, 'EINVAL', 'rootfs'],
+      [{ rootfs: '/no/such/rootfs' }, 'ENOENT', 'rootfs'],
+      [{ rootfs: `${rootfs}/probe` }, 'ENOTDIR', 'rootfs'],
+      [{ args: [] }, 'EINVAL', 'args'],
+      [{ mounts: [{ destination: 'proc', type: 'proc' }] }, 'EINVAL', 'mounts[0].destination'],
+      [{ mounts: [{ destination: '/x/../../etc', type: 'tmpfs' }] }, 'EINVAL', 'mounts[0].destination'],
+      [{ mounts: [{ destination: '/x', type: 'tmpfs', options: ['bogus'] }] }, 'EINVAL', 'mounts[0].options[0]'],
+      [{ mounts: [{ destination: '/x', type: 'bind', source: '/no/such/source' }] }, 'ENOENT', 'mounts[0].source'],
+      [{ hostname: 'not_valid!' }, 'EINVAL', 'hostname'],
+      [{ namespaces: { user: true } }, 'ENOTSUP', 'namespaces.user'],
+    ];
+    for (const [opts, code, option] of cases) {
+      const e = await rejection(Container.create({ rootfs, args: ['/probe'], ...opts } as ContainerOptions));
+      expect(e, JSON.stringify(opts)).toMatchObject({ code, stage: 'validate', option });
+    }
+    expect(children()).toEqual([]);
+  });
+
+  it.each([
+    ['/proc -> /', (d: string) => symlinkSync('/', `${d}/proc`), '/proc'],
+    ['/dev -> /etc', (d: string) => symlinkSync('/etc', `${d}/dev`), '/dev'],
+    ['/sys -> ../../../../sys', (d: string) => symlinkSync('../../../../sys', `${d}/sys`), '/sys'],
+    ['/etc -> /tmp', (d: string) => symlinkSync('/tmp', `${d}/etc`), '/etc'],
+  ])('a malicious symlink %s is ELOOP before clone', async (_name, setup, path) => {
+    const rootfs = rootfsWith(setup);
+    const before = treeDigest(rootfs);
+    const e = await rejection(Container.create({ rootfs, args: ['/probe'] }));
+    expect(e).toMatchObject({ code: 'ELOOP', stage: 'validate', path });
+    expect(treeDigest(rootfs)).toBe(before);
+    expect(hostMountinfo()).toBe(mountsBefore);
+  });
+
+  it('the child refuses a symlinked mount target by itself (if the rootfs changes after the check)', async () => {
+    // Skip the pre-clone check on purpose: build and encode the plan for a rootfs whose /proc is a
+    // symlink to /, and spawn it directly, as if the symlink appeared after create() checked.
+    const rootfs = rootfsWith((d) => symlinkSync('/', `${d}/proc`));
+    const spec = buildSpec({ rootfs, args: ['/probe'], stdio: 'ignore' }, () => 'racetest');
+    const plan = buildPlan(spec, hostInfo(), { bindSourceIsFile: spec.mounts.map(() => false) });
+    const events: number[][] = [];
+    const exited = new Promise<void>((resolve) => {
+      new (native().Child)(encodePlan(plan), [STDIO.IGNORE, STDIO.IGNORE, STDIO.IGNORE], (ev, a, b, c) => {
+        events.push([ev, a, b, c]);
+        if (ev === EV.EXIT) resolve();
+      });
+    });
+    await exited;
+    const err = events.find((e) => e[0] === EV.ERROR)!;
+    expect(err).toBeDefined();
+    expect(STAGES[err[1]!]).toBe('mount');
+    expect(plan.ops[err[2]!]).toMatchObject({ kind: 'mount', target: 'proc' });
+    expect(err[3]).toBe(40); // ELOOP
+    expect(events.some((e) => e[0] === EV.READY)).toBe(false);
+    expect(hostMountinfo()).toBe(mountsBefore);
+  });
+
+  it('a symlinked /etc/hosts in the image is replaced in the container, its host target untouched', async () => {
+    const sentinel = `${made[0] ?? '/tmp'}-sentinel`;
+    writeFileSync(sentinel, 'host file\n');
+    made.push(sentinel);
+    const rootfs = rootfsWith((d) => {
+      mkdirSync(`${d}/etc`);
+      symlinkSync(sentinel, `${d}/etc/hosts`);
+      symlinkSync(sentinel, `${d}/etc/resolv.conf`);
+    });
+    const before = treeDigest(rootfs);
+    const r = JSON.parse((await Container.run({ rootfs, args: ['/probe'], hostname: 'h' })).stdout);
+    expect(r.etc.hosts).toContain('localhost h');
+    expect(readFileSync(sentinel, 'utf8')).toBe('host file\n');
+    expect(treeDigest(rootfs)).toBe(before);
+  });
+
+  it('writes inside the container land in the overlay, never in the rootfs on disk', async () => {
+    const rootfs = rootfsWith((d) => writeFileSync(`${d}/image-file`, 'from the image'));
+    const before = treeDigest(rootfs);
+    const r = await Container.run({ rootfs, args: ['/probe', 'write', '/new-file', 'x'] });
+    expect(JSON.parse(r.stdout)).toEqual({ ok: true });
+    const over = await Container.run({ rootfs, args: ['/probe', 'write', '/image-file', 'clobbered'] });
+    expect(JSON.parse(over.stdout)).toEqual({ ok: true });
+    expect(existsSync(`${rootfs}/new-file`)).toBe(false);
+    expect(treeDigest(rootfs)).toBe(before);
+  });
+
+  it('/proc/sys, /sys and host devices: what the default (not yet hardened) container can do is recorded', async () => {
+    const rootfs = rootfsWith(() => {});
+    // /sys is mounted read-only: writes fail with EROFS.
+    const sys = JSON.parse((await Container.run({ rootfs, args: ['/probe', 'write', '/sys/kernel/mm/ksm/run', '0'] })).stdout);
+    expect(sys).toEqual({ ok: false, errno: 'EROFS' });
+    // A bind mount with ro is read-only inside.
+    const data = `${rootfs}-data`;
+    mkdirSync(data);
+    made.push(data);
+    writeFileSync(`${data}/f`, 'host data');
+    const ro = await Container.run({
+      rootfs,
+      args: ['/probe', 'write', '/data/f', 'x'],
+      mounts: [...defaultMounts, { destination: '/data', type: 'bind', source: data, options: ['rbind', 'ro'] }],
+    });
+    expect(JSON.parse(ro.stdout)).toEqual({ ok: false, errno: 'EROFS' });
+    expect(readFileSync(`${data}/f`, 'utf8')).toBe('host data');
+  });
+});
