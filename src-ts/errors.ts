@@ -46,18 +46,18 @@ export interface ContainerErrorFields {
 /** The one error class of the library: `code` is an errno name ('ENOENT') or an ERR_* name. */
 export class ContainerError extends Error {
   readonly code: string;
-  readonly stage?: Stage;
-  readonly path?: string;
-  readonly errno?: number;
-  readonly syscall?: string;
-  readonly op?: number;
-  readonly option?: string;
-  readonly containerId?: string;
-  readonly exitCode?: number | null;
-  readonly signal?: NodeJS.Signals | null;
-  readonly stdout?: string;
-  readonly stderr?: string;
-  readonly durationMs?: number;
+  declare readonly stage?: Stage;
+  declare readonly path?: string;
+  declare readonly errno?: number;
+  declare readonly syscall?: string;
+  declare readonly op?: number;
+  declare readonly option?: string;
+  declare readonly containerId?: string;
+  declare readonly exitCode?: number | null;
+  declare readonly signal?: NodeJS.Signals | null;
+  declare readonly stdout?: string;
+  declare readonly stderr?: string;
+  declare readonly durationMs?: number;
 
   constructor(message: string, fields: ContainerErrorFields) {
     super(message, fields.cause === undefined ? undefined : { cause: fields.cause });

@@ -59,7 +59,7 @@ export function checkBindSources(spec: Spec): FsFacts {
 export function checkSymlinks(spec: Spec, ops: readonly Op[]): void {
   const mounted: string[] = [];
   const seen = new Map<string, 'missing' | 'dir' | 'other'>();
-  const walk = (path: string, replaceable: boolean) => {
+  const walk = (path: string, replaceable: boolean, dirTarget = false) => {
     const parts = path.split('/');
     let prefix = '';
     for (let i = 0; i < parts.length; i++) {
@@ -82,7 +82,7 @@ export function checkSymlinks(spec: Spec, ops: readonly Op[]): void {
         seen.set(prefix, kind);
       }
       if (kind === 'missing') return;
-      if (kind === 'other' && !last)
+      if (kind === 'other' && (!last || dirTarget))
         throw new ContainerError(`/${prefix} in the rootfs is not a directory (needed for /${path})`, {
           code: 'ENOTDIR',
           errno: 20,
@@ -95,12 +95,15 @@ export function checkSymlinks(spec: Spec, ops: readonly Op[]): void {
   for (const op of ops) {
     switch (op.kind) {
       case 'mount':
+        walk(op.target, false, true);
+        mounted.push(op.target);
+        break;
       case 'bind':
-        walk(op.target, false);
+        walk(op.target, false, !op.file);
         mounted.push(op.target);
         break;
       case 'mkdir':
-        walk(op.path, false);
+        walk(op.path, false, true);
         break;
       case 'mknod':
       case 'symlink':

@@ -132,7 +132,8 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
   const rootfs = str(options.rootfs, 'rootfs');
   if (!rootfs.startsWith('/')) throw invalid('rootfs', `${JSON.stringify(rootfs)} is not an absolute path`, 'EINVAL', rootfs);
   if (rootfs.split('/').some((p) => p === '..')) throw invalid('rootfs', `${JSON.stringify(rootfs)} has a '..' component`, 'EINVAL', rootfs);
-  if (rootfs.replace(/\/+/g, '/') === '/') throw invalid('rootfs', 'must not be the host root "/"', 'EINVAL', rootfs);
+  const rootfsNorm = posix.normalize(rootfs).replace(/\/+$/, '');
+  if (rootfsNorm === '') throw invalid('rootfs', 'must not be the host root "/"', 'EINVAL', rootfs);
 
   if (!Array.isArray(options.args) || options.args.length === 0) throw invalid('args', 'must be a non-empty array of strings');
   const args = options.args.map((a, i) => str(a, `args[${i}]`, i > 0));
@@ -191,7 +192,7 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
 
   return {
     id,
-    rootfs: posix.normalize(rootfs).replace(/\/+$/, ''),
+    rootfs: rootfsNorm,
     args,
     env: envOf(options.env),
     cwd,
