@@ -59,7 +59,7 @@ static void fds(void) {
   struct dirent *e;
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d)) continue;
-    char p[64], l[512];
+    char p[300], l[512];
     snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
     ssize_t n = readlink(p, l, sizeof l - 1);
     l[n < 0 ? 0 : n] = 0;

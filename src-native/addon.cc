@@ -71,7 +71,7 @@ class Child : public Napi::ObjectWrap<Child> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Child",
                        {InstanceMethod("start", &Child::Start), InstanceMethod("kill", &Child::Kill),
-                        InstanceAccessor("pid", &Child::Pid, nullptr),
+                        InstanceMethod("trace", &Child::Trace), InstanceAccessor("pid", &Child::Pid, nullptr),
                         InstanceAccessor("stdio", &Child::Stdio, nullptr)});
   }
 
@@ -216,14 +216,25 @@ class Child : public Napi::ObjectWrap<Child> {
     uv_poll_stop(h);
     uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) {
       Child* self = static_cast<Child*>(hh->data);
-      if (--self->open_handles_ == 0) self->Unref();
+      if (--self->open_handles_ == 0) {
+        // No event can follow. The callback closes over the JS Container, which holds this
+        // object: a persistent reference to it would keep the pair alive forever.
+        self->cb_.Reset();
+        delete self->ctx_;
+        self->ctx_ = nullptr;
+        self->Unref();
+      }
     });
   }
 
   void OnSync() {
     for (;;) {
-      sbx_msg m;
-      ssize_t n = recv(sync_, &m, sizeof m, 0);
+      union {
+        sbx_msg m;
+        sbx_trace t;
+      } u;
+      sbx_msg& m = u.m;
+      ssize_t n = recv(sync_, &u, sizeof u, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       if (n <= 0) {  // EOF (exec'd or died) or a broken socket: the child's memory is free again
@@ -234,7 +245,8 @@ class Child : public Napi::ObjectWrap<Child> {
         Emit({kEvEof});
         return;
       }
-      if (n == sizeof m && m.type == SBX_MSG_READY) Emit({kEvReady});
+      if (n == sizeof u.t && u.t.type == SBX_MSG_TRACE) trace_ = u.t;
+      else if (n == sizeof m && m.type == SBX_MSG_READY) Emit({kEvReady});
       else if (n == sizeof m && m.type == SBX_MSG_ERROR) Emit({kEvError, m.stage, m.op, m.err});
     }
   }
@@ -267,6 +279,17 @@ class Child : public Napi::ObjectWrap<Child> {
     return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
   }
 
+  // With SBX_H_TRACE: [t0, end of op 0, end of op 1, ...] in ns (CLOCK_MONOTONIC), else empty.
+  Napi::Value Trace(const Napi::CallbackInfo& info) {
+    uint32_t n = trace_.type == SBX_MSG_TRACE ? trace_.count : 0;
+    Napi::Float64Array a = Napi::Float64Array::New(info.Env(), n ? n + 1 : 0);
+    if (n) {
+      a[0] = double(trace_.t0);
+      for (uint32_t i = 0; i < n; i++) a[i + 1] = double(trace_.end[i]);
+    }
+    return a;
+  }
+
   Napi::Value Pid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), pid_); }
 
   Napi::Value Stdio(const Napi::CallbackInfo& info) {
@@ -282,6 +305,7 @@ class Child : public Napi::ObjectWrap<Child> {
   int parent_stdio_[3] = {-1, -1, -1};
   bool exited_ = false;
   int open_handles_ = 0;
+  sbx_trace trace_{};
   uv_poll_t sync_poll_{}, pid_poll_{};
   Napi::FunctionReference cb_;
   Napi::AsyncContext* ctx_ = nullptr;
@@ -298,10 +322,10 @@ Napi::Object Constants(Napi::Env env) {
 #define K(x) set(#x, SBX_##x)
   K(OP_MAKE_PRIVATE); K(OP_ROOT_OVERLAY); K(OP_MOUNT); K(OP_BIND); K(OP_MKNOD); K(OP_SYMLINK);
   K(OP_WRITE_FILE); K(OP_MKDIR); K(OP_LOOPBACK_UP); K(OP_SETHOSTNAME); K(OP_PIVOT_ROOT);
-  K(OP_SETUSER); K(OP_CHDIR); K(OP_RESOLVE_EXEC); K(OP_READY); K(OP_WAIT_START); K(OP_EXEC);
+  K(OP_SETUSER); K(OP_CHDIR); K(OP_RESOLVE_EXEC); K(OP_READY); K(OP_WAIT_START); K(OP_EXEC); K(OP_UNSHARE);
   K(STAGE_PREPARE); K(STAGE_ROOTFS); K(STAGE_MOUNT); K(STAGE_DEVICE); K(STAGE_FILE); K(STAGE_NETWORK);
   K(STAGE_HOSTNAME); K(STAGE_PIVOT); K(STAGE_USER); K(STAGE_CWD); K(STAGE_SYNC); K(STAGE_EXEC);
-  K(F_MKDIR); K(F_MKFILE); K(F_BIND_FALLBACK); K(F_IGNORE_MISSING); K(F_USERXATTR); K(H_DETACHED);
+  K(F_MKDIR); K(F_MKFILE); K(F_BIND_FALLBACK); K(F_IGNORE_MISSING); K(F_USERXATTR); K(H_DETACHED); K(H_TRACE);
 #undef K
   set("EV_READY", kEvReady);
   set("EV_ERROR", kEvError);

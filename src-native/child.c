@@ -312,6 +312,8 @@ static int op_bind(struct child_state *st, const struct sbx_op *op) {
   if (op->mflags || op->n[1]) {
     struct mount_attr attr = {0};
     attr.attr_set = op->mflags;
+    /* An atime mode is a value, not a bit: setting one needs the whole atime field cleared. */
+    if (op->mflags & MOUNT_ATTR__ATIME) attr.attr_clr = MOUNT_ATTR__ATIME;
     attr.propagation = op->n[1];
     r = sbx_sys5(SYS_mount_setattr, src, "", AT_EMPTY_PATH | rec, &attr, sizeof attr);
   }
@@ -468,6 +470,15 @@ static int op_resolve_exec(struct child_state *st, const struct sbx_op *op) {
   return err;
 }
 
+/* The raw syscall, not the vDSO: nothing of libc's runs here. Only used with SBX_H_TRACE. */
+static uint64_t now_ns(void) {
+  struct {
+    long sec, nsec;
+  } ts = {0, 0};
+  sbx_sys2(SYS_clock_gettime, 1 /* CLOCK_MONOTONIC */, &ts);
+  return (uint64_t)ts.sec * 1000000000u + (uint64_t)ts.nsec;
+}
+
 static int send_msg(int fd, uint32_t type, int stage, int op, int err) {
   struct sbx_msg m = {type, stage, op, err};
   long r;
@@ -505,6 +516,7 @@ static int op_exec(struct child_state *st, const struct sbx_op *op) {
 
 static int run_op(struct child_state *st, const struct sbx_op *op) {
   switch (op->kind) {
+    case SBX_OP_UNSHARE: return (int)sbx_sys1(SYS_unshare, op->mflags);
     case SBX_OP_MAKE_PRIVATE: return op_make_private(op);
     case SBX_OP_ROOT_OVERLAY: return op_root_overlay(st, op);
     case SBX_OP_MOUNT: return op_mount(st, op);
@@ -581,10 +593,20 @@ int sbx_child_main(void *arg) {
   int r = setup_stdio(a);
   if (r < 0) fail(a, SBX_STAGE_PREPARE, -1, -r);
 
+  const int trace = (a->hdr->flags & SBX_H_TRACE) != 0;
+  struct sbx_trace tr;
+  if (trace) {
+    tr.type = SBX_MSG_TRACE;
+    tr.count = 0;
+    tr.t0 = now_ns();
+  }
   for (uint32_t i = 0; i < a->hdr->n_ops; i++) {
     const struct sbx_op *op = &a->ops[i];
+    if (trace && op->kind == SBX_OP_READY) /* report the setup before the parent hears READY */
+      sbx_sys3(SYS_write, a->sync_fd, &tr, sizeof tr);
     r = run_op(&st, op);
     if (r < 0) fail(a, op->stage, (int)i, -r);
+    if (trace && tr.count < SBX_TRACE_MAX) tr.end[tr.count++] = now_ns();
   }
   /* A plan always ends in EXEC, which only returns on failure. */
   fail(a, SBX_STAGE_EXEC, (int)a->hdr->n_ops, EPROTO);

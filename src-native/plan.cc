@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include <linux/sched.h>
+
 namespace sbx {
 
 namespace {
@@ -31,6 +33,7 @@ Shape ShapeOf(uint16_t kind) {
     case SBX_OP_READY: return {0, 0};
     case SBX_OP_WAIT_START: return {0, 0};
     case SBX_OP_EXEC: return {0b0011, 0};
+    case SBX_OP_UNSHARE: return {0, 0};
     default: return {0xff, 0};
   }
 }
@@ -100,6 +103,10 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
         }
         break;
       }
+      case SBX_OP_UNSHARE:
+        if (op.mflags & ~uint64_t(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWUSER))
+          return "UNSHARE: flags beyond namespaces";
+        break;
       case SBX_OP_WRITE_FILE:
         if (uint64_t(op.s[1]) + op.n[1] > strsize) return "WRITE_FILE content out of range";
         break;

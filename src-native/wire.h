@@ -39,7 +39,9 @@ enum sbx_op_kind {
   SBX_OP_READY = 15,        /* send MSG_READY: setup is done, the container is 'created'         */
   SBX_OP_WAIT_START = 16,   /* re-arm pdeathsig, block until MSG_START (EOF = parent gone: exit) */
   SBX_OP_EXEC = 17,         /* s0 argv (n0 count), s1 envp (n1 count), n2 umask                  */
-  SBX_OP_MAX_ = 18
+  SBX_OP_UNSHARE = 18,      /* mflags CLONE_NEW* flags: namespaces made by the child, off the    */
+                            /* parent's thread (pid and time must be made by clone3 itself)     */
+  SBX_OP_MAX_ = 19
 };
 
 /* Stages: where in the container's life an op belongs; reported with every failure. */
@@ -69,6 +71,8 @@ enum sbx_stage {
 
 /* Header flags. */
 #define SBX_H_DETACHED 0x1u /* no PR_SET_PDEATHSIG: the container outlives the Node process */
+#define SBX_H_TRACE 0x2u    /* time every op (CLOCK_MONOTONIC) and send MSG_TRACE before READY */
+#define SBX_TRACE_MAX 64u   /* ops timed at most */
 
 struct sbx_header {
   uint32_t magic;
@@ -102,7 +106,8 @@ struct sbx_op {
 enum sbx_msg_type {
   SBX_MSG_READY = 1, /* child -> parent: every op before WAIT_START succeeded   */
   SBX_MSG_ERROR = 2, /* child -> parent: {stage, op, err}; the child then exits */
-  /* 3..15 reserved child -> parent: idmap request, init pid, console fd, ... */
+  SBX_MSG_TRACE = 3, /* child -> parent: struct sbx_trace (only with SBX_H_TRACE) */
+  /* 4..15 reserved child -> parent: idmap request, init pid, console fd, ... */
   SBX_MSG_START = 16, /* parent -> child: execve now                              */
   /* 17.. reserved parent -> child: idmap written, cgroup joined, abort, ...     */
 };
@@ -112,6 +117,14 @@ struct sbx_msg {
   int32_t stage;
   int32_t op;  /* index of the failing op, -1 for the prelude */
   int32_t err; /* positive errno */
+};
+
+/* MSG_TRACE: end time of each op (ns, CLOCK_MONOTONIC), t0 = when the child started. */
+struct sbx_trace {
+  uint32_t type;
+  uint32_t count;
+  uint64_t t0;
+  uint64_t end[SBX_TRACE_MAX];
 };
 
 #ifdef __cplusplus

@@ -181,7 +181,7 @@ async function quiesce(containers, log) {
 async function sbScale(Container, levels, samples, log) {
   const live = [];
   const out = [];
-  const base = await settle();
+  let base = await settle();
   try {
     for (const level of levels) {
       const t0 = performance.now();
@@ -198,6 +198,7 @@ async function sbScale(Container, levels, samples, log) {
       }
       const startMs = added > 0 ? (performance.now() - t0) / added : null;
       const mem = await settle();
+      if (level === 0) base = mem; // the zero row is the baseline by definition
       log(`scale: scratchbox with ${level} live containers`);
       const phases = [];
       const lat = [];

@@ -382,6 +382,20 @@ export class Container implements AsyncDisposable {
     for (const s of [this.stdout, this.stderr]) if (s && !s.readableEnded) s.destroy();
   }
 
+  /**
+   * With `trace: true`: how long each setup op took in the child (clone to READY), in µs, in plan
+   * order. Null without tracing.
+   */
+  setupTrace(): { op: number; kind: Op['kind']; stage: string; path?: string; us: number }[] | null {
+    const t = this.#child.trace();
+    if (t.length === 0) return null;
+    return Array.from(t.subarray(1), (end, i) => {
+      const op = this.#plan.ops[i]!;
+      const path = opPath(op);
+      return { op: i, kind: op.kind, stage: op.stage, ...(path ? { path } : {}), us: (end - t[i]!) / 1000 };
+    });
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await this.delete();
   }

@@ -14,6 +14,8 @@ export interface NativeChild {
   start(): number;
   /** pidfd_send_signal: 0 or -errno (-ESRCH once the process has been reaped). */
   kill(signal: number): number;
+  /** With the trace header flag: [t0, end of op 0, …] in ns, CLOCK_MONOTONIC; else empty. */
+  trace(): Float64Array;
 }
 
 export interface NativeConstants {

@@ -6,43 +6,51 @@
 import type { Op, Plan } from './plan.js';
 import { F, H, HEADER_SIZE, NO_STRING, OP, OP_SIZE, STAGES, WIRE_MAGIC, WIRE_VERSION } from './wire.js';
 
+/** Strings (and u32 arrays) laid out back to back; written into the plan buffer in one pass. */
 class StringTable {
-  private chunks: Buffer[] = [];
-  private size = 0;
+  private parts: (string | readonly number[])[] = [];
+  private offsets: number[] = [];
+  size = 0;
   private index = new Map<string, number>();
 
   add(s: string): number {
     const hit = this.index.get(s);
     if (hit !== undefined) return hit;
-    const off = this.push(Buffer.from(s + '\0', 'utf8'));
+    const off = this.push(s + '\0', Buffer.byteLength(s, 'utf8') + 1);
     this.index.set(s, off);
     return off;
   }
   /** Strings stored back to back (argv, envp): returns the first one's offset. */
   addList(list: readonly string[]): number {
     if (list.length === 0) return NO_STRING;
-    return this.push(Buffer.from(list.map((s) => s + '\0').join(''), 'utf8'));
-  }
-  addU32(values: readonly number[]): number {
-    if (values.length === 0) return NO_STRING;
-    this.align(4);
-    const b = Buffer.alloc(values.length * 4);
-    values.forEach((v, i) => b.writeUInt32LE(v, i * 4));
-    return this.push(b);
-  }
-  private align(n: number) {
-    const pad = (n - (this.size % n)) % n;
-    if (pad) this.push(Buffer.alloc(pad));
-  }
-  private push(b: Buffer): number {
     const off = this.size;
-    this.chunks.push(b);
-    this.size += b.length;
+    for (const s of list) this.push(s + '\0', Buffer.byteLength(s, 'utf8') + 1);
     return off;
   }
-  finish(): Buffer {
-    if (this.size === 0 || this.chunks[this.chunks.length - 1]!.at(-1) !== 0) this.push(Buffer.alloc(1));
-    return Buffer.concat(this.chunks, this.size);
+  /** A little-endian u32 array, 4-byte aligned in the table (and so in the buffer). */
+  addU32(values: readonly number[]): number {
+    if (values.length === 0) return NO_STRING;
+    const pad = (4 - (this.size % 4)) % 4;
+    if (pad) this.push('\0'.repeat(pad), pad);
+    return this.push(values, values.length * 4);
+  }
+  private push(p: string | readonly number[], bytes: number): number {
+    const off = this.size;
+    this.parts.push(p);
+    this.offsets.push(off);
+    this.size += bytes;
+    return off;
+  }
+  /** The table must end in a NUL (the reader relies on it): add one if the last part is not a string. */
+  seal(): void {
+    if (this.size === 0 || typeof this.parts[this.parts.length - 1] !== 'string') this.push('\0', 1);
+  }
+  writeInto(buf: Buffer, at: number): void {
+    this.parts.forEach((p, i) => {
+      const o = at + this.offsets[i]!;
+      if (typeof p === 'string') buf.write(p, o, 'utf8');
+      else p.forEach((v, j) => buf.writeUInt32LE(v >>> 0, o + j * 4));
+    });
   }
 }
 
@@ -58,6 +66,10 @@ function record(op: Op, st: StringTable): Rec {
   const r: Rec = { kind: 0, flags: 0, mflags: 0, s: [NO_STRING, NO_STRING, NO_STRING, NO_STRING], n: [0, 0, 0, 0] };
   const s = (v: string) => st.add(v);
   switch (op.kind) {
+    case 'unshare':
+      r.kind = OP.UNSHARE;
+      r.mflags = op.flags;
+      break;
     case 'make-private':
       r.kind = OP.MAKE_PRIVATE;
       r.mflags = op.flags;
@@ -149,15 +161,20 @@ export function encodePlan(plan: Plan): Buffer {
   const st = new StringTable();
   const rootfs = st.add(plan.rootfs);
   const recs = plan.ops.map((op) => ({ rec: record(op, st), stage: STAGES.indexOf(op.stage) }));
-  const strtab = st.finish();
+  st.seal();
   const opsOffset = HEADER_SIZE;
   const strtabOffset = opsOffset + recs.length * OP_SIZE;
-  const total = strtabOffset + strtab.length;
+  const total = strtabOffset + st.size;
   const buf = Buffer.alloc(total);
   let o = 0;
   const u16 = (v: number) => ((o = buf.writeUInt16LE(v, o)), undefined);
   const u32 = (v: number) => ((o = buf.writeUInt32LE(v >>> 0, o)), undefined);
-  const u64 = (v: number) => ((o = buf.writeBigUInt64LE(BigInt(v), o)), undefined);
+  const u64 = (v: number) => {
+    // values stay below 2^53 (flags); two u32 halves avoid a BigInt per op
+    buf.writeUInt32LE(v % 0x100000000, o);
+    buf.writeUInt32LE(Math.floor(v / 0x100000000), o + 4);
+    o += 8;
+  };
   u32(WIRE_MAGIC);
   u16(WIRE_VERSION);
   u16(HEADER_SIZE);
@@ -166,9 +183,9 @@ export function encodePlan(plan: Plan): Buffer {
   u32(recs.length);
   u32(opsOffset);
   u32(strtabOffset);
-  u32(strtab.length);
+  u32(st.size);
   u32(total);
-  u32(plan.detached ? H.DETACHED : 0);
+  u32((plan.detached ? H.DETACHED : 0) | (plan.trace ? H.TRACE : 0));
   u32(0);
   u64(plan.cloneFlags);
   u32(rootfs);
@@ -181,6 +198,6 @@ export function encodePlan(plan: Plan): Buffer {
     rec.s.forEach(u32);
     rec.n.forEach(u32);
   }
-  strtab.copy(buf, o);
+  st.writeInto(buf, o);
   return buf;
 }

@@ -24,6 +24,7 @@ export interface FsFacts {
 type Base = { stage: ChildStage };
 export type Op = Base &
   (
+    | { kind: 'unshare'; flags: number }
     | { kind: 'make-private'; flags: number }
     | { kind: 'root-overlay'; userxattr: boolean }
     | { kind: 'mount'; source: string; target: string; fstype: string; flags: number; data: string }
@@ -44,8 +45,11 @@ export type Op = Base &
   );
 
 export interface Plan {
+  /** Namespaces clone3 must make (pid, time: they apply to the child only when made at clone). */
   cloneFlags: number;
   detached: boolean;
+  /** Time every setup op in the child (Container.setupTrace()). */
+  trace: boolean;
   rootfs: string;
   ops: Op[];
 }
@@ -75,15 +79,26 @@ export const DEFAULT_DEV_LINKS: readonly (readonly [string, string])[] = [
 /** Container path → path relative to the new root ('/dev/pts' → 'dev/pts'). */
 const rel = (p: string) => p.replace(/^\/+/, '');
 
+/** Namespaces made by clone3 itself: a new pid or time namespace holds only children made after. */
 export function cloneFlagsOf(ns: Spec['namespaces']): number {
-  let f = CLONE.NEWNS;
+  let f = 0;
   if (ns.pid) f |= CLONE.NEWPID;
+  if (ns.time) f |= CLONE.NEWTIME;
+  return f;
+}
+
+/**
+ * Namespaces the child makes with unshare(2), as its first op. Same result as passing them to
+ * clone3, but the kernel's work (a new network namespace is the slowest, ~1 ms) runs on the
+ * child's CPU instead of blocking the Node event loop inside the clone3 call.
+ */
+export function unshareFlagsOf(ns: Spec['namespaces']): number {
+  let f = CLONE.NEWNS;
   if (ns.network) f |= CLONE.NEWNET;
   if (ns.ipc) f |= CLONE.NEWIPC;
   if (ns.uts) f |= CLONE.NEWUTS;
   if (ns.cgroup) f |= CLONE.NEWCGROUP;
   if (ns.user) f |= CLONE.NEWUSER;
-  if (ns.time) f |= CLONE.NEWTIME;
   return f;
 }
 
@@ -93,6 +108,8 @@ export function hostsFile(hostname: string): string {
 
 export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
   const ops: Op[] = [];
+  // 0. The namespaces clone3 did not make.
+  ops.push({ stage: 'prepare', kind: 'unshare', flags: unshareFlagsOf(spec.namespaces) });
   // 1. Nothing mounted from here on propagates back to the host.
   ops.push({ stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE });
   // 2. The new root: overlay(lower = rootfs, upper = tmpfs).
@@ -186,7 +203,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
   ops.push({ stage: 'sync', kind: 'wait-start' });
   ops.push({ stage: 'exec', kind: 'exec', args: spec.args, env: spec.env, umask: spec.umask });
 
-  return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, rootfs: spec.rootfs, ops };
+  return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, trace: spec.trace, rootfs: spec.rootfs, ops };
 }
 
 /** The container path an op works on, for error messages ('/dev/pts', '/etc/hosts', …). */

@@ -27,6 +27,7 @@ export const OP = {
   READY: 15,
   WAIT_START: 16,
   EXEC: 17,
+  UNSHARE: 18,
 } as const;
 
 /** Child stages, by wire number. Index = number. */
@@ -55,7 +56,7 @@ export const F = {
   USERXATTR: 0x10,
 } as const;
 
-export const H = { DETACHED: 0x1 } as const;
+export const H = { DETACHED: 0x1, TRACE: 0x2 } as const;
 
 // Namespace clone flags (linux/sched.h).
 export const CLONE = {

@@ -12,9 +12,12 @@ import { ContainerError, invalid } from '../errors.js';
 import type { FsFacts, Op } from '../plan/plan.js';
 import type { Spec } from './spec.js';
 
+const ENOENT = Object.assign(new Error('ENOENT: no such file or directory'), { code: 'ENOENT', errno: -2 }) as NodeJS.ErrnoException;
+
+/** stat/lstat that returns the error instead of throwing it (a missing path is the common case). */
 function stat(path: string, follow: boolean): Stats | NodeJS.ErrnoException {
   try {
-    return follow ? statSync(path) : lstatSync(path);
+    return (follow ? statSync(path, { throwIfNoEntry: false }) : lstatSync(path, { throwIfNoEntry: false })) ?? ENOENT;
   } catch (e) {
     return e as NodeJS.ErrnoException;
   }

@@ -44,6 +44,8 @@ export interface ContainerOptions {
   killSignal?: NodeJS.Signals | number;
   /** Process umask. Default 0o022. */
   umask?: number;
+  /** Time each setup step in the child; read it with container.setupTrace(). For profiling. */
+  trace?: boolean;
 }
 
 export interface Spec {
@@ -59,6 +61,7 @@ export interface Spec {
   namespaces: Record<NamespaceName, boolean>;
   detached: boolean;
   umask: number;
+  trace: boolean;
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -140,7 +143,9 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
 
   const id = options.id === undefined ? newId() : str(options.id, 'id');
   if (!ID_RE.test(id)) throw invalid('id', `${JSON.stringify(id)} must match ${ID_RE}`);
-  const hostname = validateHostname(options.hostname ?? id.slice(0, 12));
+  // The default hostname is the id shortened; an id may hold '_' or '.', which a hostname label may not.
+  const fromId = id.slice(0, 12).replace(/[^A-Za-z0-9-]/g, '-').replace(/-+$/, '');
+  const hostname = validateHostname(options.hostname ?? fromId);
 
   const cwd = str(options.cwd ?? '/', 'cwd');
   if (!cwd.startsWith('/')) throw invalid('cwd', `${JSON.stringify(cwd)} is not an absolute path`);
@@ -203,5 +208,6 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
     namespaces: ns,
     detached: options.detached ?? false,
     umask,
+    trace: options.trace === true,
   };
 }

@@ -142,5 +142,17 @@ describe.skipIf(!isRoot)(`safety (${ROOT_REASON})`, () => {
     });
     expect(JSON.parse(ro.stdout)).toEqual({ ok: false, errno: 'EROFS' });
     expect(readFileSync(`${data}/f`, 'utf8')).toBe('host data');
+    // An atime mode on a bind (a value in mount_setattr, not a bit) is applied, not refused.
+    for (const atime of ['noatime', 'strictatime']) {
+      const r = await Container.run({
+        rootfs,
+        args: ['/probe'],
+        mounts: [...defaultMounts, { destination: '/data', type: 'bind', source: data, options: ['bind', atime] }],
+      });
+      const line = (JSON.parse(r.stdout).mountinfo as string).split('\n').find((l) => l.split(' ')[4] === '/data');
+      expect(line, atime).toBeDefined();
+      if (atime === 'noatime') expect(line!.split(' ')[5]).toContain('noatime');
+      else expect(line!.split(' ')[5]).not.toMatch(/relatime|noatime/);
+    }
   });
 });

@@ -16,6 +16,12 @@ describe('buildSpec defaults', () => {
     expect(spec.hostname).toBe('0123456789ab');
   });
 
+  it('derives a valid hostname from an id holding characters a hostname may not', () => {
+    expect(build({ id: 'my_box.v1' }).hostname).toBe('my-box-v1');
+    expect(build({ id: 'abcdefghijk-xyz' }).hostname).toBe('abcdefghijk');
+    expect(build({ id: 'abcdefghijk.xyz' }).hostname).toBe('abcdefghijk');
+  });
+
   it('namespaces: pid network ipc uts mount on; cgroup user time off', () => {
     expect(spec.namespaces).toEqual({
       mount: true,
@@ -97,8 +103,7 @@ describe('buildSpec rejections', () => {
     expectInvalid(() => build({ rootfs: '//' }), { option: 'rootfs' });
   });
 
-  // Source bug: '/.' passes the '/' check (it is not literally '/'), then posix.normalize makes it
-  // '/' and the trailing-slash strip makes it '' (spec.ts, the return of buildSpec).
+  // Regression: '/.' once passed the '/' check (not literally '/') and came out as rootfs ''.
   it("rootfs that normalises to the host root ('/.', '/./') is rejected, never ''", () => {
     expectInvalid(() => build({ rootfs: '/.' }), { option: 'rootfs' });
     expectInvalid(() => build({ rootfs: '/./' }), { option: 'rootfs' });

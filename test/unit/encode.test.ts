@@ -1,0 +1,401 @@
+import { describe, expect, it } from 'vitest';
+import { encodePlan } from '../../src-ts/plan/encode.js';
+import { buildPlan, type HostInfo, type Op, type Plan } from '../../src-ts/plan/plan.js';
+import { STAGES } from '../../src-ts/plan/wire.js';
+import { defaultMounts } from '../../src-ts/spec/mounts.js';
+import { buildSpec, type ContainerOptions } from '../../src-ts/spec/spec.js';
+import { NO_STRING, WireReader, type WireOp } from './wire-reader.js';
+
+// Numbers from src-native/wire.h, written out here so a change on either side shows.
+const K = {
+  'make-private': 1,
+  'root-overlay': 2,
+  mount: 3,
+  bind: 4,
+  mknod: 5,
+  symlink: 6,
+  'write-file': 7,
+  mkdir: 8,
+  'loopback-up': 9,
+  sethostname: 10,
+  'pivot-root': 11,
+  setuser: 12,
+  chdir: 13,
+  'resolve-exec': 14,
+  ready: 15,
+  'wait-start': 16,
+  exec: 17,
+  unshare: 18,
+} as const;
+const STAGE_NO: Record<string, number> = {
+  prepare: 1,
+  rootfs: 2,
+  mount: 3,
+  device: 4,
+  file: 5,
+  network: 6,
+  hostname: 7,
+  pivot: 8,
+  user: 9,
+  cwd: 10,
+  sync: 11,
+  exec: 12,
+};
+const F_MKDIR = 0x1;
+const F_MKFILE = 0x2;
+const F_BIND_FALLBACK = 0x4;
+const F_IGNORE_MISSING = 0x8;
+const F_USERXATTR = 0x10;
+
+const HOST: HostInfo = { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n# café ☕\n' };
+
+function makePlan(o: Partial<ContainerOptions> = {}, host = HOST): Plan {
+  const spec = buildSpec({ rootfs: '/srv/rootfs', args: ['/sleep', '1'], ...o } as ContainerOptions, () => '0123456789abcdef');
+  return buildPlan(spec, host, { bindSourceIsFile: spec.mounts.map((m) => m.destination === '/etc/app.conf') });
+}
+
+const OPTS: Partial<ContainerOptions> = {
+  user: { uid: 1000, gid: 1000, additionalGids: [5, 27, 0x01020304] },
+  env: { PATH: '/bin:/usr/bin', LANG: 'C.UTF-8', EMPTY: '' },
+  args: ['/bin/sh', '-c', 'echo "héllo"', ''],
+  cwd: '/tmp',
+  umask: 0o27,
+  hostname: 'box',
+  mounts: [
+    ...defaultMounts,
+    { destination: '/data', source: '/srv/data', options: ['rbind', 'ro', 'nosuid', 'rshared'] },
+    { destination: '/etc/app.conf', type: 'bind', source: '/srv/app.conf', options: ['ro'] },
+  ],
+};
+
+describe('encodePlan: header and framing', () => {
+  const plan = makePlan(OPTS);
+  const buf = encodePlan(plan);
+  const r = new WireReader(buf);
+  const h = r.header;
+
+  it("magic 'SBX1', version 1, sizes 72 and 48", () => {
+    expect(buf.subarray(0, 4).toString('latin1')).toBe('SBX1');
+    expect(h.magic).toBe(0x31584253);
+    expect(h.version).toBe(1);
+    expect(h.headerSize).toBe(72);
+    expect(h.opSize).toBe(48);
+  });
+
+  it('op count and offsets', () => {
+    expect(h.nOps).toBe(plan.ops.length);
+    expect(h.opsOffset).toBe(72);
+    expect(h.opsOffset % 8).toBe(0);
+    expect(h.strtabOffset).toBe(72 + 48 * plan.ops.length);
+    expect(h.strtabOffset + h.strtabSize).toBe(buf.length);
+  });
+
+  it('total_size is the buffer length', () => {
+    expect(h.totalSize).toBe(buf.length);
+  });
+
+  it('reserved fields are zero', () => {
+    expect(h.reserved0).toBe(0);
+    expect(h.reserved1).toBe(0);
+    expect(h.reserved2).toEqual([0, 0, 0, 0, 0]);
+  });
+
+  it('the string table ends with a NUL', () => {
+    expect(h.strtabSize).toBeGreaterThan(0);
+    expect(buf[buf.length - 1]).toBe(0);
+  });
+
+  it('clone flags, rootfs, detached flag', () => {
+    expect(h.cloneFlags).toBe(BigInt(plan.cloneFlags));
+    expect(h.cloneFlags).toBe(0x20000000n); // CLONE_NEWPID; the other namespaces are the unshare op
+    expect(r.str(h.rootfs)).toBe('/srv/rootfs');
+    expect(h.flags).toBe(0);
+    const det = new WireReader(encodePlan(makePlan({ ...OPTS, detached: true })));
+    expect(det.header.flags).toBe(1);
+    const tr = new WireReader(encodePlan(makePlan({ ...OPTS, trace: true, detached: true })));
+    expect(tr.header.flags).toBe(0x1 | 0x2); // H_DETACHED | H_TRACE
+    expect(new WireReader(encodePlan(makePlan({ trace: true }))).header.flags).toBe(0x2);
+    const ns = new WireReader(encodePlan(makePlan({ namespaces: { network: false, cgroup: true, time: true } })));
+    expect(ns.header.cloneFlags).toBe(BigInt(0x20000000 | 0x80));
+    expect(ns.ops[0]!.kind).toBe(K.unshare);
+    expect(ns.ops[0]!.mflags).toBe(BigInt(0x20000 | 0x8000000 | 0x4000000 | 0x2000000));
+  });
+
+  it('every string offset is NO_STRING or inside the table', () => {
+    for (const [i, op] of r.ops.entries())
+      for (const off of op.s) if (off !== NO_STRING) expect(off, `op ${i}`).toBeLessThan(h.strtabSize);
+  });
+});
+
+describe('encodePlan: ops', () => {
+  const plan = makePlan(OPTS);
+  const r = new WireReader(encodePlan(plan));
+  const pairs: [Op, WireOp][] = plan.ops.map((op, i) => [op, r.ops[i]!]);
+  const of = <T extends Op['kind']>(kind: T) => pairs.filter(([op]) => op.kind === kind) as [Extract<Op, { kind: T }>, WireOp][];
+  /** The one wire op of a kind. */
+  const one = (kind: Op['kind']): WireOp => {
+    const found = of(kind);
+    expect(found, kind).toHaveLength(1);
+    return found[0]![1];
+  };
+
+  it('kind and stage numbers follow wire.h', () => {
+    for (const [op, w] of pairs) {
+      expect(w.kind, op.kind).toBe(K[op.kind]);
+      expect(w.stage, op.kind).toBe(STAGE_NO[op.stage]);
+      expect(w.stage).toBe(STAGES.indexOf(op.stage));
+      expect(STAGES[w.stage]).toBe(op.stage);
+    }
+  });
+
+  it('unshare: first op, stage prepare, CLONE_NEW* flags in mflags', () => {
+    const u = one('unshare');
+    expect(r.ops[0]).toBe(u);
+    expect(u.stage).toBe(1);
+    expect(u.mflags).toBe(0x4c020000n); // NEWNS|NEWNET|NEWIPC|NEWUTS
+    expect(u.s).toEqual([NO_STRING, NO_STRING, NO_STRING, NO_STRING]);
+    expect(u.n).toEqual([0, 0, 0, 0]);
+  });
+
+  it('make-private: MS_REC|MS_PRIVATE in mflags; root-overlay: no flags', () => {
+    const mp = one('make-private');
+    expect(mp.mflags).toBe(0x44000n);
+    expect(mp.s).toEqual([NO_STRING, NO_STRING, NO_STRING, NO_STRING]);
+    const ro = one('root-overlay');
+    expect(ro.flags).toBe(0);
+  });
+
+  it('mount: source, target, fstype, data (or NO_STRING), mflags, F_MKDIR', () => {
+    const mounts = of('mount');
+    expect(mounts).toHaveLength(6);
+    for (const [op, w] of mounts) {
+      expect(r.str(w.s[0])).toBe(op.source);
+      expect(r.str(w.s[1])).toBe(op.target);
+      expect(r.str(w.s[2])).toBe(op.fstype);
+      if (op.data) expect(r.str(w.s[3])).toBe(op.data);
+      else expect(w.s[3]).toBe(NO_STRING);
+      expect(w.mflags).toBe(BigInt(op.flags));
+      expect(w.flags).toBe(F_MKDIR);
+    }
+    const dev = mounts.find(([op]) => op.target === 'dev')![1];
+    expect(r.str(dev.s[3])).toBe('mode=755,size=65536k');
+    expect(dev.mflags).toBe(0x1000002n);
+  });
+
+  it('bind: source, target, recursive, propagation, attrs in mflags, MKDIR/MKFILE/IGNORE_MISSING', () => {
+    const binds = of('bind');
+    expect(binds.map(([op]) => op.target)).toEqual(['sys/fs/cgroup', 'data', 'etc/app.conf']);
+    const [cg, data, file] = binds.map(([, w]) => w) as [WireOp, WireOp, WireOp];
+    expect(r.str(cg.s[0])).toBe('/sys/fs/cgroup');
+    expect(r.str(cg.s[1])).toBe('sys/fs/cgroup');
+    expect(cg.n[0]).toBe(1);
+    expect(cg.flags).toBe(F_MKDIR | F_IGNORE_MISSING);
+    expect(cg.mflags).toBe(0xfn);
+    expect(r.str(data.s[0])).toBe('/srv/data');
+    expect(data.n[0]).toBe(1);
+    expect(data.n[1]).toBe(0x100000); // MS_SHARED
+    expect(data.mflags).toBe(0x3n); // MOUNT_ATTR_RDONLY|NOSUID
+    expect(data.flags).toBe(F_MKDIR);
+    expect(r.str(file.s[1])).toBe('etc/app.conf');
+    expect(file.n[0]).toBe(0);
+    expect(file.flags).toBe(F_MKFILE);
+    for (const w of [cg, data, file]) expect([w.s[2], w.s[3]]).toEqual([NO_STRING, NO_STRING]);
+  });
+
+  it('mknod: path, host path, mode, major, minor', () => {
+    const nodes = of('mknod');
+    expect(nodes.map(([, w]) => [r.str(w.s[0]), r.str(w.s[1]), ...w.n])).toEqual([
+      ['dev/null', '/dev/null', 0o20666, 1, 3, 0],
+      ['dev/zero', '/dev/zero', 0o20666, 1, 5, 0],
+      ['dev/full', '/dev/full', 0o20666, 1, 7, 0],
+      ['dev/random', '/dev/random', 0o20666, 1, 8, 0],
+      ['dev/urandom', '/dev/urandom', 0o20666, 1, 9, 0],
+      ['dev/tty', '/dev/tty', 0o20666, 5, 0, 0],
+    ]);
+    for (const [, w] of nodes) expect(w.flags & F_BIND_FALLBACK).toBe(0);
+  });
+
+  it('symlink: s0 target, s1 path', () => {
+    expect(of('symlink').map(([, w]) => [r.str(w.s[0]), r.str(w.s[1])])).toEqual([
+      ['/proc/self/fd', 'dev/fd'],
+      ['/proc/self/fd/0', 'dev/stdin'],
+      ['/proc/self/fd/1', 'dev/stdout'],
+      ['/proc/self/fd/2', 'dev/stderr'],
+      ['pts/ptmx', 'dev/ptmx'],
+      ['/proc/kcore', 'dev/core'],
+      ['/proc/mounts', 'etc/mtab'],
+    ]);
+  });
+
+  it('write-file: path, exact content, mode, byte length (multibyte content)', () => {
+    const files = of('write-file');
+    expect(files.map(([, w]) => r.str(w.s[0]))).toEqual(['etc/hostname', 'etc/hosts', 'etc/resolv.conf']);
+    expect(files.map(([, w]) => r.str(w.s[1]))).toEqual([
+      'box\n',
+      '127.0.0.1\tlocalhost box\n::1\tlocalhost ip6-localhost ip6-loopback\n',
+      'nameserver 1.1.1.1\n# café ☕\n',
+    ]);
+    for (const [op, w] of files) {
+      expect(w.n[0]).toBe(0o644);
+      expect(w.n[1]).toBe(Buffer.byteLength(op.content, 'utf8'));
+    }
+    const resolv = files[2]![1];
+    expect(resolv.n[1]).toBe('nameserver 1.1.1.1\n# café ☕\n'.length + 1 + 2); // é 2 bytes, ☕ 3 bytes
+  });
+
+  it('mkdir: path', () => {
+    const w = one('mkdir');
+    expect(r.str(w.s[0])).toBe('etc');
+  });
+
+  it('sethostname: s0 hostname, n0 its byte length', () => {
+    const w = one('sethostname');
+    expect(r.str(w.s[0])).toBe('box');
+    expect(w.n[0]).toBe(3);
+  });
+
+  it('setuser: uid, gid, count; groups as an aligned u32 array', () => {
+    const w = one('setuser');
+    expect(w.n).toEqual([1000, 1000, 3, 0]);
+    expect(w.s[0] % 4).toBe(0);
+    expect((r.header.strtabOffset + w.s[0]) % 4).toBe(0);
+    expect(w.s[0] + 12).toBeLessThanOrEqual(r.header.strtabSize);
+    expect(r.u32s(w.s[0], 3)).toEqual([5, 27, 0x01020304]);
+  });
+
+  it('setuser groups are aligned whatever the strings before them', () => {
+    for (const hostname of ['a', 'ab', 'abc', 'abcd']) {
+      const rr = new WireReader(encodePlan(makePlan({ ...OPTS, hostname })));
+      const w = rr.ops.find((o) => o.kind === K.setuser)!;
+      expect(w.s[0] % 4, hostname).toBe(0);
+      expect(rr.u32s(w.s[0], 3)).toEqual([5, 27, 0x01020304]);
+    }
+  });
+
+  it('setuser without groups: NO_STRING and count 0', () => {
+    const rr = new WireReader(encodePlan(makePlan()));
+    const w = rr.ops.find((o) => o.kind === K.setuser)!;
+    expect(w.s[0]).toBe(NO_STRING);
+    expect(w.n).toEqual([0, 0, 0, 0]);
+  });
+
+  it('chdir and resolve-exec', () => {
+    const cd = one('chdir');
+    expect(r.str(cd.s[0])).toBe('/tmp');
+    const re = one('resolve-exec');
+    expect(r.str(re.s[0])).toBe('/bin/sh');
+    expect(r.str(re.s[1])).toBe('/bin:/usr/bin');
+  });
+
+  it('resolve-exec without PATH: NO_STRING', () => {
+    const plan2: Plan = {
+      cloneFlags: 0x20000,
+      detached: false,
+      trace: false,
+      rootfs: '/r',
+      ops: [
+        { stage: 'exec', kind: 'resolve-exec', file: 'x', searchPath: null },
+        { stage: 'exec', kind: 'exec', args: ['x'], env: [], umask: 0 },
+      ],
+    };
+    const rr = new WireReader(encodePlan(plan2));
+    expect(rr.ops[0]!.s[1]).toBe(NO_STRING);
+    // empty env: NO_STRING and count 0
+    expect(rr.ops[1]!.s[1]).toBe(NO_STRING);
+    expect(rr.ops[1]!.n[1]).toBe(0);
+  });
+
+  it('exec: argv and envp lists decode back; n0/n1 counts, n2 umask; last op', () => {
+    const last = r.ops.at(-1)!;
+    expect(last.kind).toBe(K.exec);
+    expect(last.n).toEqual([4, 3, 0o27, 0]);
+    expect(r.list(last.s[0], last.n[0])).toEqual(['/bin/sh', '-c', 'echo "héllo"', '']);
+    expect(r.list(last.s[1], last.n[1])).toEqual(['PATH=/bin:/usr/bin', 'LANG=C.UTF-8', 'EMPTY=']);
+  });
+
+  it('ops without operands have NO_STRING slots and zero numbers', () => {
+    for (const kind of ['loopback-up', 'pivot-root', 'ready', 'wait-start'] as const) {
+      const w = one(kind);
+      expect(w.s, kind).toEqual([NO_STRING, NO_STRING, NO_STRING, NO_STRING]);
+      expect(w.n, kind).toEqual([0, 0, 0, 0]);
+      expect(w.flags).toBe(0);
+      expect(w.mflags).toBe(0n);
+    }
+  });
+
+  it('bind fallback and userxattr flags', () => {
+    const plan2: Plan = {
+      cloneFlags: 0x20000,
+      detached: false,
+      trace: false,
+      rootfs: '/r',
+      ops: [
+        { stage: 'rootfs', kind: 'root-overlay', userxattr: true },
+        { stage: 'device', kind: 'mknod', path: 'dev/null', mode: 0o20666, major: 1, minor: 3, hostPath: '/dev/null', bindFallback: true },
+        { stage: 'exec', kind: 'exec', args: ['x'], env: ['A=1'], umask: 0 },
+      ],
+    };
+    const rr = new WireReader(encodePlan(plan2));
+    expect(rr.ops[0]!.flags).toBe(F_USERXATTR);
+    expect(rr.ops[1]!.flags).toBe(F_BIND_FALLBACK);
+  });
+});
+
+describe('encodePlan: string table', () => {
+  it('identical strings are stored once', () => {
+    const plan = makePlan();
+    const r = new WireReader(encodePlan(plan));
+    const procMount = r.ops[plan.ops.findIndex((o) => o.kind === 'mount' && o.target === 'proc')]!;
+    expect(procMount.s[0]).toBe(procMount.s[1]); // source 'proc' and target 'proc'
+    const devMount = r.ops[plan.ops.findIndex((o) => o.kind === 'mount' && o.target === 'dev')]!;
+    expect(devMount.s[0]).toBe(devMount.s[2]); // source and fstype 'tmpfs'
+    const shm = r.ops[plan.ops.findIndex((o) => o.kind === 'mount' && o.target === 'dev/shm')]!;
+    expect(shm.s[2]).toBe(devMount.s[2]); // fstype 'tmpfs' across ops
+    const flat = r.ops.flatMap((o) => o.s.filter((s) => s !== NO_STRING));
+    // every distinct (non-list) string appears at one offset only
+    const byText = new Map<string, Set<number>>();
+    for (const o of r.ops) {
+      if (o.kind === K.exec || o.kind === K.setuser) continue;
+      for (const off of o.s)
+        if (off !== NO_STRING) {
+          const t = r.str(off);
+          byText.set(t, (byText.get(t) ?? new Set()).add(off));
+        }
+    }
+    byText.set('/srv/rootfs', (byText.get('/srv/rootfs') ?? new Set()).add(r.header.rootfs));
+    for (const [t, offs] of byText) expect(offs.size, t).toBe(1);
+    expect(flat.length).toBeGreaterThan(byText.size);
+  });
+
+  it('ends with a NUL even when the last item is a u32 array ending in a non-zero byte', () => {
+    const plan: Plan = {
+      cloneFlags: 0x20000,
+      detached: false,
+      trace: false,
+      rootfs: '/r',
+      ops: [{ stage: 'user', kind: 'setuser', uid: 1, gid: 2, groups: [0x01020304, 0xff000000] }],
+    };
+    const buf = encodePlan(plan);
+    const r = new WireReader(buf);
+    expect(buf[buf.length - 1]).toBe(0);
+    expect(r.header.totalSize).toBe(buf.length);
+    expect(r.u32s(r.ops[0]!.s[0], 2)).toEqual([0x01020304, 0xff000000]);
+  });
+
+  it('large mount flags survive as u64', () => {
+    const plan: Plan = {
+      cloneFlags: 0x7e020080,
+      detached: true,
+      trace: false,
+      rootfs: '/r',
+      ops: [
+        { stage: 'mount', kind: 'mount', source: 's', target: 't', fstype: 'tmpfs', flags: 0x1000000 | 0x2000000, data: '' },
+        { stage: 'exec', kind: 'exec', args: ['x'], env: [], umask: 0 },
+      ],
+    };
+    const r = new WireReader(encodePlan(plan));
+    expect(r.ops[0]!.mflags).toBe(0x3000000n);
+    expect(r.header.cloneFlags).toBe(0x7e020080n);
+    expect(r.header.flags).toBe(1);
+  });
+});

@@ -1,0 +1,348 @@
+import { describe, expect, it } from 'vitest';
+import { buildPlan, cloneFlagsOf, hostsFile, opPath, unshareFlagsOf, type FsFacts, type HostInfo, type Op } from '../../src-ts/plan/plan.js';
+import { CLONE } from '../../src-ts/plan/wire.js';
+import { MOUNT_ATTR, MS, defaultMounts, type MountSpec } from '../../src-ts/spec/mounts.js';
+import { DEFAULT_PATH, buildSpec, type ContainerOptions, type Spec } from '../../src-ts/spec/spec.js';
+
+const HOST: HostInfo = { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n' };
+const ID = '0123456789abcdef';
+const S_IFCHR = 0o020000;
+
+function spec(o: Partial<ContainerOptions> = {}): Spec {
+  return buildSpec({ rootfs: '/srv/rootfs', args: ['/sleep', '1'], ...o } as ContainerOptions, () => ID);
+}
+const noFiles = (s: Spec): FsFacts => ({ bindSourceIsFile: s.mounts.map(() => false) });
+const plan = (o: Partial<ContainerOptions> = {}, host: HostInfo = HOST) => {
+  const s = spec(o);
+  return buildPlan(s, host, noFiles(s));
+};
+const kinds = (ops: Op[]) => ops.map((op) => op.kind);
+
+describe('buildPlan with the defaults (hybrid host)', () => {
+  const p = plan();
+
+  it('is the exact op list', () => {
+    const dev = (name: string, major: number, minor: number): Op => ({
+      stage: 'device',
+      kind: 'mknod',
+      path: `dev/${name}`,
+      mode: S_IFCHR | 0o666,
+      major,
+      minor,
+      hostPath: `/dev/${name}`,
+      bindFallback: false,
+    });
+    const link = (path: string, target: string): Op => ({ stage: 'device', kind: 'symlink', target, path });
+    const expected: Op[] = [
+      { stage: 'prepare', kind: 'unshare', flags: CLONE.NEWNS | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS },
+      { stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE },
+      { stage: 'rootfs', kind: 'root-overlay', userxattr: false },
+      { stage: 'mount', kind: 'mount', source: 'proc', target: 'proc', fstype: 'proc', flags: 0, data: '' },
+      { stage: 'mount', kind: 'mount', source: 'tmpfs', target: 'dev', fstype: 'tmpfs', flags: MS.NOSUID | MS.STRICTATIME, data: 'mode=755,size=65536k' },
+      {
+        stage: 'mount',
+        kind: 'mount',
+        source: 'devpts',
+        target: 'dev/pts',
+        fstype: 'devpts',
+        flags: MS.NOSUID | MS.NOEXEC,
+        data: 'newinstance,ptmxmode=0666,mode=0620,gid=5',
+      },
+      { stage: 'mount', kind: 'mount', source: 'shm', target: 'dev/shm', fstype: 'tmpfs', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: 'mode=1777,size=65536k' },
+      { stage: 'mount', kind: 'mount', source: 'mqueue', target: 'dev/mqueue', fstype: 'mqueue', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: '' },
+      { stage: 'mount', kind: 'mount', source: 'sysfs', target: 'sys', fstype: 'sysfs', flags: MS.RDONLY | MS.NOSUID | MS.NOEXEC | MS.NODEV, data: '' },
+      {
+        stage: 'mount',
+        kind: 'bind',
+        source: '/sys/fs/cgroup',
+        target: 'sys/fs/cgroup',
+        recursive: true,
+        attrs: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC,
+        propagation: 0,
+        file: false,
+        ignoreMissing: true,
+      },
+      dev('null', 1, 3),
+      dev('zero', 1, 5),
+      dev('full', 1, 7),
+      dev('random', 1, 8),
+      dev('urandom', 1, 9),
+      dev('tty', 5, 0),
+      link('dev/fd', '/proc/self/fd'),
+      link('dev/stdin', '/proc/self/fd/0'),
+      link('dev/stdout', '/proc/self/fd/1'),
+      link('dev/stderr', '/proc/self/fd/2'),
+      link('dev/ptmx', 'pts/ptmx'),
+      link('dev/core', '/proc/kcore'),
+      { stage: 'file', kind: 'mkdir', path: 'etc' },
+      { stage: 'file', kind: 'write-file', path: 'etc/hostname', content: '0123456789ab\n', mode: 0o644 },
+      {
+        stage: 'file',
+        kind: 'write-file',
+        path: 'etc/hosts',
+        content: '127.0.0.1\tlocalhost 0123456789ab\n::1\tlocalhost ip6-localhost ip6-loopback\n',
+        mode: 0o644,
+      },
+      { stage: 'file', kind: 'write-file', path: 'etc/resolv.conf', content: 'nameserver 1.1.1.1\n', mode: 0o644 },
+      { stage: 'file', kind: 'symlink', target: '/proc/mounts', path: 'etc/mtab' },
+      { stage: 'network', kind: 'loopback-up' },
+      { stage: 'hostname', kind: 'sethostname', hostname: '0123456789ab' },
+      { stage: 'pivot', kind: 'pivot-root' },
+      { stage: 'user', kind: 'setuser', uid: 0, gid: 0, groups: [] },
+      { stage: 'cwd', kind: 'chdir', path: '/' },
+      { stage: 'exec', kind: 'resolve-exec', file: '/sleep', searchPath: DEFAULT_PATH },
+      { stage: 'sync', kind: 'ready' },
+      { stage: 'sync', kind: 'wait-start' },
+      { stage: 'exec', kind: 'exec', args: ['/sleep', '1'], env: [`PATH=${DEFAULT_PATH}`], umask: 0o22 },
+    ];
+    expect(p.ops).toEqual(expected);
+  });
+
+  it('kinds in order', () => {
+    expect(kinds(p.ops)).toEqual([
+      'unshare',
+      'make-private',
+      'root-overlay',
+      ...Array(6).fill('mount'),
+      'bind',
+      ...Array(6).fill('mknod'),
+      ...Array(6).fill('symlink'),
+      'mkdir',
+      'write-file',
+      'write-file',
+      'write-file',
+      'symlink',
+      'loopback-up',
+      'sethostname',
+      'pivot-root',
+      'setuser',
+      'chdir',
+      'resolve-exec',
+      'ready',
+      'wait-start',
+      'exec',
+    ]);
+    expect(p.ops.at(-1)!.kind).toBe('exec');
+  });
+
+  it('device majors/minors and modes are the runc/crun defaults', () => {
+    const nodes = p.ops.flatMap((op) => (op.kind === 'mknod' ? [[op.path, op.major, op.minor, op.mode]] : []));
+    expect(nodes).toEqual([
+      ['dev/null', 1, 3, 0o20666],
+      ['dev/zero', 1, 5, 0o20666],
+      ['dev/full', 1, 7, 0o20666],
+      ['dev/random', 1, 8, 0o20666],
+      ['dev/urandom', 1, 9, 0o20666],
+      ['dev/tty', 5, 0, 0o20666],
+    ]);
+  });
+
+  it('header fields: clone flags (pid only: the rest is the unshare op), rootfs, detached', () => {
+    expect(p.cloneFlags).toBe(CLONE.NEWPID);
+    expect(p.rootfs).toBe('/srv/rootfs');
+    expect(p.detached).toBe(false);
+    expect(plan({ detached: true }).detached).toBe(true);
+    expect(p.trace).toBe(false);
+    expect(plan({ trace: true }).trace).toBe(true);
+  });
+
+  it('is deterministic', () => {
+    expect(plan()).toEqual(p);
+  });
+});
+
+describe('buildPlan variations', () => {
+  it('no loopback-up without a network namespace', () => {
+    const ops = plan({ namespaces: { network: false } }).ops;
+    expect(kinds(ops)).not.toContain('loopback-up');
+    expect(kinds(ops)).toContain('sethostname');
+  });
+
+  it('no sethostname without a uts namespace', () => {
+    const ops = plan({ namespaces: { uts: false } }).ops;
+    expect(kinds(ops)).not.toContain('sethostname');
+    expect(kinds(ops)).toContain('loopback-up');
+    // /etc/hostname is still written
+    expect(ops.find((op) => op.kind === 'write-file' && op.path === 'etc/hostname')).toBeTruthy();
+  });
+
+  it('cgroup mount: bind of the host tree on hybrid, v1, and v2 without a cgroup namespace', () => {
+    for (const [cgroup, cgroupns] of [
+      ['hybrid', false],
+      ['hybrid', true],
+      ['v1', true],
+      ['v2', false],
+    ] as const) {
+      const ops = plan({ namespaces: { cgroup: cgroupns } }, { ...HOST, cgroup }).ops;
+      const op = ops.find((o) => (o.kind === 'mount' || o.kind === 'bind') && o.target === 'sys/fs/cgroup');
+      expect(op, `${cgroup} cgroupns=${cgroupns}`).toMatchObject({ kind: 'bind', source: '/sys/fs/cgroup', recursive: true, ignoreMissing: true });
+      expect(op?.kind === 'bind' && op.attrs & MOUNT_ATTR.RDONLY).toBeTruthy();
+    }
+  });
+
+  it('cgroup mount: a cgroup2 mount on a v2 host with a cgroup namespace', () => {
+    const p = plan({ namespaces: { cgroup: true } }, { ...HOST, cgroup: 'v2' });
+    const op = p.ops.find((o) => (o.kind === 'mount' || o.kind === 'bind') && o.target === 'sys/fs/cgroup');
+    expect(op).toEqual({
+      stage: 'mount',
+      kind: 'mount',
+      source: 'cgroup',
+      target: 'sys/fs/cgroup',
+      fstype: 'cgroup2',
+      flags: MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.RELATIME,
+      data: '',
+    });
+    expect(p.ops[0]).toMatchObject({ kind: 'unshare' });
+    expect((p.ops[0] as { flags: number }).flags & CLONE.NEWCGROUP).toBe(CLONE.NEWCGROUP);
+  });
+
+  it('no cgroup op at all on a host without cgroups', () => {
+    const ops = plan({}, { ...HOST, cgroup: 'none' }).ops;
+    expect(ops.some((o) => (o.kind === 'mount' || o.kind === 'bind') && o.target === 'sys/fs/cgroup')).toBe(false);
+  });
+
+  it('no devices nor /dev links when no tmpfs is mounted at /dev', () => {
+    const ops = plan({ mounts: defaultMounts.filter((m) => m.destination !== '/dev') }).ops;
+    expect(kinds(ops)).not.toContain('mknod');
+    expect(ops.filter((o) => o.kind === 'symlink').map((o) => (o as { path: string }).path)).toEqual(['etc/mtab']);
+    const bindDev = plan({ mounts: [{ destination: '/dev', type: 'bind', source: '/dev' }] }).ops;
+    expect(kinds(bindDev)).not.toContain('mknod');
+  });
+
+  it('a user mount at /dev/null suppresses the mknod of null (only)', () => {
+    const mounts: MountSpec[] = [...defaultMounts, { destination: '/dev/null', type: 'bind', source: '/dev/null' }];
+    const s = spec({ mounts });
+    const p = buildPlan(s, HOST, { bindSourceIsFile: s.mounts.map((_, i) => i === 7) });
+    const nodes = p.ops.flatMap((o) => (o.kind === 'mknod' ? [o.path] : []));
+    expect(nodes).toEqual(['dev/zero', 'dev/full', 'dev/random', 'dev/urandom', 'dev/tty']);
+    // the bind itself is there, as a file target
+    expect(p.ops.find((o) => o.kind === 'bind' && o.target === 'dev/null')).toMatchObject({ file: true, recursive: false, ignoreMissing: false });
+  });
+
+  it('a user mount at /dev/fd suppresses that link', () => {
+    const ops = plan({ mounts: [...defaultMounts, { destination: '/dev/fd', type: 'tmpfs' }] }).ops;
+    const links = ops.flatMap((o) => (o.kind === 'symlink' && o.stage === 'device' ? [o.path] : []));
+    expect(links).toEqual(['dev/stdin', 'dev/stdout', 'dev/stderr', 'dev/ptmx', 'dev/core']);
+  });
+
+  it('user bind mounts keep their order after the defaults, with their attributes', () => {
+    const s = spec({ mounts: [...defaultMounts, { destination: '/data', source: '/srv/data', options: ['rbind', 'ro', 'rslave'] }] });
+    const p = buildPlan(s, HOST, noFiles(s));
+    const i = p.ops.findIndex((o) => o.kind === 'bind' && o.target === 'data');
+    expect(i).toBe(10); // after unshare, make-private, root-overlay, the 6 mounts and the cgroup bind
+    expect(p.ops[i]).toEqual({
+      stage: 'mount',
+      kind: 'bind',
+      source: '/srv/data',
+      target: 'data',
+      recursive: true,
+      attrs: MOUNT_ATTR.RDONLY,
+      propagation: MS.SLAVE,
+      file: false,
+      ignoreMissing: false,
+    });
+  });
+
+  it('setuser, chdir, exec carry the spec', () => {
+    const ops = plan({
+      user: { uid: 1000, gid: 100, additionalGids: [5, 27] },
+      cwd: '/home',
+      umask: 0o77,
+      env: { PATH: '/bin', A: 'b' },
+      args: ['sh', '-c', 'true'],
+      hostname: 'box',
+    }).ops;
+    expect(ops.find((o) => o.kind === 'setuser')).toEqual({ stage: 'user', kind: 'setuser', uid: 1000, gid: 100, groups: [5, 27] });
+    expect(ops.find((o) => o.kind === 'chdir')).toEqual({ stage: 'cwd', kind: 'chdir', path: '/home' });
+    expect(ops.find((o) => o.kind === 'resolve-exec')).toEqual({ stage: 'exec', kind: 'resolve-exec', file: 'sh', searchPath: '/bin' });
+    expect(ops.at(-1)).toEqual({ stage: 'exec', kind: 'exec', args: ['sh', '-c', 'true'], env: ['PATH=/bin', 'A=b'], umask: 0o77 });
+    expect(ops.find((o) => o.kind === 'sethostname')).toEqual({ stage: 'hostname', kind: 'sethostname', hostname: 'box' });
+    expect(ops.find((o) => o.kind === 'write-file' && o.path === 'etc/hosts')).toMatchObject({ content: hostsFile('box') });
+  });
+
+  it('hostsFile', () => {
+    expect(hostsFile('h')).toBe('127.0.0.1\tlocalhost h\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+  });
+});
+
+describe('cloneFlagsOf and unshareFlagsOf', () => {
+  const none = { mount: false, pid: false, network: false, ipc: false, uts: false, cgroup: false, user: false, time: false };
+  const all = Object.fromEntries(Object.keys(none).map((k) => [k, true])) as typeof none;
+
+  it('the linux/sched.h values', () => {
+    expect(CLONE).toEqual({
+      NEWTIME: 0x80,
+      NEWNS: 0x20000,
+      NEWCGROUP: 0x2000000,
+      NEWUTS: 0x4000000,
+      NEWIPC: 0x8000000,
+      NEWUSER: 0x10000000,
+      NEWPID: 0x20000000,
+      NEWNET: 0x40000000,
+    });
+  });
+
+  it('clone3 makes only the pid and time namespaces', () => {
+    expect(cloneFlagsOf(none)).toBe(0);
+    expect(cloneFlagsOf({ ...none, pid: true })).toBe(0x20000000);
+    expect(cloneFlagsOf({ ...none, time: true })).toBe(0x80);
+    expect(cloneFlagsOf(all)).toBe(0x20000080);
+    for (const ns of ['mount', 'network', 'ipc', 'uts', 'cgroup', 'user']) expect(cloneFlagsOf({ ...none, [ns]: true }), ns).toBe(0);
+  });
+
+  it('the unshare op: always CLONE_NEWNS', () => {
+    expect(unshareFlagsOf(none)).toBe(0x20000);
+  });
+
+  it("the unshare op: each other namespace's flag, never pid or time", () => {
+    const want: Record<string, number> = {
+      network: 0x40000000,
+      ipc: 0x8000000,
+      uts: 0x4000000,
+      cgroup: 0x2000000,
+      user: 0x10000000,
+      pid: 0,
+      time: 0,
+    };
+    for (const [ns, flag] of Object.entries(want)) expect(unshareFlagsOf({ ...none, [ns]: true }), ns).toBe(0x20000 | flag);
+    expect(unshareFlagsOf(all)).toBe(0x5e020000);
+  });
+
+  it('clone3 and unshare together make every requested namespace once', () => {
+    for (const ns of [none, all, spec().namespaces]) expect(cloneFlagsOf(ns) & unshareFlagsOf(ns)).toBe(0);
+    expect(cloneFlagsOf(all) | unshareFlagsOf(all)).toBe(0x7e020080);
+  });
+
+  it('defaults: clone pid (0x20000000); unshare mount, network, ipc, uts (0x4c020000)', () => {
+    expect(cloneFlagsOf(spec().namespaces)).toBe(0x20000000);
+    expect(unshareFlagsOf(spec().namespaces)).toBe(0x4c020000);
+  });
+});
+
+describe('opPath', () => {
+  const ops = plan({ cwd: '/work' }).ops;
+  const find = (pred: (o: Op) => boolean) => ops.find(pred)!;
+
+  it('mounts and binds: / + target', () => {
+    expect(opPath(find((o) => o.kind === 'mount' && o.target === 'dev/pts'))).toBe('/dev/pts');
+    expect(opPath(find((o) => o.kind === 'bind'))).toBe('/sys/fs/cgroup');
+  });
+
+  it('files, nodes, links, dirs: / + path', () => {
+    expect(opPath(find((o) => o.kind === 'write-file' && o.path === 'etc/hosts'))).toBe('/etc/hosts');
+    expect(opPath(find((o) => o.kind === 'mknod'))).toBe('/dev/null');
+    expect(opPath(find((o) => o.kind === 'symlink' && o.path === 'etc/mtab'))).toBe('/etc/mtab');
+    expect(opPath(find((o) => o.kind === 'mkdir'))).toBe('/etc');
+  });
+
+  it('chdir, resolve-exec, exec', () => {
+    expect(opPath(find((o) => o.kind === 'chdir'))).toBe('/work');
+    expect(opPath(find((o) => o.kind === 'resolve-exec'))).toBe('/sleep');
+    expect(opPath(find((o) => o.kind === 'exec'))).toBe('/sleep');
+  });
+
+  it('undefined for ops without a path', () => {
+    for (const k of ['unshare', 'make-private', 'root-overlay', 'loopback-up', 'sethostname', 'pivot-root', 'setuser', 'ready', 'wait-start'])
+      expect(opPath(find((o) => o.kind === k)), k).toBeUndefined();
+  });
+});
