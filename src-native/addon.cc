@@ -90,7 +90,9 @@ class Child : public Napi::ObjectWrap<Child> {
       return;
     }
     if (plan_.hdr->clone_flags & ~kAllowedCloneFlags) {
-      Napi::Error::New(env, "invalid plan: clone flags beyond namespaces").ThrowAsJavaScriptException();
+      Napi::Error e = Napi::Error::New(env, "invalid plan: clone flags beyond namespaces");
+      e.Set("stage", Napi::String::New(env, "plan"));
+      e.ThrowAsJavaScriptException();
       return;
     }
     auto stdio = info[1].As<Napi::Array>();
@@ -133,7 +135,7 @@ class Child : public Napi::ObjectWrap<Child> {
       } else if (spec[i] >= 0) {
         child_stdio[i] = spec[i];
       } else if (spec[i] != kStdioInherit) {
-        return Napi::TypeError::New(env, "bad stdio spec").ThrowAsJavaScriptException();
+        return SysError(env, EINVAL, "prepare", "stdio").ThrowAsJavaScriptException();
       }
     }
 
@@ -227,40 +229,72 @@ class Child : public Napi::ObjectWrap<Child> {
     });
   }
 
+  // Messages are checked against the protocol (docs/protocol.md): TRACE, then READY, once each and
+  // only before START; ERROR at most once. Anything else is a broken child: it is killed.
   void OnSync() {
     for (;;) {
       union {
         sbx_msg m;
         sbx_trace t;
       } u;
-      sbx_msg& m = u.m;
       ssize_t n = recv(sync_, &u, sizeof u, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-      if (n <= 0) {  // EOF (exec'd or died) or a broken socket: the child's memory is free again
+      if (n == 0) {  // EOF: exec'd or exited, so the child no longer runs on our stack
         FreeChildMemory();
-        CloseHandle(&sync_poll_);
-        close(sync_);
-        sync_ = -1;
+        CloseSync();
         Emit({kEvEof});
         return;
       }
-      if (n == sizeof u.t && u.t.type == SBX_MSG_TRACE) trace_ = u.t;
-      else if (n == sizeof m && m.type == SBX_MSG_READY) Emit({kEvReady});
-      else if (n == sizeof m && m.type == SBX_MSG_ERROR) Emit({kEvError, m.stage, m.op, m.err});
+      if (n < 0) return ProtocolError(errno);
+      if (n == sizeof u.t && u.t.type == SBX_MSG_TRACE && !ready_ && trace_.type == 0) {
+        trace_ = u.t;
+      } else if (n == sizeof u.m && u.m.type == SBX_MSG_READY && !ready_ && !error_) {
+        ready_ = true;
+        Emit({kEvReady});
+      } else if (n == sizeof u.m && u.m.type == SBX_MSG_ERROR && !error_) {
+        error_ = true;
+        Emit({kEvError, u.m.stage, u.m.op, u.m.err});
+      } else {
+        return ProtocolError(EPROTO);
+      }
     }
+  }
+
+  // The child broke the protocol (or the socket did): report it as the child's error, kill it,
+  // and stop listening. The stack is freed once the exit is seen, not before.
+  void ProtocolError(int err) {
+    if (!exited_ && pidfd_ >= 0) syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0);
+    CloseSync();
+    if (!error_) {
+      error_ = true;
+      Emit({kEvError, SBX_STAGE_SYNC, -1, err});
+    }
+    Emit({kEvEof});
+  }
+
+  void CloseSync() {
+    if (sync_ < 0) return;
+    CloseHandle(&sync_poll_);
+    close(sync_);
+    sync_ = -1;
   }
 
   void OnPidfd() {
     siginfo_t si;
     memset(&si, 0, sizeof si);
-    if (waitid(idtype_t(P_PIDFD), id_t(pidfd_), &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0) return;
+    int r = waitid(idtype_t(P_PIDFD), id_t(pidfd_), &si, WEXITED | WNOHANG);
+    if (r == 0 && si.si_pid == 0) return;  // not exited yet (spurious wakeup)
+    // r < 0: someone else reaped it (a waitpid(-1) elsewhere in the process): the status is lost.
     exited_ = true;
     CloseHandle(&pid_poll_);
     close(pidfd_);
     pidfd_ = -1;
-    bool signaled = si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED;
-    Emit({kEvExit, signaled ? -1 : si.si_status, signaled ? si.si_status : 0});
+    FreeChildMemory();  // reaped: it runs on nothing of ours any more
+    bool signaled = r == 0 && (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED);
+    int code = r < 0 ? -1 : signaled ? -1 : si.si_status;
+    int sig = r < 0 ? 0 : signaled ? si.si_status : 0;
+    Emit({kEvExit, code, sig});
   }
 
   Napi::Value Start(const Napi::CallbackInfo& info) {
@@ -303,7 +337,7 @@ class Child : public Napi::ObjectWrap<Child> {
   void* stack_ = nullptr;
   int pid_ = -1, pidfd_ = -1, sync_ = -1;
   int parent_stdio_[3] = {-1, -1, -1};
-  bool exited_ = false;
+  bool exited_ = false, ready_ = false, error_ = false;
   int open_handles_ = 0;
   sbx_trace trace_{};
   uv_poll_t sync_poll_{}, pid_poll_{};

@@ -1,7 +1,7 @@
 /*
  * The child side: what runs between clone and execve.
  *
- * Everything here is prepared by the parent (spawn.c) before clone; the child only reads it.
+ * Everything here is prepared by the parent (addon.cc, plan.cc) before clone; the child only reads it.
  */
 #ifndef SBX_CHILD_H
 #define SBX_CHILD_H

@@ -5,7 +5,7 @@
  *
  * Fixed-size little-endian records, no pointers: strings are byte offsets into the string table,
  * each NUL-terminated. A string list (argv, envp) is `count` strings stored back to back starting
- * at one offset. The parent validates every offset once (plan.c) before clone; the child then
+ * at one offset. The parent validates every offset once (plan.cc) before clone; the child then
  * reads the buffer without checking again and without allocating.
  *
  * Keep this file and src-ts/plan/wire.ts in step: test/unit/wire.test.ts compares the constants
@@ -29,9 +29,9 @@ enum sbx_op_kind {
   SBX_OP_MKNOD = 5,         /* s0 path, s1 host node, n0 mode, n1 major, n2 minor                */
   SBX_OP_SYMLINK = 6,       /* s0 link target, s1 path                                           */
   SBX_OP_WRITE_FILE = 7,    /* s0 path, s1 content, n0 mode, n1 length                           */
-  SBX_OP_MKDIR = 8,         /* s0 path, n0 mode                                                  */
+  SBX_OP_MKDIR = 8,         /* s0 path (missing components are made 0755)                        */
   SBX_OP_LOOPBACK_UP = 9,   /* ioctl SIOCSIFFLAGS on "lo"                                        */
-  SBX_OP_SETHOSTNAME = 10,  /* s0 hostname                                                       */
+  SBX_OP_SETHOSTNAME = 10,  /* s0 hostname, n0 its length                                        */
   SBX_OP_PIVOT_ROOT = 11,   /* chdir(root); pivot_root(".", "."); umount2(".", DETACH); chdir("/") */
   SBX_OP_SETUSER = 12,      /* n0 uid, n1 gid, s0 gid array (binary u32), n2 count               */
   SBX_OP_CHDIR = 13,        /* s0 path                                                           */

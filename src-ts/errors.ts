@@ -2,8 +2,9 @@ import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 
 /**
- * Where a failure happened. 'validate' is before anything is cloned; 'rootfs' … 'exec' are steps
- * of the child (the op's stage, see docs/errors.md); 'wait' is the parent watching an exit.
+ * Where a failure happened. 'validate' is before anything is cloned; 'clone' and 'plan' are the
+ * parent's native call; 'prepare' … 'exec' are steps of the child (the failing op's stage, see
+ * docs/errors.md); 'sync' is the parent/child handshake; 'run' is run() and kill().
  */
 export type Stage =
   | 'validate'
@@ -34,7 +35,9 @@ export interface ContainerErrorFields {
   /** The option at fault (validation failures), e.g. 'mounts[2].destination'. */
   option?: string;
   containerId?: string;
-  /** run() failures carry the result so far, like execa's errors. */
+  /** run() failures carry the result so far, like execa's errors (also id and timedOut). */
+  id?: string;
+  timedOut?: boolean;
   exitCode?: number | null;
   signal?: NodeJS.Signals | null;
   stdout?: string;
@@ -58,6 +61,8 @@ export class ContainerError extends Error {
   declare readonly stdout?: string;
   declare readonly stderr?: string;
   declare readonly durationMs?: number;
+  declare readonly id?: string;
+  declare readonly timedOut?: boolean;
 
   constructor(message: string, fields: ContainerErrorFields) {
     super(message, fields.cause === undefined ? undefined : { cause: fields.cause });

@@ -50,6 +50,7 @@ export interface RunOptions extends ContainerOptions {
 }
 
 export interface RunResult extends ExitStatus {
+  /** The container's id. */
   id: string;
   stdout: string;
   stderr: string;
@@ -189,10 +190,13 @@ export class Container implements AsyncDisposable {
     const plan = buildPlan(spec, hostInfo(), facts);
     checkSymlinks(spec, plan.ops);
     const abort = options.signal;
-    if (abort?.aborted) throw abortError(spec.id, abort);
+    if (abort?.aborted)
+      throw new ContainerError(`container ${spec.id}: aborted before create`, { code: 'ABORT_ERR', stage: 'validate', containerId: spec.id, cause: abort.reason });
     const c = new Container(spec, plan, encodePlan(plan), killSignal, abort);
     try {
       await c.#ready.promise;
+      // Aborted while READY was on its way: the abort listener has killed the process already.
+      if (abort?.aborted) throw abortError(spec.id, abort);
     } catch (e) {
       await c.delete();
       throw abort?.aborted ? abortError(spec.id, abort, e) : e;
@@ -282,7 +286,8 @@ export class Container implements AsyncDisposable {
         this.#eof = true;
         break;
       case EV.EXIT:
-        this.#exit = a >= 0 ? { exitCode: a, signal: null } : { exitCode: null, signal: signalName(b) };
+        // (-1, 0): reaped by someone else (a waitpid(-1) elsewhere in this process), status lost.
+        this.#exit = a >= 0 ? { exitCode: a, signal: null } : { exitCode: null, signal: b ? signalName(b) : null };
         this.#status = 'stopped';
         this.#finishedAt = new Date();
         settle(this.#exited, true, this.#exit);
@@ -291,7 +296,10 @@ export class Container implements AsyncDisposable {
     this.#settle();
   }
 
-  /** create() and start() settle once the sync socket is closed (EOF): exec'd, failed, or died. */
+  /**
+   * create() settles on READY, on an ERROR message, or when the process died (EOF and EXIT both
+   * seen); start() settles on EOF (its end closes at execve) or an ERROR message.
+   */
   #settle(): void {
     const failure = () =>
       this.#error ??
@@ -402,5 +410,5 @@ export class Container implements AsyncDisposable {
 }
 
 function abortError(id: string, signal: AbortSignal, cause?: unknown): ContainerError {
-  return new ContainerError(`container ${id}: aborted`, { code: 'ABORT_ERR', stage: 'validate', containerId: id, cause: cause ?? signal.reason });
+  return new ContainerError(`container ${id}: aborted`, { code: 'ABORT_ERR', stage: 'sync', containerId: id, cause: cause ?? signal.reason });
 }

@@ -115,7 +115,16 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
   // 2. The new root: overlay(lower = rootfs, upper = tmpfs).
   ops.push({ stage: 'rootfs', kind: 'root-overlay', userxattr: spec.namespaces.user });
 
-  // 3. The mounts, in the user's order.
+  // 3. /etc: what the runtime adds to a FROM-scratch image, written into the overlay's upper layer
+  // before any mount, so that a user's mount on /etc or on one of these files covers it (and a
+  // bind of a host directory at /etc is never written to).
+  ops.push({ stage: 'file', kind: 'mkdir', path: 'etc' });
+  ops.push({ stage: 'file', kind: 'write-file', path: 'etc/hostname', content: `${spec.hostname}\n`, mode: 0o644 });
+  ops.push({ stage: 'file', kind: 'write-file', path: 'etc/hosts', content: hostsFile(spec.hostname), mode: 0o644 });
+  ops.push({ stage: 'file', kind: 'write-file', path: 'etc/resolv.conf', content: host.resolvConf, mode: 0o644 });
+  ops.push({ stage: 'file', kind: 'symlink', target: '/proc/mounts', path: 'etc/mtab' });
+
+  // 4. The mounts, in the user's order.
   spec.mounts.forEach((m, i) => {
     const target = rel(m.destination);
     if (m.type === 'bind') {
@@ -160,7 +169,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
     }
   });
 
-  // 4. Devices and /dev links, when /dev is a tmpfs of ours (else the user chose their own /dev).
+  // 5. Devices and /dev links, when /dev is a tmpfs of ours (else the user chose their own /dev).
   const devIsOurs = spec.mounts.some((m) => m.destination === '/dev' && m.type === 'tmpfs');
   if (devIsOurs) {
     const taken = new Set(spec.mounts.map((m) => m.destination));
@@ -179,13 +188,6 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
     for (const [name, target] of DEFAULT_DEV_LINKS)
       if (!taken.has(`/dev/${name}`)) ops.push({ stage: 'device', kind: 'symlink', target, path: `dev/${name}` });
   }
-
-  // 5. /etc: what the runtime adds to a FROM-scratch image, written into the overlay's upper layer.
-  ops.push({ stage: 'file', kind: 'mkdir', path: 'etc' });
-  ops.push({ stage: 'file', kind: 'write-file', path: 'etc/hostname', content: `${spec.hostname}\n`, mode: 0o644 });
-  ops.push({ stage: 'file', kind: 'write-file', path: 'etc/hosts', content: hostsFile(spec.hostname), mode: 0o644 });
-  ops.push({ stage: 'file', kind: 'write-file', path: 'etc/resolv.conf', content: host.resolvConf, mode: 0o644 });
-  ops.push({ stage: 'file', kind: 'symlink', target: '/proc/mounts', path: 'etc/mtab' });
 
   // 6. Network and hostname.
   if (spec.namespaces.network) ops.push({ stage: 'network', kind: 'loopback-up' });

@@ -47,6 +47,7 @@ export function checkBindSources(spec: Spec): FsFacts {
         stage: 'validate',
         option: `mounts[${i}].source`,
         path: m.source,
+        ...(st.errno === undefined ? {} : { errno: -st.errno }),
       });
     return !st.isDirectory();
   });
@@ -60,14 +61,44 @@ export function checkBindSources(spec: Spec): FsFacts {
  * `replaceable`: ops whose last component the child replaces (files, links) may be symlinks.
  */
 export function checkSymlinks(spec: Spec, ops: readonly Op[]): void {
-  const mounted: string[] = [];
+  // Targets mounted so far; for binds, the host directory now seen there.
+  const mounted = new Map<string, string | null>();
+  /** Below a bind, the child would create missing components in the host directory: refuse. */
+  const walkHost = (source: string, rest: string[], path: string, replaceable: boolean) => {
+    let p = source;
+    rest.forEach((part, i) => {
+      p = `${p}/${part}`;
+      const st = stat(p, false);
+      const last = i === rest.length - 1;
+      if (st instanceof Error)
+        throw new ContainerError(`/${path} is inside a bind of ${source}, where ${p} does not exist: scratchbox creates nothing in host directories`, {
+          code: st.code ?? 'ENOENT',
+          stage: 'validate',
+          option: 'mounts',
+          path: `/${path}`,
+          ...(st.errno === undefined ? {} : { errno: -st.errno }),
+        });
+      if (st.isSymbolicLink() && !(last && replaceable))
+        throw new ContainerError(`/${path}: ${p} is a symlink inside a bind of ${source}; refusing to follow it`, {
+          code: 'ELOOP',
+          errno: 40,
+          stage: 'validate',
+          option: 'mounts',
+          path: `/${path}`,
+        });
+    });
+  };
   const seen = new Map<string, 'missing' | 'dir' | 'other'>();
   const walk = (path: string, replaceable: boolean, dirTarget = false) => {
     const parts = path.split('/');
     let prefix = '';
     for (let i = 0; i < parts.length; i++) {
       prefix = prefix ? `${prefix}/${parts[i]}` : parts[i]!;
-      if (mounted.includes(prefix)) return;
+      if (mounted.has(prefix)) {
+        const source = mounted.get(prefix);
+        if (source && i < parts.length - 1) walkHost(source, parts.slice(i + 1), path, replaceable);
+        return;
+      }
       const last = i === parts.length - 1;
       let kind = seen.get(prefix);
       if (kind === undefined) {
@@ -99,11 +130,11 @@ export function checkSymlinks(spec: Spec, ops: readonly Op[]): void {
     switch (op.kind) {
       case 'mount':
         walk(op.target, false, true);
-        mounted.push(op.target);
+        mounted.set(op.target, null);
         break;
       case 'bind':
         walk(op.target, false, !op.file);
-        mounted.push(op.target);
+        mounted.set(op.target, op.source);
         break;
       case 'mkdir':
         walk(op.path, false, true);

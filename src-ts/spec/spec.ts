@@ -36,7 +36,10 @@ export interface ContainerOptions {
   namespaces?: Partial<Record<NamespaceName, boolean>>;
   /** Default: 16 random hex digits. */
   id?: string;
-  /** Keep the container alive when the Node process exits (no parent-death signal). */
+  /**
+   * Once started, the container outlives the Node process (no parent-death signal). A container
+   * that was created but never started exits with the Node process either way.
+   */
   detached?: boolean;
   /** Kills the container (with killSignal) when aborted. */
   signal?: AbortSignal;

@@ -114,6 +114,37 @@ describe.skipIf(!isRoot)(`safety (${ROOT_REASON})`, () => {
     expect(treeDigest(rootfs)).toBe(before);
   });
 
+  it('user binds on /etc or its files win, and nothing is written into the host directories', async () => {
+    const rootfs = rootfsWith(() => {});
+    const hostEtc = `${rootfs}-etc`;
+    mkdirSync(hostEtc);
+    made.push(hostEtc);
+    writeFileSync(`${hostEtc}/hosts`, '10.0.0.1 fromhost\n');
+    const digest = treeDigest(hostEtc);
+    // A file bound on /etc/hosts (what podman and containerd do) covers the runtime's file.
+    const file = JSON.parse(
+      (await Container.run({ rootfs, args: ['/probe'], mounts: [...defaultMounts, { destination: '/etc/hosts', type: 'bind', source: `${hostEtc}/hosts`, options: ['bind', 'ro'] }] })).stdout,
+    );
+    expect(file.etc.hosts).toBe('10.0.0.1 fromhost\n');
+    expect(file.etc.hostname).not.toBeNull();
+    // A host directory bound on /etc is shown as it is, and never written to.
+    const dir = JSON.parse(
+      (await Container.run({ rootfs, args: ['/probe'], mounts: [...defaultMounts, { destination: '/etc', type: 'bind', source: hostEtc, options: ['rbind'] }] })).stdout,
+    );
+    expect(dir.etc.hosts).toBe('10.0.0.1 fromhost\n');
+    expect(treeDigest(hostEtc)).toBe(digest);
+    // A mount point that would have to be created inside a bound host directory is refused.
+    const e = await rejection(
+      Container.create({
+        rootfs,
+        args: ['/probe'],
+        mounts: [...defaultMounts, { destination: '/data', type: 'bind', source: hostEtc }, { destination: '/data/sub', type: 'tmpfs' }],
+      }),
+    );
+    expect(e).toMatchObject({ code: 'ENOENT', stage: 'validate', path: '/data/sub' });
+    expect(treeDigest(hostEtc)).toBe(digest);
+  });
+
   it('writes inside the container land in the overlay, never in the rootfs on disk', async () => {
     const rootfs = rootfsWith((d) => writeFileSync(`${d}/image-file`, 'from the image'));
     const before = treeDigest(rootfs);

@@ -37,6 +37,17 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       { stage: 'prepare', kind: 'unshare', flags: CLONE.NEWNS | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS },
       { stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE },
       { stage: 'rootfs', kind: 'root-overlay', userxattr: false },
+      { stage: 'file', kind: 'mkdir', path: 'etc' },
+      { stage: 'file', kind: 'write-file', path: 'etc/hostname', content: '0123456789ab\n', mode: 0o644 },
+      {
+        stage: 'file',
+        kind: 'write-file',
+        path: 'etc/hosts',
+        content: '127.0.0.1\tlocalhost 0123456789ab\n::1\tlocalhost ip6-localhost ip6-loopback\n',
+        mode: 0o644,
+      },
+      { stage: 'file', kind: 'write-file', path: 'etc/resolv.conf', content: 'nameserver 1.1.1.1\n', mode: 0o644 },
+      { stage: 'file', kind: 'symlink', target: '/proc/mounts', path: 'etc/mtab' },
       { stage: 'mount', kind: 'mount', source: 'proc', target: 'proc', fstype: 'proc', flags: 0, data: '' },
       { stage: 'mount', kind: 'mount', source: 'tmpfs', target: 'dev', fstype: 'tmpfs', flags: MS.NOSUID | MS.STRICTATIME, data: 'mode=755,size=65536k' },
       {
@@ -74,17 +85,6 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       link('dev/stderr', '/proc/self/fd/2'),
       link('dev/ptmx', 'pts/ptmx'),
       link('dev/core', '/proc/kcore'),
-      { stage: 'file', kind: 'mkdir', path: 'etc' },
-      { stage: 'file', kind: 'write-file', path: 'etc/hostname', content: '0123456789ab\n', mode: 0o644 },
-      {
-        stage: 'file',
-        kind: 'write-file',
-        path: 'etc/hosts',
-        content: '127.0.0.1\tlocalhost 0123456789ab\n::1\tlocalhost ip6-localhost ip6-loopback\n',
-        mode: 0o644,
-      },
-      { stage: 'file', kind: 'write-file', path: 'etc/resolv.conf', content: 'nameserver 1.1.1.1\n', mode: 0o644 },
-      { stage: 'file', kind: 'symlink', target: '/proc/mounts', path: 'etc/mtab' },
       { stage: 'network', kind: 'loopback-up' },
       { stage: 'hostname', kind: 'sethostname', hostname: '0123456789ab' },
       { stage: 'pivot', kind: 'pivot-root' },
@@ -103,15 +103,15 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       'unshare',
       'make-private',
       'root-overlay',
-      ...Array(6).fill('mount'),
-      'bind',
-      ...Array(6).fill('mknod'),
-      ...Array(6).fill('symlink'),
       'mkdir',
       'write-file',
       'write-file',
       'write-file',
       'symlink',
+      ...Array(6).fill('mount'),
+      'bind',
+      ...Array(6).fill('mknod'),
+      ...Array(6).fill('symlink'),
       'loopback-up',
       'sethostname',
       'pivot-root',
@@ -229,7 +229,7 @@ describe('buildPlan variations', () => {
     const s = spec({ mounts: [...defaultMounts, { destination: '/data', source: '/srv/data', options: ['rbind', 'ro', 'rslave'] }] });
     const p = buildPlan(s, HOST, noFiles(s));
     const i = p.ops.findIndex((o) => o.kind === 'bind' && o.target === 'data');
-    expect(i).toBe(10); // after unshare, make-private, root-overlay, the 6 mounts and the cgroup bind
+    expect(i).toBe(15); // after unshare, make-private, root-overlay, the 5 /etc ops, the 6 mounts and the cgroup bind
     expect(p.ops[i]).toEqual({
       stage: 'mount',
       kind: 'bind',
