@@ -19,9 +19,16 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <net/if.h>
+#include <sys/ioctl.h>
+
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "child.h"
 #include "plan.h"
@@ -39,6 +46,89 @@ constexpr uint64_t kAllowedCloneFlags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUT
                                         CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWUSER | CLONE_NEWTIME;
 
 int g_devnull = -1;
+
+// Brings "lo" up in the calling thread's network namespace.
+int LoopbackUp() {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -errno;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  ifr.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
+  int r = ioctl(s, SIOCSIFFLAGS, &ifr) < 0 ? -errno : 0;
+  close(s);
+  return r;
+}
+
+// Fresh network namespaces, made ahead of need on a thread of their own. A new network namespace
+// is the slowest part of a container's setup (~1 ms in the kernel); made here, it overlaps with the
+// work of the container before. Each one is handed to exactly one container (setns in the child)
+// and never reused, so isolation is the same as unshare(CLONE_NEWNET). When the pool is empty (a
+// burst) or fails (no CAP_SYS_ADMIN), the child makes its own. SCRATCHBOX_NETNS_POOL=0 turns it off.
+class NetnsPool {
+ public:
+  int Take() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!started_) {
+      started_ = true;
+      const char* env = getenv("SCRATCHBOX_NETNS_POOL");
+      target_ = env ? size_t(atoi(env)) : kDefaultTarget;
+      if (target_ > 64) target_ = 64;
+      if (target_ > 0) std::thread([this] { Run(); }).detach();
+    }
+    int fd = -1;
+    if (!ready_.empty()) {
+      fd = ready_.front();
+      ready_.pop_front();
+    }
+    cv_.notify_one();
+    return fd;
+  }
+
+ private:
+  static constexpr size_t kDefaultTarget = 2;
+
+  void Run() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);  // Node's signals are not this thread's business
+    int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home < 0) return;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return ready_.size() < target_; });
+      }
+      int fd = Make(home);
+      if (fd < 0) return;  // the children make their own from now on
+      std::lock_guard<std::mutex> lock(mu_);
+      ready_.push_back(fd);
+    }
+  }
+
+  static int Make(int home) {
+    if (unshare(CLONE_NEWNET) < 0) return -1;
+    int fd = LoopbackUp() == 0 ? open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC) : -1;
+    if (setns(home, CLONE_NEWNET) < 0 && fd >= 0) {
+      close(fd);
+      return -1;
+    }
+    return fd;
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<int> ready_;
+  size_t target_ = 0;
+  bool started_ = false;
+};
+
+// Never destroyed: its thread waits on the condition variable until the process ends, and
+// glibc's pthread_cond_destroy at exit would wait for that waiter forever.
+NetnsPool& netns_pool() {
+  static NetnsPool* pool = new NetnsPool;
+  return *pool;
+}
 
 struct Fd {  // closes on scope exit unless released
   int fd = -1;
@@ -150,6 +240,8 @@ class Child : public Napi::ObjectWrap<Child> {
     args_.envp = plan_.envp.data();
     args_.groups = plan_.groups.data();
     args_.n_groups = uint32_t(plan_.groups.size());
+    Fd netns(plan_.unshare_flags & CLONE_NEWNET ? netns_pool().Take() : -1);
+    args_.netns_fd = netns.fd;
     args_.sync_fd = child_sync.fd;
     args_.parent_sync_fd = parent_sync.fd;
     for (int i = 0; i < 3; i++) args_.stdio[i] = child_stdio[i];
@@ -356,7 +448,7 @@ Napi::Object Constants(Napi::Env env) {
 #define K(x) set(#x, SBX_##x)
   K(OP_MAKE_PRIVATE); K(OP_ROOT_OVERLAY); K(OP_MOUNT); K(OP_BIND); K(OP_MKNOD); K(OP_SYMLINK);
   K(OP_WRITE_FILE); K(OP_MKDIR); K(OP_LOOPBACK_UP); K(OP_SETHOSTNAME); K(OP_PIVOT_ROOT);
-  K(OP_SETUSER); K(OP_CHDIR); K(OP_RESOLVE_EXEC); K(OP_READY); K(OP_WAIT_START); K(OP_EXEC); K(OP_UNSHARE);
+  K(OP_SETUSER); K(OP_CHDIR); K(OP_RESOLVE_EXEC); K(OP_READY); K(OP_WAIT_START); K(OP_EXEC); K(OP_UNSHARE); K(OP_ROOT_UPPER);
   K(STAGE_PREPARE); K(STAGE_ROOTFS); K(STAGE_MOUNT); K(STAGE_DEVICE); K(STAGE_FILE); K(STAGE_NETWORK);
   K(STAGE_HOSTNAME); K(STAGE_PIVOT); K(STAGE_USER); K(STAGE_CWD); K(STAGE_SYNC); K(STAGE_EXEC);
   K(F_MKDIR); K(F_MKFILE); K(F_BIND_FALLBACK); K(F_IGNORE_MISSING); K(F_USERXATTR); K(H_DETACHED); K(H_TRACE);

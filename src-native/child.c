@@ -122,10 +122,12 @@ static long sys_close(int fd) { return sbx_sys1(SYS_close, fd); }
 struct child_state {
   const struct sbx_child_args *a;
   int rootfs_fd; /* the user's rootfs directory (the overlay's lower layer), until pivot_root */
-  int rootfd;    /* the new root (overlay mount), until pivot_root */
+  int tmpfs_fd;  /* the tmpfs holding the overlay's upper and work dirs, until ROOT_OVERLAY */
+  int rootfd;    /* where paths resolve: upper/ after ROOT_UPPER, the overlay after ROOT_OVERLAY */
   int dir_fd;    /* one-entry cache of the last parent directory opened under the root */
   char dir_path[256];
   char exec_path[SBX_PATH_MAX]; /* the binary found by RESOLVE_EXEC */
+  int netns_ready;              /* joined the parent's fresh netns: loopback is up already */
 };
 
 static const char *str(const struct child_state *st, uint32_t off) {
@@ -220,17 +222,35 @@ static int ensure_path(struct child_state *st, const char *path, int as_file) {
 
 /* ---- ops --------------------------------------------------------------------------------- */
 
+/* The namespaces clone3 did not make. A network namespace may come ready-made from the parent
+ * (made ahead on a thread of its own, used by this container only): join it instead. */
+static int op_unshare(struct child_state *st, const struct sbx_op *op) {
+  uint64_t flags = op->mflags;
+  if (st->a->netns_fd >= 0 && (flags & CLONE_NEWNET)) {
+    long r = sbx_sys2(SYS_setns, st->a->netns_fd, CLONE_NEWNET);
+    if (r < 0) return (int)r;
+    sys_close(st->a->netns_fd);
+    st->netns_ready = 1;
+    flags &= ~(uint64_t)CLONE_NEWNET;
+  }
+  return (int)sbx_sys1(SYS_unshare, flags);
+}
+
 static int op_make_private(const struct sbx_op *op) {
   return (int)sbx_sys5(SYS_mount, 0, "/", 0, op->mflags, 0);
 }
 
-/* The new root: an overlay whose lower layer is the user's rootfs and whose upper layer is a
- * fresh tmpfs, so mount points, device nodes and /etc files never touch the rootfs on disk. Both
- * are attached over the rootfs directory inside this (private) mount namespace only. */
-static int op_root_overlay(struct child_state *st, const struct sbx_op *op) {
-  long r, tfs, tfd, ofs, ofd;
-  char p[64];
-  size_t pos;
+/* The new root is an overlay: the user's rootfs as its lower layer, a fresh tmpfs as its upper
+ * layer, so mount points, device nodes and /etc files never touch the rootfs on disk. Two ops:
+ *
+ * ROOT_UPPER makes the tmpfs (upper/ and work/ in it), attaches it over the rootfs directory in
+ * this private mount namespace, and points the root fd at upper/. The ops that follow until
+ * ROOT_OVERLAY (mount points, /etc files) write straight into the empty upper layer: plain tmpfs
+ * calls, and whatever the image has at those paths (a symlink included) is simply covered.
+ *
+ * ROOT_OVERLAY then mounts the overlay over the same directory and points the root fd at it. */
+static int op_root_upper(struct child_state *st) {
+  long r, tfs, tfd, ufd;
 
   /* Opened here, not in the parent: a mount can only be attached to, or layered on, a mount of
    * the caller's own namespace, and this child has a new one. */
@@ -244,26 +264,35 @@ static int op_root_overlay(struct child_state *st, const struct sbx_op *op) {
   tfd = r < 0 ? r : sbx_sys3(SYS_fsmount, tfs, FSMOUNT_CLOEXEC, 0);
   sys_close((int)tfs);
   if (tfd < 0) return (int)tfd;
+  st->tmpfs_fd = (int)tfd;
   r = sbx_sys3(SYS_mkdirat, tfd, "upper", 0755);
   if (r >= 0) r = sbx_sys3(SYS_mkdirat, tfd, "work", 0700);
   if (r >= 0)
     r = sbx_sys5(SYS_move_mount, tfd, "", rootfs, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
-  if (r < 0) goto out_tfd;
+  if (r < 0) return (int)r;
+  ufd = open_beneath((int)tfd, "upper", O_PATH | O_DIRECTORY);
+  if (ufd < 0) return (int)ufd;
+  st->rootfd = (int)ufd;
+  return 0;
+}
 
+static int op_root_overlay(struct child_state *st, const struct sbx_op *op) {
+  long r, ofs, ofd;
+  char p[64];
+  size_t pos;
+
+  dir_cache_drop(st); /* it holds directories of the upper layer */
   ofs = sbx_sys2(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
-  if (ofs < 0) {
-    r = ofs;
-    goto out_tfd;
-  }
+  if (ofs < 0) return (int)ofs;
   /* "/proc/self/fd/N" is a magic link: it names the directory itself, not what is now mounted
    * over it, so the lower layer stays the user's rootfs. */
   pos = 0;
   s_append(p, sizeof p, &pos, "/proc/self/fd/", 14);
-  s_append_int(p, sizeof p, &pos, rootfs);
+  s_append_int(p, sizeof p, &pos, st->rootfs_fd);
   r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_STRING, "lowerdir", p, 0);
   pos = 0;
   s_append(p, sizeof p, &pos, "/proc/self/fd/", 14);
-  s_append_int(p, sizeof p, &pos, tfd);
+  s_append_int(p, sizeof p, &pos, st->tmpfs_fd);
   size_t base = pos;
   s_append(p, sizeof p, &pos, "/upper", 6);
   if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_STRING, "upperdir", p, 0);
@@ -275,20 +304,17 @@ static int op_root_overlay(struct child_state *st, const struct sbx_op *op) {
   if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_CMD_CREATE, 0, 0, 0);
   ofd = r < 0 ? r : sbx_sys3(SYS_fsmount, ofs, FSMOUNT_CLOEXEC, 0);
   sys_close((int)ofs);
-  if (ofd < 0) {
-    r = ofd;
-    goto out_tfd;
-  }
-  r = sbx_sys5(SYS_move_mount, ofd, "", rootfs, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  if (ofd < 0) return (int)ofd;
+  r = sbx_sys5(SYS_move_mount, ofd, "", st->rootfs_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
   if (r < 0) {
     sys_close((int)ofd);
-    goto out_tfd;
+    return (int)r;
   }
+  sys_close(st->rootfd); /* the upper dir */
+  sys_close(st->tmpfs_fd);
+  st->tmpfs_fd = -1;
   st->rootfd = (int)ofd;
-  r = 0;
-out_tfd:
-  sys_close((int)tfd);
-  return (int)r;
+  return 0;
 }
 
 static int op_mount(struct child_state *st, const struct sbx_op *op) {
@@ -384,7 +410,7 @@ static int op_write_file(struct child_state *st, const struct sbx_op *op) {
 }
 
 static int op_mkdir(struct child_state *st, const struct sbx_op *op) {
-  int fd = ensure_path(st, str(st, op->s[0]), 0);
+  int fd = ensure_path(st, str(st, op->s[0]), (op->flags & SBX_F_MKFILE) != 0);
   if (fd < 0) return fd;
   sys_close(fd);
   return 0;
@@ -516,8 +542,9 @@ static int op_exec(struct child_state *st, const struct sbx_op *op) {
 
 static int run_op(struct child_state *st, const struct sbx_op *op) {
   switch (op->kind) {
-    case SBX_OP_UNSHARE: return (int)sbx_sys1(SYS_unshare, op->mflags);
+    case SBX_OP_UNSHARE: return op_unshare(st, op);
     case SBX_OP_MAKE_PRIVATE: return op_make_private(op);
+    case SBX_OP_ROOT_UPPER: return op_root_upper(st);
     case SBX_OP_ROOT_OVERLAY: return op_root_overlay(st, op);
     case SBX_OP_MOUNT: return op_mount(st, op);
     case SBX_OP_BIND: return op_bind(st, op);
@@ -525,7 +552,7 @@ static int run_op(struct child_state *st, const struct sbx_op *op) {
     case SBX_OP_SYMLINK: return op_symlink(st, op);
     case SBX_OP_WRITE_FILE: return op_write_file(st, op);
     case SBX_OP_MKDIR: return op_mkdir(st, op);
-    case SBX_OP_LOOPBACK_UP: return op_loopback_up();
+    case SBX_OP_LOOPBACK_UP: return st->netns_ready ? 0 : op_loopback_up();
     case SBX_OP_SETHOSTNAME: return (int)sbx_sys2(SYS_sethostname, str(st, op->s[0]), op->n[0]);
     case SBX_OP_PIVOT_ROOT: return op_pivot_root(st);
     case SBX_OP_SETUSER: return op_setuser(st, op);
@@ -572,10 +599,12 @@ int sbx_child_main(void *arg) {
   struct child_state st;
   st.a = a;
   st.rootfs_fd = -1;
+  st.tmpfs_fd = -1;
   st.rootfd = -1;
   st.dir_fd = -1;
   st.dir_path[0] = 0;
   st.exec_path[0] = 0;
+  st.netns_ready = 0;
 
   /* Prelude. Signals are blocked (the parent blocked them around clone3); make every handler the
    * default so that nothing of Node's can run here even once they are unblocked at execve. */

@@ -34,6 +34,7 @@ Shape ShapeOf(uint16_t kind) {
     case SBX_OP_WAIT_START: return {0, 0};
     case SBX_OP_EXEC: return {0b0011, 0};
     case SBX_OP_UNSHARE: return {0, 0};
+    case SBX_OP_ROOT_UPPER: return {0, 0};
     default: return {0xff, 0};
   }
 }
@@ -73,6 +74,7 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
   };
 
   if (!valid(h->rootfs)) return "rootfs string out of range";
+  out->unshare_flags = 0;
   const auto* ops = reinterpret_cast<const sbx_op*>(base + h->ops_offset);
   bool has_exec = false;
   for (uint32_t i = 0; i < h->n_ops; i++) {
@@ -106,6 +108,7 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
       case SBX_OP_UNSHARE:
         if (op.mflags & ~uint64_t(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWUSER))
           return "UNSHARE: flags beyond namespaces";
+        out->unshare_flags |= op.mflags;
         break;
       case SBX_OP_WRITE_FILE:
         if (uint64_t(op.s[1]) + op.n[1] > strsize) return "WRITE_FILE content out of range";

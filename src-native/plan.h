@@ -22,6 +22,7 @@ struct Plan {
   std::vector<char*> envp;
   std::vector<uint32_t> groups;
   std::string rootfs;
+  uint64_t unshare_flags = 0;  // the UNSHARE op's namespaces (the parent may hand over a netns)
 };
 
 // Returns an empty string when the plan is valid, else what is wrong with it.

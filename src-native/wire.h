@@ -23,13 +23,13 @@
 /* Op kinds. Each runs in the child, in plan order; the stage reported on failure is the op's. */
 enum sbx_op_kind {
   SBX_OP_MAKE_PRIVATE = 1,  /* mount("/", MS_REC|flags): stop propagation to/from the host     */
-  SBX_OP_ROOT_OVERLAY = 2,  /* tmpfs + overlay(lower = rootfs fd) as the new root, rootfd set    */
+  SBX_OP_ROOT_OVERLAY = 2,  /* overlay(lower = rootfs, upper = the tmpfs) as the new root         */
   SBX_OP_MOUNT = 3,         /* s0 source, s1 target (in root), s2 fstype, s3 data, mflags        */
   SBX_OP_BIND = 4,          /* s0 host path, s1 target, n0 recursive, n1 propagation, mflags MOUNT_ATTR_* */
   SBX_OP_MKNOD = 5,         /* s0 path, s1 host node, n0 mode, n1 major, n2 minor                */
   SBX_OP_SYMLINK = 6,       /* s0 link target, s1 path                                           */
   SBX_OP_WRITE_FILE = 7,    /* s0 path, s1 content, n0 mode, n1 length                           */
-  SBX_OP_MKDIR = 8,         /* s0 path (missing components are made 0755)                        */
+  SBX_OP_MKDIR = 8,         /* s0 path (components made 0755); F_MKFILE: the last one a file      */
   SBX_OP_LOOPBACK_UP = 9,   /* ioctl SIOCSIFFLAGS on "lo"                                        */
   SBX_OP_SETHOSTNAME = 10,  /* s0 hostname, n0 its length                                        */
   SBX_OP_PIVOT_ROOT = 11,   /* chdir(root); pivot_root(".", "."); umount2(".", DETACH); chdir("/") */
@@ -41,7 +41,8 @@ enum sbx_op_kind {
   SBX_OP_EXEC = 17,         /* s0 argv (n0 count), s1 envp (n1 count), n2 umask                  */
   SBX_OP_UNSHARE = 18,      /* mflags CLONE_NEW* flags: namespaces made by the child, off the    */
                             /* parent's thread (pid and time must be made by clone3 itself)     */
-  SBX_OP_MAX_ = 19
+  SBX_OP_ROOT_UPPER = 19,   /* tmpfs for the overlay; ops until ROOT_OVERLAY write its upper dir */
+  SBX_OP_MAX_ = 20
 };
 
 /* Stages: where in the container's life an op belongs; reported with every failure. */

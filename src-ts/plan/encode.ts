@@ -74,6 +74,9 @@ function record(op: Op, st: StringTable): Rec {
       r.kind = OP.MAKE_PRIVATE;
       r.mflags = op.flags;
       break;
+    case 'root-upper':
+      r.kind = OP.ROOT_UPPER;
+      break;
     case 'root-overlay':
       r.kind = OP.ROOT_OVERLAY;
       if (op.userxattr) r.flags |= F.USERXATTR;
@@ -114,6 +117,7 @@ function record(op: Op, st: StringTable): Rec {
       break;
     case 'mkdir':
       r.kind = OP.MKDIR;
+      if (op.file) r.flags |= F.MKFILE;
       r.s[0] = s(op.path);
       break;
     case 'loopback-up':

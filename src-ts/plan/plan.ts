@@ -26,13 +26,14 @@ export type Op = Base &
   (
     | { kind: 'unshare'; flags: number }
     | { kind: 'make-private'; flags: number }
+    | { kind: 'root-upper' }
     | { kind: 'root-overlay'; userxattr: boolean }
     | { kind: 'mount'; source: string; target: string; fstype: string; flags: number; data: string }
     | { kind: 'bind'; source: string; target: string; recursive: boolean; attrs: number; propagation: number; file: boolean; ignoreMissing: boolean }
     | { kind: 'mknod'; path: string; mode: number; major: number; minor: number; hostPath: string; bindFallback: boolean }
     | { kind: 'symlink'; target: string; path: string }
     | { kind: 'write-file'; path: string; content: string; mode: number }
-    | { kind: 'mkdir'; path: string }
+    | { kind: 'mkdir'; path: string; file?: true }
     | { kind: 'loopback-up' }
     | { kind: 'sethostname'; hostname: string }
     | { kind: 'pivot-root' }
@@ -112,17 +113,26 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
   ops.push({ stage: 'prepare', kind: 'unshare', flags: unshareFlagsOf(spec.namespaces) });
   // 1. Nothing mounted from here on propagates back to the host.
   ops.push({ stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE });
-  // 2. The new root: overlay(lower = rootfs, upper = tmpfs).
-  ops.push({ stage: 'rootfs', kind: 'root-overlay', userxattr: spec.namespaces.user });
+  // 2. The new root: overlay(lower = rootfs, upper = tmpfs). Until root-overlay, ops write into
+  // the empty upper layer: what they create covers whatever the image has at those paths.
+  ops.push({ stage: 'rootfs', kind: 'root-upper' });
 
-  // 3. /etc: what the runtime adds to a FROM-scratch image, written into the overlay's upper layer
-  // before any mount, so that a user's mount on /etc or on one of these files covers it (and a
-  // bind of a host directory at /etc is never written to).
+  // 3. /etc: what the runtime adds to a FROM-scratch image. Written before any mount, so that a
+  // user's mount on /etc or on one of these files covers it (and a bind of a host directory at
+  // /etc is never written to).
   ops.push({ stage: 'file', kind: 'mkdir', path: 'etc' });
   ops.push({ stage: 'file', kind: 'write-file', path: 'etc/hostname', content: `${spec.hostname}\n`, mode: 0o644 });
   ops.push({ stage: 'file', kind: 'write-file', path: 'etc/hosts', content: hostsFile(spec.hostname), mode: 0o644 });
   ops.push({ stage: 'file', kind: 'write-file', path: 'etc/resolv.conf', content: host.resolvConf, mode: 0o644 });
   ops.push({ stage: 'file', kind: 'symlink', target: '/proc/mounts', path: 'etc/mtab' });
+  // Mount points that are not inside an earlier mount of the plan: made in the upper layer too.
+  spec.mounts.forEach((m, i) => {
+    const covered = spec.mounts.slice(0, i).some((e) => m.destination.startsWith(`${e.destination}/`));
+    if (covered) return;
+    const file = m.type === 'bind' && (facts.bindSourceIsFile[i] ?? false);
+    ops.push({ stage: 'rootfs', kind: 'mkdir', path: rel(m.destination), ...(file ? { file: true as const } : {}) });
+  });
+  ops.push({ stage: 'rootfs', kind: 'root-overlay', userxattr: spec.namespaces.user });
 
   // 4. The mounts, in the user's order.
   spec.mounts.forEach((m, i) => {

@@ -28,6 +28,7 @@ export const OP = {
   WAIT_START: 16,
   EXEC: 17,
   UNSHARE: 18,
+  ROOT_UPPER: 19,
 } as const;
 
 /** Child stages, by wire number. Index = number. */

@@ -137,7 +137,7 @@ export function checkSymlinks(spec: Spec, ops: readonly Op[]): void {
         mounted.set(op.target, op.source);
         break;
       case 'mkdir':
-        walk(op.path, false, true);
+        walk(op.path, false, !op.file);
         break;
       case 'mknod':
       case 'symlink':

@@ -52,8 +52,25 @@ export function children(): { pid: number; state: string }[] {
   return out;
 }
 
-export function openFds(): string[] {
-  return readdirSync('/proc/self/fd').sort();
+/**
+ * This process's open fds with what they point at, less the fresh network namespaces the addon
+ * keeps ready for the next containers (a pool of a fixed size whose fd numbers change as it is
+ * used and refilled): those are returned apart.
+ */
+export function openFds(): { fds: string[]; pooledNetns: number } {
+  const fds: string[] = [];
+  let pooledNetns = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // the directory's own fd, closed by now
+    }
+    if (target.startsWith('net:[')) pooledNetns++;
+    else fds.push(`${fd} -> ${target}`);
+  }
+  return { fds: fds.sort(), pooledNetns };
 }
 
 export function hostMountinfo(): string {

@@ -26,6 +26,7 @@ const K = {
   'wait-start': 16,
   exec: 17,
   unshare: 18,
+  'root-upper': 19,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,
@@ -243,9 +244,27 @@ describe('encodePlan: ops', () => {
     expect(resolv.n[1]).toBe('nameserver 1.1.1.1\n# café ☕\n'.length + 1 + 2); // é 2 bytes, ☕ 3 bytes
   });
 
-  it('mkdir: path', () => {
-    const w = one('mkdir');
-    expect(r.str(w.s[0])).toBe('etc');
+  it('mkdir: path; the mount points made in the upper layer; F_MKFILE for a file bind', () => {
+    const dirs = of('mkdir');
+    expect(dirs.map(([, w]) => [r.str(w.s[0]), w.flags])).toEqual([
+      ['etc', 0],
+      ['proc', 0],
+      ['dev', 0],
+      ['sys', 0],
+      ['data', 0],
+      ['etc/app.conf', 0x2], // a file bind: made as an empty file
+    ]);
+    const withFile = buildPlan(
+      buildSpec({ rootfs: '/srv/rootfs', args: ['/x'], mounts: [{ destination: '/etc/hosts', type: 'bind', source: '/h' }] }, () => 'fileid'),
+      HOST,
+      { bindSourceIsFile: [true] },
+    );
+    const rr = new WireReader(encodePlan(withFile));
+    const mk = rr.ops.filter((w) => w.kind === 8);
+    expect(mk.map((w) => [rr.str(w.s[0]), w.flags])).toEqual([
+      ['etc', 0],
+      ['etc/hosts', 0x2],
+    ]);
   });
 
   it('sethostname: s0 hostname, n0 its byte length', () => {

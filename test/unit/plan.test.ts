@@ -36,7 +36,7 @@ describe('buildPlan with the defaults (hybrid host)', () => {
     const expected: Op[] = [
       { stage: 'prepare', kind: 'unshare', flags: CLONE.NEWNS | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS },
       { stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE },
-      { stage: 'rootfs', kind: 'root-overlay', userxattr: false },
+      { stage: 'rootfs', kind: 'root-upper' },
       { stage: 'file', kind: 'mkdir', path: 'etc' },
       { stage: 'file', kind: 'write-file', path: 'etc/hostname', content: '0123456789ab\n', mode: 0o644 },
       {
@@ -48,6 +48,10 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       },
       { stage: 'file', kind: 'write-file', path: 'etc/resolv.conf', content: 'nameserver 1.1.1.1\n', mode: 0o644 },
       { stage: 'file', kind: 'symlink', target: '/proc/mounts', path: 'etc/mtab' },
+      { stage: 'rootfs', kind: 'mkdir', path: 'proc' },
+      { stage: 'rootfs', kind: 'mkdir', path: 'dev' },
+      { stage: 'rootfs', kind: 'mkdir', path: 'sys' },
+      { stage: 'rootfs', kind: 'root-overlay', userxattr: false },
       { stage: 'mount', kind: 'mount', source: 'proc', target: 'proc', fstype: 'proc', flags: 0, data: '' },
       { stage: 'mount', kind: 'mount', source: 'tmpfs', target: 'dev', fstype: 'tmpfs', flags: MS.NOSUID | MS.STRICTATIME, data: 'mode=755,size=65536k' },
       {
@@ -102,12 +106,16 @@ describe('buildPlan with the defaults (hybrid host)', () => {
     expect(kinds(p.ops)).toEqual([
       'unshare',
       'make-private',
-      'root-overlay',
+      'root-upper',
       'mkdir',
       'write-file',
       'write-file',
       'write-file',
       'symlink',
+      'mkdir',
+      'mkdir',
+      'mkdir',
+      'root-overlay',
       ...Array(6).fill('mount'),
       'bind',
       ...Array(6).fill('mknod'),
@@ -229,7 +237,7 @@ describe('buildPlan variations', () => {
     const s = spec({ mounts: [...defaultMounts, { destination: '/data', source: '/srv/data', options: ['rbind', 'ro', 'rslave'] }] });
     const p = buildPlan(s, HOST, noFiles(s));
     const i = p.ops.findIndex((o) => o.kind === 'bind' && o.target === 'data');
-    expect(i).toBe(15); // after unshare, make-private, root-overlay, the 5 /etc ops, the 6 mounts and the cgroup bind
+    expect(i).toBe(20); // after unshare, make-private, root-upper, 5 /etc ops, 4 mount points, root-overlay, 6 mounts, the cgroup bind
     expect(p.ops[i]).toEqual({
       stage: 'mount',
       kind: 'bind',
