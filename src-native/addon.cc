@@ -29,6 +29,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "child.h"
 #include "plan.h"
@@ -60,22 +61,22 @@ int LoopbackUp() {
   return r;
 }
 
-// Fresh network namespaces, made ahead of need on a thread of their own. A new network namespace
-// is the slowest part of a container's setup (~1 ms in the kernel); made here, it overlaps with the
-// work of the container before. Each one is handed to exactly one container (setns in the child)
-// and never reused, so isolation is the same as unshare(CLONE_NEWNET). When the pool is empty (a
-// burst) or fails (no CAP_SYS_ADMIN), the child makes its own. SCRATCHBOX_NETNS_POOL=0 turns it off.
-class NetnsPool {
+// The helper thread: namespace work that need not happen on the event loop, nor on the
+// container's critical path.
+//
+//  - Fresh network namespaces, made ahead of need. A new network namespace is the slowest part of
+//    a container's setup (~1 ms in the kernel); made here, it overlaps with the work of the
+//    container before. Each one is handed to exactly one container (setns in the child) and never
+//    reused, so isolation is the same as unshare(CLONE_NEWNET). When the pool is empty (a burst)
+//    or fails (no CAP_SYS_ADMIN), the child makes its own. SCRATCHBOX_NETNS_POOL=0 turns it off.
+//  - Deferred teardown. The parent holds the container's mount namespace from READY on; when the
+//    process exits, the kernel then has no mount tree to dismantle before it reports the exit
+//    (an RCU grace period and every mount), and this thread drops the last reference instead.
+class Helper {
  public:
-  int Take() {
+  int TakeNetns() {
     std::unique_lock<std::mutex> lock(mu_);
-    if (!started_) {
-      started_ = true;
-      const char* env = getenv("SCRATCHBOX_NETNS_POOL");
-      target_ = env ? size_t(atoi(env)) : kDefaultTarget;
-      if (target_ > 64) target_ = 64;
-      if (target_ > 0) std::thread([this] { Run(); }).detach();
-    }
+    Start();
     int fd = -1;
     if (!ready_.empty()) {
       fd = ready_.front();
@@ -85,28 +86,56 @@ class NetnsPool {
     return fd;
   }
 
+  // Closes fd on the helper thread (where the teardown it triggers then runs).
+  void CloseLater(int fd) {
+    std::unique_lock<std::mutex> lock(mu_);
+    Start();
+    if (!running_) {
+      lock.unlock();
+      close(fd);
+      return;
+    }
+    closing_.push_back(fd);
+    cv_.notify_one();
+  }
+
  private:
   static constexpr size_t kDefaultTarget = 2;
+
+  void Start() {  // with mu_ held
+    if (started_) return;
+    started_ = true;
+    const char* env = getenv("SCRATCHBOX_NETNS_POOL");
+    target_ = env ? size_t(atoi(env)) : kDefaultTarget;
+    if (target_ > 64) target_ = 64;
+    running_ = true;
+    std::thread([this] { Run(); }).detach();
+  }
 
   void Run() {
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, nullptr);  // Node's signals are not this thread's business
     int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (home < 0) return;
+    bool pool = home >= 0;
     for (;;) {
+      std::vector<int> to_close;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return ready_.size() < target_; });
+        cv_.wait(lock, [&] { return !closing_.empty() || (pool && ready_.size() < target_); });
+        to_close.assign(closing_.begin(), closing_.end());
+        closing_.clear();
       }
-      int fd = Make(home);
-      if (fd < 0) return;  // the children make their own from now on
+      for (int fd : to_close) close(fd);
+      if (!pool || !to_close.empty()) continue;  // closes first: they free what new ones use
+      int fd = MakeNetns(home);
       std::lock_guard<std::mutex> lock(mu_);
-      ready_.push_back(fd);
+      if (fd < 0) pool = false;  // the children make their own from now on
+      else ready_.push_back(fd);
     }
   }
 
-  static int Make(int home) {
+  static int MakeNetns(int home) {
     if (unshare(CLONE_NEWNET) < 0) return -1;
     int fd = LoopbackUp() == 0 ? open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC) : -1;
     if (setns(home, CLONE_NEWNET) < 0 && fd >= 0) {
@@ -119,15 +148,16 @@ class NetnsPool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<int> ready_;
+  std::deque<int> closing_;
   size_t target_ = 0;
-  bool started_ = false;
+  bool started_ = false, running_ = false;
 };
 
 // Never destroyed: its thread waits on the condition variable until the process ends, and
 // glibc's pthread_cond_destroy at exit would wait for that waiter forever.
-NetnsPool& netns_pool() {
-  static NetnsPool* pool = new NetnsPool;
-  return *pool;
+Helper& helper() {
+  static Helper* h = new Helper;
+  return *h;
 }
 
 struct Fd {  // closes on scope exit unless released
@@ -197,6 +227,7 @@ class Child : public Napi::ObjectWrap<Child> {
     FreeChildMemory();
     if (pidfd_ >= 0) close(pidfd_);
     if (sync_ >= 0) close(sync_);
+    if (mntns_ >= 0) close(mntns_);
     delete ctx_;
   }
 
@@ -229,8 +260,8 @@ class Child : public Napi::ObjectWrap<Child> {
       }
     }
 
-    void* stack = mmap(nullptr, kStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-    if (stack == MAP_FAILED) return SysError(env, errno, "prepare", "mmap").ThrowAsJavaScriptException();
+    void* stack = TakeStack();
+    if (!stack) return SysError(env, errno, "prepare", "mmap").ThrowAsJavaScriptException();
     stack_ = stack;
 
     args_.hdr = plan_.hdr;
@@ -240,7 +271,7 @@ class Child : public Napi::ObjectWrap<Child> {
     args_.envp = plan_.envp.data();
     args_.groups = plan_.groups.data();
     args_.n_groups = uint32_t(plan_.groups.size());
-    Fd netns(plan_.unshare_flags & CLONE_NEWNET ? netns_pool().Take() : -1);
+    Fd netns(plan_.unshare_flags & CLONE_NEWNET ? helper().TakeNetns() : -1);
     args_.netns_fd = netns.fd;
     args_.sync_fd = child_sync.fd;
     args_.parent_sync_fd = parent_sync.fd;
@@ -288,8 +319,30 @@ class Child : public Napi::ObjectWrap<Child> {
   // The plan and the stack are the child's until it has exec'd or died: both are known from the
   // sync socket's EOF (its end is O_CLOEXEC and closes only at execve or exit).
   void FreeChildMemory() {
-    if (stack_) munmap(stack_, kStackSize);
+    if (stack_) GiveStack(stack_);
     stack_ = nullptr;
+  }
+
+  // Child stacks are reused (their pages stay mapped and warm): only the main thread spawns and
+  // frees, so the free list needs no lock.
+  static std::vector<void*>& FreeStacks() {
+    static auto* v = new std::vector<void*>;
+    return *v;
+  }
+  static void* TakeStack() {
+    auto& v = FreeStacks();
+    if (!v.empty()) {
+      void* s = v.back();
+      v.pop_back();
+      return s;
+    }
+    void* s = mmap(nullptr, kStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    return s == MAP_FAILED ? nullptr : s;
+  }
+  static void GiveStack(void* s) {
+    auto& v = FreeStacks();
+    if (v.size() < 16) v.push_back(s);
+    else munmap(s, kStackSize);
   }
 
   void Emit(std::initializer_list<int> values) {
@@ -343,6 +396,11 @@ class Child : public Napi::ObjectWrap<Child> {
         trace_ = u.t;
       } else if (n == sizeof u.m && u.m.type == SBX_MSG_READY && !ready_ && !error_) {
         ready_ = true;
+        // Hold the container's mount namespace (see Helper): its teardown then happens after
+        // the exit is reported, on the helper thread.
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid_);
+        mntns_ = open(path, O_RDONLY | O_CLOEXEC);
         Emit({kEvReady});
       } else if (n == sizeof u.m && u.m.type == SBX_MSG_ERROR && !error_) {
         error_ = true;
@@ -379,6 +437,8 @@ class Child : public Napi::ObjectWrap<Child> {
     if (r == 0 && si.si_pid == 0) return;  // not exited yet (spurious wakeup)
     // r < 0: someone else reaped it (a waitpid(-1) elsewhere in the process): the status is lost.
     exited_ = true;
+    if (mntns_ >= 0) helper().CloseLater(mntns_);
+    mntns_ = -1;
     CloseHandle(&pid_poll_);
     close(pidfd_);
     pidfd_ = -1;
@@ -427,7 +487,7 @@ class Child : public Napi::ObjectWrap<Child> {
   sbx::Plan plan_;
   sbx_child_args args_{};
   void* stack_ = nullptr;
-  int pid_ = -1, pidfd_ = -1, sync_ = -1;
+  int pid_ = -1, pidfd_ = -1, sync_ = -1, mntns_ = -1;
   int parent_stdio_[3] = {-1, -1, -1};
   bool exited_ = false, ready_ = false, error_ = false;
   int open_handles_ = 0;

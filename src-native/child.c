@@ -392,9 +392,13 @@ static int op_write_file(struct child_state *st, const struct sbx_op *op) {
   int dfd = open_parent(st, str(st, op->s[0]), base, sizeof base);
   if (dfd < 0) return dfd;
   /* Whatever the image has there (a file or a symlink) is replaced, in the upper layer only. */
-  long r = sbx_sys3(SYS_unlinkat, dfd, base, 0);
-  if (r < 0 && r != -ENOENT) return (int)r;
+  long r = 0;
   long fd = sbx_sys4(SYS_openat, dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, op->n[0]);
+  if (fd == -EEXIST) {
+    r = sbx_sys3(SYS_unlinkat, dfd, base, 0);
+    if (r < 0) return (int)r;
+    fd = sbx_sys4(SYS_openat, dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, op->n[0]);
+  }
   if (fd < 0) return (int)fd;
   const char *p = str(st, op->s[1]);
   size_t left = op->n[1];
@@ -410,7 +414,23 @@ static int op_write_file(struct child_state *st, const struct sbx_op *op) {
 }
 
 static int op_mkdir(struct child_state *st, const struct sbx_op *op) {
-  int fd = ensure_path(st, str(st, op->s[0]), (op->flags & SBX_F_MKFILE) != 0);
+  const char *path = str(st, op->s[0]);
+  const int as_file = (op->flags & SBX_F_MKFILE) != 0;
+  /* Fast path: the parent directory exists (the common case, and always in the fresh upper
+   * layer): one mkdirat/openat on its cached fd. Anything else, or an existing entry that must be
+   * checked (a symlink is ELOOP), takes the component-by-component walk. */
+  char base[256];
+  int pfd = open_parent(st, path, base, sizeof base);
+  if (pfd >= 0) {
+    long r = as_file ? sbx_sys4(SYS_openat, pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644)
+                     : sbx_sys3(SYS_mkdirat, pfd, base, 0755);
+    if (r >= 0) {
+      if (as_file) sys_close((int)r);
+      return 0;
+    }
+    if (r != -EEXIST) return (int)r;
+  }
+  int fd = ensure_path(st, path, as_file);
   if (fd < 0) return fd;
   sys_close(fd);
   return 0;

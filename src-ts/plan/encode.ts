@@ -164,44 +164,50 @@ function record(op: Op, st: StringTable): Rec {
 export function encodePlan(plan: Plan): Buffer {
   const st = new StringTable();
   const rootfs = st.add(plan.rootfs);
-  const recs = plan.ops.map((op) => ({ rec: record(op, st), stage: STAGES.indexOf(op.stage) }));
+  const recs = plan.ops.map((op) => record(op, st));
   st.seal();
   const opsOffset = HEADER_SIZE;
   const strtabOffset = opsOffset + recs.length * OP_SIZE;
   const total = strtabOffset + st.size;
-  const buf = Buffer.alloc(total);
-  let o = 0;
-  const u16 = (v: number) => ((o = buf.writeUInt16LE(v, o)), undefined);
-  const u32 = (v: number) => ((o = buf.writeUInt32LE(v >>> 0, o)), undefined);
-  const u64 = (v: number) => {
-    // values stay below 2^53 (flags); two u32 halves avoid a BigInt per op
-    buf.writeUInt32LE(v % 0x100000000, o);
-    buf.writeUInt32LE(Math.floor(v / 0x100000000), o + 4);
-    o += 8;
-  };
-  u32(WIRE_MAGIC);
-  u16(WIRE_VERSION);
-  u16(HEADER_SIZE);
-  u16(OP_SIZE);
-  u16(0);
-  u32(recs.length);
-  u32(opsOffset);
-  u32(strtabOffset);
-  u32(st.size);
-  u32(total);
-  u32((plan.detached ? H.DETACHED : 0) | (plan.trace ? H.TRACE : 0));
-  u32(0);
-  u64(plan.cloneFlags);
-  u32(rootfs);
-  o += 20; // reserved2
-  for (const { rec, stage } of recs) {
-    u16(rec.kind);
-    u16(stage);
-    u32(rec.flags);
-    u64(rec.mflags);
-    rec.s.forEach(u32);
-    rec.n.forEach(u32);
+  // Header and ops through one u32 view of a fresh (so aligned) ArrayBuffer; this machine and
+  // every target of the addon is little-endian, which the wire format is.
+  const ab = new ArrayBuffer(total + ((4 - (total % 4)) % 4));
+  const w = new Uint32Array(ab, 0, strtabOffset / 4);
+  const lo = (v: number) => v % 0x100000000;
+  const hi = (v: number) => Math.floor(v / 0x100000000);
+  w[0] = WIRE_MAGIC;
+  w[1] = WIRE_VERSION | (HEADER_SIZE << 16);
+  w[2] = OP_SIZE; // | reserved0 << 16
+  w[3] = recs.length;
+  w[4] = opsOffset;
+  w[5] = strtabOffset;
+  w[6] = st.size;
+  w[7] = total;
+  w[8] = (plan.detached ? H.DETACHED : 0) | (plan.trace ? H.TRACE : 0);
+  w[9] = 0;
+  w[10] = lo(plan.cloneFlags);
+  w[11] = hi(plan.cloneFlags);
+  w[12] = rootfs; // then reserved2[5]
+  let i = opsOffset / 4;
+  for (let k = 0; k < recs.length; k++) {
+    const r = recs[k]!;
+    w[i] = r.kind | (STAGE_INDEX.get(plan.ops[k]!.stage)! << 16);
+    w[i + 1] = r.flags;
+    w[i + 2] = lo(r.mflags);
+    w[i + 3] = hi(r.mflags);
+    w[i + 4] = r.s[0];
+    w[i + 5] = r.s[1];
+    w[i + 6] = r.s[2];
+    w[i + 7] = r.s[3];
+    w[i + 8] = r.n[0];
+    w[i + 9] = r.n[1];
+    w[i + 10] = r.n[2];
+    w[i + 11] = r.n[3];
+    i += OP_SIZE / 4;
   }
-  st.writeInto(buf, o);
+  const buf = Buffer.from(ab, 0, total);
+  st.writeInto(buf, strtabOffset);
   return buf;
 }
+
+const STAGE_INDEX = new Map<string, number>(STAGES.map((s, i) => [s, i]));

@@ -172,8 +172,20 @@ function attrsOf(flags: number): number {
   return a;
 }
 
+/** Parsed frozen entries (defaultMounts and any the user froze): they cannot change, parse once. */
+const parsedFrozen = new WeakMap<MountSpec, ParsedMount>();
+
 /** Parses one OCI mount entry. Throws ContainerError (stage 'validate') on anything unknown. */
 export function parseMount(m: MountSpec, index: number): ParsedMount {
+  const frozen = m !== null && typeof m === 'object' && Object.isFrozen(m) && (m.options === undefined || Object.isFrozen(m.options));
+  const hit = frozen ? parsedFrozen.get(m) : undefined;
+  if (hit) return hit;
+  const parsed = Object.freeze(parseMountUncached(m, index));
+  if (frozen) parsedFrozen.set(m, parsed);
+  return parsed;
+}
+
+function parseMountUncached(m: MountSpec, index: number): ParsedMount {
   const at = `mounts[${index}]`;
   if (m === null || typeof m !== 'object') throw invalid(at, 'must be an object');
   const destination = normalizeDestination(m.destination, `${at}.destination`);
