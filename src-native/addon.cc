@@ -86,6 +86,23 @@ class Helper {
     return fd;
   }
 
+  // The one network namespace (lo up) that containers with network 'shared' join; made on first
+  // use, kept for the life of the process. -1 if it cannot be made (the child then fails setns).
+  int SharedNetns() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shared_ < 0 && !shared_tried_) {
+      shared_tried_ = true;
+      // Made on a short-lived thread: unshare/setns switch the calling thread's namespace, and
+      // this is the Node main thread.
+      std::thread([this] {
+        int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (home >= 0) shared_ = MakeNetns(home);
+        if (home >= 0) close(home);
+      }).join();
+    }
+    return shared_;
+  }
+
   // Closes fd on the helper thread (where the teardown it triggers then runs).
   void CloseLater(int fd) {
     std::unique_lock<std::mutex> lock(mu_);
@@ -151,6 +168,8 @@ class Helper {
   std::deque<int> closing_;
   size_t target_ = 0;
   bool started_ = false, running_ = false;
+  int shared_ = -1;
+  bool shared_tried_ = false;
 };
 
 // Never destroyed: its thread waits on the condition variable until the process ends, and
@@ -271,8 +290,8 @@ class Child : public Napi::ObjectWrap<Child> {
     args_.envp = plan_.envp.data();
     args_.groups = plan_.groups.data();
     args_.n_groups = uint32_t(plan_.groups.size());
-    Fd netns(plan_.unshare_flags & CLONE_NEWNET ? helper().TakeNetns() : -1);
-    args_.netns_fd = netns.fd;
+    Fd netns(plan_.unshare_flags & CLONE_NEWNET && !plan_.shared_netns ? helper().TakeNetns() : -1);
+    args_.netns_fd = plan_.shared_netns ? helper().SharedNetns() : netns.fd;
     args_.sync_fd = child_sync.fd;
     args_.parent_sync_fd = parent_sync.fd;
     for (int i = 0; i < 3; i++) args_.stdio[i] = child_stdio[i];

@@ -226,10 +226,11 @@ static int ensure_path(struct child_state *st, const char *path, int as_file) {
  * (made ahead on a thread of its own, used by this container only): join it instead. */
 static int op_unshare(struct child_state *st, const struct sbx_op *op) {
   uint64_t flags = op->mflags;
+  if (op->n[0] == 1 && st->a->netns_fd < 0 && (flags & CLONE_NEWNET)) return -ENOENT; /* no shared netns */
   if (st->a->netns_fd >= 0 && (flags & CLONE_NEWNET)) {
     long r = sbx_sys2(SYS_setns, st->a->netns_fd, CLONE_NEWNET);
     if (r < 0) return (int)r;
-    sys_close(st->a->netns_fd);
+    sys_close(st->a->netns_fd); /* this copy only: the parent keeps a shared one */
     st->netns_ready = 1;
     flags &= ~(uint64_t)CLONE_NEWNET;
   }

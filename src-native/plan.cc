@@ -75,6 +75,7 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
 
   if (!valid(h->rootfs)) return "rootfs string out of range";
   out->unshare_flags = 0;
+  out->shared_netns = false;
   const auto* ops = reinterpret_cast<const sbx_op*>(base + h->ops_offset);
   bool has_exec = false;
   for (uint32_t i = 0; i < h->n_ops; i++) {
@@ -109,6 +110,7 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
         if (op.mflags & ~uint64_t(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWUSER))
           return "UNSHARE: flags beyond namespaces";
         out->unshare_flags |= op.mflags;
+        out->shared_netns = op.n[0] == 1 && (op.mflags & CLONE_NEWNET);
         break;
       case SBX_OP_WRITE_FILE:
         if (uint64_t(op.s[1]) + op.n[1] > strsize) return "WRITE_FILE content out of range";

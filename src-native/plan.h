@@ -23,6 +23,7 @@ struct Plan {
   std::vector<uint32_t> groups;
   std::string rootfs;
   uint64_t unshare_flags = 0;  // the UNSHARE op's namespaces (the parent may hand over a netns)
+  bool shared_netns = false;   // UNSHARE n0: join the shared network namespace
 };
 
 // Returns an empty string when the plan is valid, else what is wrong with it.

@@ -40,7 +40,8 @@ enum sbx_op_kind {
   SBX_OP_WAIT_START = 16,   /* re-arm pdeathsig, block until MSG_START (EOF = parent gone: exit) */
   SBX_OP_EXEC = 17,         /* s0 argv (n0 count), s1 envp (n1 count), n2 umask                  */
   SBX_OP_UNSHARE = 18,      /* mflags CLONE_NEW* flags: namespaces made by the child, off the    */
-                            /* parent's thread (pid and time must be made by clone3 itself)     */
+                            /* parent's thread (pid and time must be made by clone3 itself);    */
+                            /* n0 = 1: join the process's one shared network namespace instead  */
   SBX_OP_ROOT_UPPER = 19,   /* tmpfs for the overlay; ops until ROOT_OVERLAY write its upper dir */
   SBX_OP_MAX_ = 20
 };

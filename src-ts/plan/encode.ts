@@ -69,6 +69,7 @@ function record(op: Op, st: StringTable): Rec {
     case 'unshare':
       r.kind = OP.UNSHARE;
       r.mflags = op.flags;
+      r.n[0] = op.sharedNetwork ? 1 : 0;
       break;
     case 'make-private':
       r.kind = OP.MAKE_PRIVATE;

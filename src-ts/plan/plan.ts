@@ -24,7 +24,7 @@ export interface FsFacts {
 type Base = { stage: ChildStage };
 export type Op = Base &
   (
-    | { kind: 'unshare'; flags: number }
+    | { kind: 'unshare'; flags: number; sharedNetwork: boolean }
     | { kind: 'make-private'; flags: number }
     | { kind: 'root-upper' }
     | { kind: 'root-overlay'; userxattr: boolean }
@@ -110,7 +110,7 @@ export function hostsFile(hostname: string): string {
 export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
   const ops: Op[] = [];
   // 0. The namespaces clone3 did not make.
-  ops.push({ stage: 'prepare', kind: 'unshare', flags: unshareFlagsOf(spec.namespaces) });
+  ops.push({ stage: 'prepare', kind: 'unshare', flags: unshareFlagsOf(spec.namespaces), sharedNetwork: spec.sharedNetwork });
   // 1. Nothing mounted from here on propagates back to the host.
   ops.push({ stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE });
   // 2. The new root: overlay(lower = rootfs, upper = tmpfs). Until root-overlay, ops write into

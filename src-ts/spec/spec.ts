@@ -32,8 +32,13 @@ export interface ContainerOptions {
   stdio?: StdioOption | readonly [StdioOption, StdioOption, StdioOption];
   /** Default: `defaultMounts`. */
   mounts?: readonly MountSpec[];
-  /** Default: pid, network, ipc, uts (and mount, always). */
-  namespaces?: Partial<Record<NamespaceName, boolean>>;
+  /**
+   * Default: pid, network, ipc, uts (and mount, always). `network: 'shared'` joins one empty
+   * network namespace (loopback only) that every 'shared' container of this process uses: cut off
+   * from the host's network like a fresh one, but not from each other, and much cheaper to start
+   * (no network namespace to make and tear down per container).
+   */
+  namespaces?: Partial<Record<Exclude<NamespaceName, 'network'>, boolean>> & { network?: boolean | 'shared' };
   /** Default: 16 random hex digits. */
   id?: string;
   /**
@@ -62,6 +67,8 @@ export interface Spec {
   stdio: [StdioOption, StdioOption, StdioOption];
   mounts: ParsedMount[];
   namespaces: Record<NamespaceName, boolean>;
+  /** namespaces.network was 'shared' (namespaces.network is then true). */
+  sharedNetwork: boolean;
   detached: boolean;
   umask: number;
   trace: boolean;
@@ -174,9 +181,15 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
   }
 
   const ns = { ...DEFAULT_NAMESPACES };
+  let sharedNetwork = false;
   for (const [k, v] of Object.entries(options.namespaces ?? {})) {
     if (!(NAMESPACES as readonly string[]).includes(k)) throw invalid(`namespaces.${k}`, `unknown namespace (known: ${NAMESPACES.join(', ')})`);
-    if (typeof v !== 'boolean') throw invalid(`namespaces.${k}`, 'must be a boolean');
+    if (k === 'network' && v === 'shared') {
+      sharedNetwork = true;
+      ns.network = true;
+      continue;
+    }
+    if (typeof v !== 'boolean') throw invalid(`namespaces.${k}`, k === 'network' ? "must be a boolean or 'shared'" : 'must be a boolean');
     ns[k as NamespaceName] = v;
   }
   if (!ns.mount) throw invalid('namespaces.mount', 'a container always has its own mount namespace');
@@ -209,6 +222,7 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
     stdio,
     mounts,
     namespaces: ns,
+    sharedNetwork,
     detached: options.detached ?? false,
     umask,
     trace: options.trace === true,

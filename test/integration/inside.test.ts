@@ -149,6 +149,17 @@ describe.skipIf(!isRoot)(`inside a default container (${ROOT_REASON})`, () => {
     expect(o.netIfaces.length).toBeGreaterThan(1);
   });
 
+  it("network 'shared': one empty network namespace for all such containers, not the host's", async () => {
+    const a = await report(rootfs, { namespaces: { network: 'shared' } });
+    const b = await report(rootfs, { namespaces: { network: 'shared' } });
+    expect(a.ns.net).toBe(b.ns.net);
+    expect(a.ns.net).not.toBe(readlinkSync('/proc/self/ns/net'));
+    expect(a.ns.net).not.toBe(r.ns.net);
+    expect(a.netIfaces).toEqual(['lo']);
+    expect(a.loUp).toBe(true);
+    expect(a.fds).toEqual([0, 1, 2]);
+  });
+
   it('defaults the hostname to the shortened container id', async () => {
     const o = await report(rootfs, { id: 'abcdef0123456789' });
     expect(o.hostname).toBe('abcdef012345');

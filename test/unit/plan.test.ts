@@ -34,7 +34,7 @@ describe('buildPlan with the defaults (hybrid host)', () => {
     });
     const link = (path: string, target: string): Op => ({ stage: 'device', kind: 'symlink', target, path });
     const expected: Op[] = [
-      { stage: 'prepare', kind: 'unshare', flags: CLONE.NEWNS | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS },
+      { stage: 'prepare', kind: 'unshare', flags: CLONE.NEWNS | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS, sharedNetwork: false },
       { stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE },
       { stage: 'rootfs', kind: 'root-upper' },
       { stage: 'file', kind: 'mkdir', path: 'etc' },

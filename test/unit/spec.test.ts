@@ -22,6 +22,14 @@ describe('buildSpec defaults', () => {
     expect(build({ id: 'abcdefghijk.xyz' }).hostname).toBe('abcdefghijk');
   });
 
+  it("namespaces.network 'shared' sets sharedNetwork and keeps network on; other strings are rejected", () => {
+    const sh = build({ namespaces: { network: 'shared' } });
+    expect([sh.namespaces.network, sh.sharedNetwork]).toEqual([true, true]);
+    expect(spec.sharedNetwork).toBe(false);
+    expectInvalid(() => build({ namespaces: { network: 'host' as never } }), { option: 'namespaces.network' });
+    expectInvalid(() => build({ namespaces: { ipc: 'shared' as never } }), { option: 'namespaces.ipc' });
+  });
+
   it('namespaces: pid network ipc uts mount on; cgroup user time off', () => {
     expect(spec.namespaces).toEqual({
       mount: true,
