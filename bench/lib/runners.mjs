@@ -255,9 +255,9 @@ export async function loadScratchbox(modulePath) {
  * One create -> start -> wait -> delete. Returns the total in ms and, when
  * `phases` is given, pushes [create, start, wait, delete] ms onto it.
  */
-export async function sbLifecycle(Container, rootfs, phases) {
+export async function sbLifecycle(Container, rootfs, phases, namespaces) {
   const t0 = performance.now();
-  const c = await Container.create({ rootfs, args: ['/true'], stdio: 'ignore' });
+  const c = await Container.create({ rootfs, args: ['/true'], stdio: 'ignore', ...(namespaces ? { namespaces } : {}) });
   let t1, t2, t3, exitCode;
   try {
     t1 = performance.now();

@@ -98,13 +98,13 @@ async function externalThroughput(r, c, durationMs, medMs, tag) {
   return { completed: lat.length, wallMs: wall, perSec: lat.length / (wall / 1000), latency: summarize(lat) };
 }
 
-async function sbThroughput(Container, c, durationMs) {
+async function sbThroughput(Container, c, durationMs, namespaces) {
   const lat = [];
   const t0 = performance.now();
   const deadline = t0 + durationMs;
   await Promise.all(
     Array.from({ length: c }, async () => {
-      while (performance.now() < deadline) lat.push(await sbLifecycle(Container, paths.rootfs));
+      while (performance.now() < deadline) lat.push(await sbLifecycle(Container, paths.rootfs, undefined, namespaces));
     }),
   );
   const wall = performance.now() - t0;
@@ -115,20 +115,24 @@ export async function throughput(ctx) {
   const { runners, sb, log, quick, results } = ctx;
   const durationMs = quick ? 700 : 2000;
   const concurrency = [1, 2, 8];
-  const ids = ['scratchbox', 'floor', 'spawn', 'bwrap', 'crun', 'runc'];
+  // scratchbox-shared: the opt-in namespaces.network 'shared' (one empty loopback-only network
+  // namespace for all containers instead of a fresh one each), next to the floor without a netns.
+  const ids = ['scratchbox', 'scratchbox-shared', 'floor', 'floor-nonet', 'spawn', 'bwrap', 'crun', 'runc'];
   const rows = [];
   for (const id of ids) {
-    const r = runners.find((x) => x.id === id);
+    const r = runners.find((x) => x.id === (id === 'scratchbox-shared' ? 'scratchbox' : id));
     if (!r) continue;
-    const row = { id, label: r.label, available: r.available, reason: r.reason ?? null, byConcurrency: {} };
+    const label = id === 'scratchbox-shared' ? `${r.label}, network 'shared'` : r.label;
+    const row = { id, label, available: r.available, reason: r.reason ?? null, byConcurrency: {} };
     rows.push(row);
     if (!r.available) continue;
     try {
-      if (id === 'scratchbox') {
-        await sbLifecycle(sb.Container, paths.rootfs);
+      if (id.startsWith('scratchbox')) {
+        const ns = id === 'scratchbox-shared' ? { network: 'shared' } : undefined;
+        await sbLifecycle(sb.Container, paths.rootfs, undefined, ns);
         for (const c of concurrency) {
-          log(`throughput: scratchbox × ${c}`);
-          row.byConcurrency[c] = await sbThroughput(sb.Container, c, durationMs);
+          log(`throughput: ${id} × ${c}`);
+          row.byConcurrency[c] = await sbThroughput(sb.Container, c, durationMs, ns);
         }
       } else {
         let med = results.lifecycle?.rows.find((x) => x.id === id)?.stats.p50;
