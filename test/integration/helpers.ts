@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { copyFileSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { expect } from 'vitest';
+import { ContainerError } from '../../src-ts/index.js';
 import { fileURLToPath } from 'node:url';
 
 export const isRoot = process.getuid?.() === 0;
@@ -100,4 +102,14 @@ export interface ProbeReport {
   ns: Record<string, string | null>;
   sigmask: { SigBlk: string; SigIgn: string };
   pdeathsig: number;
+}
+
+/** Awaits a promise that must reject with a ContainerError, and returns that error. */
+export async function rejection(p: Promise<unknown>): Promise<ContainerError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(ContainerError);
+  return e as ContainerError;
 }

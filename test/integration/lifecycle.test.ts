@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ContainerError } from '../../src-ts/index.js';
 import { buildDir, children, isRoot, removeRootfs, ROOT_REASON, scratchRootfs } from './helpers.js';
+import { rejection } from './helpers.js';
 
 /** Resolves with the first chunk of a stream as text. */
 async function firstLine(stream: NodeJS.ReadableStream | null): Promise<string> {
@@ -12,14 +13,6 @@ async function firstLine(stream: NodeJS.ReadableStream | null): Promise<string> 
   return chunk.toString();
 }
 
-async function rejection(p: Promise<unknown>): Promise<ContainerError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(ContainerError);
-  return e as ContainerError;
-}
 
 describe.skipIf(!isRoot)(`life cycle (${ROOT_REASON})`, () => {
   let rootfs: string;

@@ -13,15 +13,8 @@ import { buildPlan } from '../../src-ts/plan/plan.js';
 import { STAGES } from '../../src-ts/plan/wire.js';
 import { buildSpec } from '../../src-ts/spec/spec.js';
 import { children, hostMountinfo, isRoot, removeRootfs, ROOT_REASON, scratchRootfs, treeDigest } from './helpers.js';
+import { rejection } from './helpers.js';
 
-async function rejection(p: Promise<unknown>): Promise<ContainerError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(ContainerError);
-  return e as ContainerError;
-}
 
 describe.skipIf(!isRoot)(`safety (${ROOT_REASON})`, () => {
   const made: string[] = [];
