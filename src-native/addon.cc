@@ -90,8 +90,7 @@ class Helper {
   // use, kept for the life of the process. -1 if it cannot be made (the child then fails setns).
   int SharedNetns() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (shared_ < 0 && !shared_tried_) {
-      shared_tried_ = true;
+    if (shared_ < 0) {  // made on first use; tried again on the next if it failed
       // Made on a short-lived thread: unshare/setns switch the calling thread's namespace, and
       // this is the Node main thread.
       std::thread([this] {
@@ -169,7 +168,6 @@ class Helper {
   size_t target_ = 0;
   bool started_ = false, running_ = false;
   int shared_ = -1;
-  bool shared_tried_ = false;
 };
 
 // Never destroyed: its thread waits on the condition variable until the process ends, and
@@ -335,8 +333,8 @@ class Child : public Napi::ObjectWrap<Child> {
     Ref();  // alive while the process or its sync socket is
   }
 
-  // The plan and the stack are the child's until it has exec'd or died: both are known from the
-  // sync socket's EOF (its end is O_CLOEXEC and closes only at execve or exit).
+  // The stack (and the plan, freed with this object) are the child's until it has exec'd or died:
+  // known from the sync socket's EOF (its end is O_CLOEXEC and closes only at execve or exit).
   void FreeChildMemory() {
     if (stack_) GiveStack(stack_);
     stack_ = nullptr;

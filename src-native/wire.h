@@ -32,7 +32,7 @@ enum sbx_op_kind {
   SBX_OP_MKDIR = 8,         /* s0 path (components made 0755); F_MKFILE: the last one a file      */
   SBX_OP_LOOPBACK_UP = 9,   /* ioctl SIOCSIFFLAGS on "lo"                                        */
   SBX_OP_SETHOSTNAME = 10,  /* s0 hostname, n0 its length                                        */
-  SBX_OP_PIVOT_ROOT = 11,   /* chdir(root); pivot_root(".", "."); umount2(".", DETACH); chdir("/") */
+  SBX_OP_PIVOT_ROOT = 11,   /* fchdir(root); pivot_root(".", "."); umount2(".", DETACH); chdir("/") */
   SBX_OP_SETUSER = 12,      /* n0 uid, n1 gid, s0 gid array (binary u32), n2 count               */
   SBX_OP_CHDIR = 13,        /* s0 path                                                           */
   SBX_OP_RESOLVE_EXEC = 14, /* s0 argv[0], s1 PATH: find the binary now, so create() fails early */
@@ -49,7 +49,7 @@ enum sbx_op_kind {
 /* Stages: where in the container's life an op belongs; reported with every failure. */
 enum sbx_stage {
   SBX_STAGE_NONE = 0,
-  SBX_STAGE_PREPARE = 1, /* signals, stdio, prctl: before the first op */
+  SBX_STAGE_PREPARE = 1, /* the prelude (signals, stdio, prctl) and the UNSHARE op */
   SBX_STAGE_ROOTFS = 2,
   SBX_STAGE_MOUNT = 3,
   SBX_STAGE_DEVICE = 4,
@@ -90,7 +90,7 @@ struct sbx_header {
   uint32_t flags;       /* SBX_H_* */
   uint32_t reserved1;
   uint64_t clone_flags; /* namespaces: CLONE_NEW*; the addon adds CLONE_PIDFD etc. */
-  uint32_t rootfs;      /* string: the rootfs path (for messages; the child uses the fd) */
+  uint32_t rootfs;      /* string: the rootfs path (the child opens it in its own mount namespace) */
   uint32_t reserved2[5];
 };
 

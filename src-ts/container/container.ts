@@ -200,6 +200,7 @@ export class Container implements AsyncDisposable {
       if (abort?.aborted) throw abortError(spec.id, abort);
     } catch (e) {
       await c.delete();
+      if (e instanceof ContainerError && e.code === 'ABORT_ERR') throw e;
       throw abort?.aborted ? abortError(spec.id, abort, e) : e;
     }
     return c;

@@ -87,6 +87,7 @@ const SET_FLAGS: Record<string, number> = {
   lazytime: MS.LAZYTIME,
   nosymfollow: MS.NOSYMFOLLOW,
 };
+const ATIME = MS.NOATIME | MS.RELATIME | MS.STRICTATIME;
 const CLEAR_FLAGS: Record<string, number> = {
   rw: MS.RDONLY,
   suid: MS.NOSUID,
@@ -202,7 +203,11 @@ function parseMountUncached(m: MountSpec, index: number): ParsedMount {
     const where = `${at}.options[${j}]`;
     if (typeof opt !== 'string' || opt.length === 0 || opt.includes('\0') || opt.includes(','))
       throw invalid(where, `${JSON.stringify(opt)} is not a single mount option`);
-    if (opt in SET_FLAGS) flags |= SET_FLAGS[opt]!;
+    if (opt in SET_FLAGS) {
+      // relatime, noatime and strictatime are one setting: the last one given wins.
+      if (ATIME & SET_FLAGS[opt]!) flags &= ~ATIME;
+      flags |= SET_FLAGS[opt]!;
+    }
     else if (opt in CLEAR_FLAGS) flags &= ~CLEAR_FLAGS[opt]!;
     else if (opt === 'bind' || opt === 'rbind') {
       bind = true;

@@ -205,6 +205,15 @@ describe('parseMount of bind mounts', () => {
   });
 });
 
+describe('parseMount atime options', () => {
+  it('relatime, noatime and strictatime are one setting: the last one wins', () => {
+    const bind = (options: string[]) => parseMount({ destination: '/d', type: 'bind', source: '/s', options }, 0);
+    expect(bind(['noatime', 'strictatime']).flags & (MS.NOATIME | MS.STRICTATIME | MS.RELATIME)).toBe(MS.STRICTATIME);
+    expect(bind(['strictatime', 'noatime']).attrs).toBe(MOUNT_ATTR.NOATIME);
+    expect(bind(['noatime', 'relatime']).attrs).toBe(0);
+  });
+});
+
 describe('parseMount rejections', () => {
   it('relative destination', () => {
     expectInvalid(() => parseMount({ destination: 'proc', type: 'proc' }, 0), {
