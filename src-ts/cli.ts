@@ -43,9 +43,11 @@ async function demo(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const binary = `${packageRoot}build/Release/scratch-sleep`;
-  if (!existsSync(binary)) {
-    console.error(`scratchbox demo: ${binary} is missing; build the package first (npm ci, or npm run build)`);
+  // Built with the addon (build/Release), or shipped next to a prebuilt one (npm run prebuild).
+  const candidates = [`${packageRoot}build/Release/scratch-sleep`, `${packageRoot}prebuilds/linux-${process.arch}/scratch-sleep`];
+  const binary = candidates.find((p) => existsSync(p));
+  if (!binary) {
+    console.error(`scratchbox demo: the demo binary is missing (${candidates.join(', ')}); build the package first (npm ci, or npm run compile)`);
     process.exitCode = 1;
     return;
   }

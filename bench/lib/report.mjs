@@ -268,7 +268,7 @@ export function renderDocs(results) {
   }
   L.push('', '## Reproduce', '');
   L.push('```sh');
-  L.push('npm run build        # scratchbox itself (dist/)');
+  L.push('npm run compile      # scratchbox itself (build/ and dist/)');
   L.push('npm run bench        # all scenarios, ~5 min; writes bench/out/results.json and this page');
   L.push('node bench/run.mjs --quick              # ~30 s smoke run (does not rewrite this page)');
   L.push('node bench/run.mjs --only lifecycle --runs 1000');

@@ -234,7 +234,7 @@ export async function loadScratchbox(modulePath) {
   if (!fs.existsSync(entry))
     return {
       available: false,
-      reason: modulePath ? `scratchbox: ${modulePath} does not exist` : 'scratchbox: not built (dist/index.js is missing; run `npm run build`)',
+      reason: modulePath ? `scratchbox: ${modulePath} does not exist` : 'scratchbox: not built (dist/index.js is missing; run `npm run compile`)',
     };
   let mod;
   try {
