@@ -84,6 +84,7 @@ export function steadinessTable(res) {
   const keys = [
     ['rssKiB', 'Node RSS', kib],
     ['heapUsedKiB', 'V8 heap used', kib],
+    ['heapTotalKiB', 'V8 heap committed (part of RSS)', kib],
     ['externalKiB', 'external memory', kib],
     ['fds', 'open fds', String],
     ['hostMounts', 'host mounts', String],

@@ -288,6 +288,7 @@ function processSample(gc) {
   return {
     rssKiB: Math.round(m.rss / 1024),
     heapUsedKiB: Math.round(m.heapUsed / 1024),
+    heapTotalKiB: Math.round(m.heapTotal / 1024),
     externalKiB: Math.round(m.external / 1024),
     fds: openFds(),
     hostMounts: mountInfo().length,
