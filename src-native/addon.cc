@@ -72,18 +72,26 @@ int LoopbackUp() {
 //  - Deferred teardown. The parent holds the container's mount namespace from READY on; when the
 //    process exits, the kernel then has no mount tree to dismantle before it reports the exit
 //    (an RCU grace period and every mount), and this thread drops the last reference instead.
+// A network namespace made ahead, and a sysfs mounted for it (detached, read-only): mounting
+// sysfs in a new network namespace looks through every sysfs superblock in the system, which grows
+// with the number of live containers; done here, that lookup is off the critical path too.
+struct Netns {
+  int net = -1;
+  int sysfs = -1;
+};
+
 class Helper {
  public:
-  int TakeNetns() {
+  Netns TakeNetns() {
     std::unique_lock<std::mutex> lock(mu_);
     Start();
-    int fd = -1;
+    Netns n;
     if (!ready_.empty()) {
-      fd = ready_.front();
+      n = ready_.front();
       ready_.pop_front();
     }
     cv_.notify_one();
-    return fd;
+    return n;
   }
 
   // The one network namespace (lo up) that containers with network 'shared' join; made on first
@@ -95,7 +103,7 @@ class Helper {
       // this is the Node main thread.
       std::thread([this] {
         int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-        if (home >= 0) shared_ = MakeNetns(home);
+        if (home >= 0) shared_ = MakeNetns(home, false).net;
         if (home >= 0) close(home);
       }).join();
     }
@@ -144,26 +152,42 @@ class Helper {
       }
       for (int fd : to_close) close(fd);
       if (!pool || !to_close.empty()) continue;  // closes first: they free what new ones use
-      int fd = MakeNetns(home);
+      Netns n = MakeNetns(home, true);
       std::lock_guard<std::mutex> lock(mu_);
-      if (fd < 0) pool = false;  // the children make their own from now on
-      else ready_.push_back(fd);
+      if (n.net < 0) pool = false;  // the children make their own from now on
+      else ready_.push_back(n);
     }
   }
 
-  static int MakeNetns(int home) {
-    if (unshare(CLONE_NEWNET) < 0) return -1;
-    int fd = LoopbackUp() == 0 ? open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC) : -1;
-    if (setns(home, CLONE_NEWNET) < 0 && fd >= 0) {
-      close(fd);
-      return -1;
+  static Netns MakeNetns(int home, bool with_sysfs) {
+    Netns n;
+    if (unshare(CLONE_NEWNET) < 0) return n;
+    n.net = LoopbackUp() == 0 ? open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC) : -1;
+    if (n.net >= 0 && with_sysfs) n.sysfs = MakeSysfs();  // tagged with this thread's netns
+    if (setns(home, CLONE_NEWNET) < 0) {
+      if (n.net >= 0) close(n.net);
+      if (n.sysfs >= 0) close(n.sysfs);
+      return Netns{};
     }
-    return fd;
+    return n;
+  }
+
+  // A detached sysfs mount (read-only, nosuid, nodev, noexec; the child sets the plan's exact
+  // attributes before attaching it). -1 when the kernel lacks the new mount API: the child then
+  // mounts sysfs itself.
+  static int MakeSysfs() {
+    int fs = int(syscall(SYS_fsopen, "sysfs", 1 /* FSOPEN_CLOEXEC */));
+    if (fs < 0) return -1;
+    int mnt = -1;
+    if (syscall(SYS_fsconfig, fs, 6 /* FSCONFIG_CMD_CREATE */, nullptr, nullptr, 0) == 0)
+      mnt = int(syscall(SYS_fsmount, fs, 1 /* FSMOUNT_CLOEXEC */, 0x1 | 0x2 | 0x4 | 0x8));
+    close(fs);
+    return mnt;
   }
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<int> ready_;
+  std::deque<Netns> ready_;
   std::deque<int> closing_;
   size_t target_ = 0;
   bool started_ = false, running_ = false;
@@ -288,8 +312,10 @@ class Child : public Napi::ObjectWrap<Child> {
     args_.envp = plan_.envp.data();
     args_.groups = plan_.groups.data();
     args_.n_groups = uint32_t(plan_.groups.size());
-    Fd netns(plan_.unshare_flags & CLONE_NEWNET && !plan_.shared_netns ? helper().TakeNetns() : -1);
+    Netns pooled = plan_.unshare_flags & CLONE_NEWNET && !plan_.shared_netns ? helper().TakeNetns() : Netns{};
+    Fd netns(pooled.net), sysfs(pooled.sysfs);  // the child has its own copies after clone3
     args_.netns_fd = plan_.shared_netns ? helper().SharedNetns() : netns.fd;
+    args_.sysfs_fd = sysfs.fd;
     args_.sync_fd = child_sync.fd;
     args_.parent_sync_fd = parent_sync.fd;
     for (int i = 0; i < 3; i++) args_.stdio[i] = child_stdio[i];

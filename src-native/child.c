@@ -128,6 +128,7 @@ struct child_state {
   char dir_path[256];
   char exec_path[SBX_PATH_MAX]; /* the binary found by RESOLVE_EXEC */
   int netns_ready;              /* joined the parent's fresh netns: loopback is up already */
+  int sysfs_used;               /* the pooled sysfs mount is attached */
 };
 
 static const char *str(const struct child_state *st, uint32_t off) {
@@ -318,9 +319,44 @@ static int op_root_overlay(struct child_state *st, const struct sbx_op *op) {
   return 0;
 }
 
+static int s_eq(const char *a, const char *b) {
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
+}
+
+/* MS_* flags of a new mount → MOUNT_ATTR_* (the low four bits are the same in both). */
+static uint64_t attrs_of(uint64_t ms) {
+  uint64_t a = ms & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  if (ms & MS_NOATIME) a |= MOUNT_ATTR_NOATIME;
+  if (ms & MS_STRICTATIME) a |= MOUNT_ATTR_STRICTATIME;
+  if (ms & MS_NODIRATIME) a |= MOUNT_ATTR_NODIRATIME;
+  return a;
+}
+
+/* sysfs for a pooled network namespace: the parent's helper thread mounted it (detached) while
+ * inside that namespace. Give it the op's attributes and attach it on the target. */
+static int mount_pooled_sysfs(struct child_state *st, const struct sbx_op *op, int target) {
+  struct mount_attr attr = {0};
+  attr.attr_set = attrs_of(op->mflags);
+  attr.attr_clr = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR__ATIME |
+                  MOUNT_ATTR_NODIRATIME;
+  long r = sbx_sys5(SYS_mount_setattr, st->a->sysfs_fd, "", AT_EMPTY_PATH, &attr, sizeof attr);
+  if (r >= 0)
+    r = sbx_sys5(SYS_move_mount, st->a->sysfs_fd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  sys_close(st->a->sysfs_fd);
+  st->sysfs_used = 1;
+  return (int)r;
+}
+
 static int op_mount(struct child_state *st, const struct sbx_op *op) {
   int fd = ensure_path(st, str(st, op->s[1]), (op->flags & SBX_F_MKFILE) != 0);
   if (fd < 0) return fd;
+  if (st->netns_ready && st->a->sysfs_fd >= 0 && !st->sysfs_used && s_eq(str(st, op->s[2]), "sysfs")) {
+    int r = mount_pooled_sysfs(st, op, fd);
+    sys_close(fd);
+    dir_cache_drop(st);
+    return r;
+  }
   /* Mount on the directory we just resolved safely: fchdir to it and mount on ".". */
   long r = sbx_sys1(SYS_fchdir, fd);
   if (r >= 0) r = sbx_sys5(SYS_mount, str(st, op->s[0]), ".", str(st, op->s[2]), op->mflags, str(st, op->s[3]));
@@ -626,6 +662,7 @@ int sbx_child_main(void *arg) {
   st.dir_path[0] = 0;
   st.exec_path[0] = 0;
   st.netns_ready = 0;
+  st.sysfs_used = 0;
 
   /* Prelude. Signals are blocked (the parent blocked them around clone3); make every handler the
    * default so that nothing of Node's can run here even once they are unblocked at execve. */

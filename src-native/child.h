@@ -25,6 +25,7 @@ struct sbx_child_args {
   int sync_fd;        /* the child's end of the socketpair (CLOEXEC: closes at execve) */
   int parent_sync_fd; /* the parent's end, inherited by the fd-table copy: the child closes it */
   int stdio[3];       /* fds that become 0, 1, 2 in the child; -1 keeps the inherited one */
+  int sysfs_fd;       /* a detached sysfs mount made for the pooled netns_fd, or -1 */
   int netns_fd;       /* a network namespace (lo up) to join: a fresh one made ahead, or the shared one; -1: none */
 };
 

@@ -2,6 +2,7 @@
  * What a process sees inside a default container, reported by the probe (test/fixtures/probe.c)
  * running as the container's PID 1.
  */
+import { execFileSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, parseMountinfo, type MountInfo } from '../../src-ts/index.js';
@@ -158,6 +159,22 @@ describe.skipIf(!isRoot)(`inside a default container (${ROOT_REASON})`, () => {
     expect(a.netIfaces).toEqual(['lo']);
     expect(a.loUp).toBe(true);
     expect(a.fds).toEqual([0, 1, 2]);
+  });
+
+  it('without the netns pool (SCRATCHBOX_NETNS_POOL=0) the child makes its own network namespace', () => {
+    const script = `
+      import { Container } from ${JSON.stringify(new URL('../../dist/index.js', import.meta.url).href)};
+      const r = await Container.run({ rootfs: ${JSON.stringify(rootfs)}, args: ['/probe', 'report'] });
+      process.stdout.write(r.stdout);`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, SCRATCHBOX_NETNS_POOL: '0' },
+    }).toString();
+    const o = JSON.parse(out) as ProbeReport;
+    expect(o.netIfaces).toEqual(['lo']);
+    expect(o.loUp).toBe(true);
+    expect(o.ns.net).not.toBe(readlinkSync('/proc/self/ns/net'));
+    const sys = parseMountinfo(o.mountinfo).find((m) => m.mountPoint === '/sys');
+    expect(sys?.options).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
   });
 
   it('defaults the hostname to the shortened container id', async () => {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, mkdirSync, openSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +48,8 @@ describe.skipIf(!isRoot)(`life cycle (${ROOT_REASON})`, () => {
     expect(info.status).toBe('running');
     expect(info.startedAt).toBeInstanceOf(Date);
     expect(readlinkSync(`/proc/${c.pid}/exe`)).toBe('/sleep');
+    // Its /sys belongs to its own network namespace: the only interface there is lo.
+    expect(readdirSync(`/proc/${c.pid}/root/sys/class/net`)).toEqual(['lo']);
 
     expect(c.kill('SIGKILL')).toBe(true);
     expect(await c.wait()).toEqual({ exitCode: null, signal: 'SIGKILL' });
