@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { copyFileSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { copyFileSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { expect } from 'vitest';
 import { ContainerError } from '../../src-ts/index.js';
@@ -54,25 +54,31 @@ export function children(): { pid: number; state: string }[] {
   return out;
 }
 
+const SYSFS_MAGIC = 0x62656572;
+
 /**
- * This process's open fds with what they point at, less the fresh network namespaces the addon
- * keeps ready for the next containers (a pool of a fixed size whose fd numbers change as it is
- * used and refilled): those are returned apart.
+ * This process's open fds with what they point at, less what the addon's helper thread keeps
+ * ready for the next containers: fresh network namespaces and a detached sysfs for each (a pool of
+ * a fixed size whose fd numbers change as it is used and refilled), and the thread's own netns.
+ * Those are counted apart.
  */
-export function openFds(): { fds: string[]; pooledNetns: number } {
+export function openFds(): { fds: string[]; pooled: number } {
   const fds: string[] = [];
-  let pooledNetns = 0;
+  let pooled = 0;
   for (const fd of readdirSync('/proc/self/fd')) {
     let target: string;
     try {
       target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith('net:[') || (target === '/' && statfsSync(`/proc/self/fd/${fd}`).type === SYSFS_MAGIC)) {
+        pooled++;
+        continue;
+      }
     } catch {
       continue; // the directory's own fd, closed by now
     }
-    if (target.startsWith('net:[')) pooledNetns++;
-    else fds.push(`${fd} -> ${target}`);
+    fds.push(`${fd} -> ${target}`);
   }
-  return { fds: fds.sort(), pooledNetns };
+  return { fds: fds.sort(), pooled };
 }
 
 export function hostMountinfo(): string {
