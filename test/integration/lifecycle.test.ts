@@ -3,8 +3,8 @@ import { chmodSync, closeSync, copyFileSync, mkdirSync, openSync, readdirSync, r
 import { tmpdir } from 'node:os';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Container, ContainerError } from '../../src-ts/index.js';
-import { buildDir, children, isRoot, removeRootfs, ROOT_REASON, scratchRootfs } from './helpers.js';
+import { Container } from '../../src-ts/index.js';
+import { children, isRoot, removeRootfs, ROOT_REASON, scratchRootfs } from './helpers.js';
 import { rejection } from './helpers.js';
 
 /** Resolves with the first chunk of a stream as text. */
@@ -201,4 +201,3 @@ describe.skipIf(!isRoot)(`life cycle (${ROOT_REASON})`, () => {
   });
 });
 
-void buildDir;
