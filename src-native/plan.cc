@@ -32,7 +32,7 @@ Shape ShapeOf(uint16_t kind) {
     case SBX_OP_RESOLVE_EXEC: return {0b0001, 0b0010};
     case SBX_OP_READY: return {0, 0};
     case SBX_OP_WAIT_START: return {0, 0};
-    case SBX_OP_EXEC: return {0b0011, 0};
+    case SBX_OP_EXEC: return {0b0001, 0b0010};  // argv; envp absent when empty
     case SBX_OP_UNSHARE: return {0, 0};
     case SBX_OP_ROOT_UPPER: return {0, 0};
     default: return {0xff, 0};
@@ -126,7 +126,6 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
   out->hdr = h;
   out->ops = ops;
   out->strtab = strtab;
-  out->rootfs = strtab + h->rootfs;
   return "";
 }
 

@@ -21,7 +21,6 @@ struct Plan {
   std::vector<char*> argv;  // NULL-terminated, pointing into storage
   std::vector<char*> envp;
   std::vector<uint32_t> groups;
-  std::string rootfs;
   uint64_t unshare_flags = 0;  // the UNSHARE op's namespaces (the parent may hand over a netns)
   bool shared_netns = false;   // UNSHARE n0: join the shared network namespace
 };

@@ -96,6 +96,25 @@ describe.skipIf(!isRoot)(`safety (${ROOT_REASON})`, () => {
     expect(hostMountinfo()).toBe(mountsBefore);
   });
 
+  it('the addon accepts a plan whose process has an empty environment (envp encoded as no string)', async () => {
+    const rootfs = rootfsWith(() => {});
+    const spec = buildSpec({ rootfs, args: ['/probe', 'exit', '0'], stdio: 'ignore' }, () => 'emptyenv');
+    const plan = buildPlan(spec, hostInfo(), { bindSourceIsFile: spec.mounts.map(() => false) });
+    plan.ops = plan.ops.map((op) =>
+      op.kind === 'exec' ? { ...op, env: [] } : op.kind === 'resolve-exec' ? { ...op, searchPath: null } : op,
+    );
+    const events: number[][] = [];
+    await new Promise<void>((resolve) => {
+      const child = new (native().Child)(encodePlan(plan), [STDIO.IGNORE, STDIO.IGNORE, STDIO.IGNORE], (ev, a, b, c) => {
+        events.push([ev, a, b, c]);
+        if (ev === EV.READY) child.start();
+        if (ev === EV.EXIT) resolve();
+      });
+    });
+    expect(events.some((e) => e[0] === EV.ERROR)).toBe(false);
+    expect(events.find((e) => e[0] === EV.EXIT)?.slice(0, 3)).toEqual([EV.EXIT, 0, 0]); // exit code 0, no signal
+  });
+
   it('a symlinked /etc/hosts in the image is replaced in the container, its host target untouched', async () => {
     const sentinel = `${made[0] ?? '/tmp'}-sentinel`;
     writeFileSync(sentinel, 'host file\n');

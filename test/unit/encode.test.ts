@@ -55,6 +55,12 @@ function makePlan(o: Partial<ContainerOptions> = {}, host = HOST): Plan {
   return buildPlan(spec, host, { bindSourceIsFile: spec.mounts.map((m) => m.destination === '/etc/app.conf') });
 }
 
+/** A hand-made plan of just these ops, encoded and read back. */
+function encodeOps(ops: Op[]): WireReader {
+  const plan: Plan = { cloneFlags: 0x20000, detached: false, trace: false, rootfs: '/r', ops };
+  return new WireReader(encodePlan(plan));
+}
+
 const OPTS: Partial<ContainerOptions> = {
   user: { uid: 1000, gid: 1000, additionalGids: [5, 27, 0x01020304] },
   env: { PATH: '/bin:/usr/bin', LANG: 'C.UTF-8', EMPTY: '' },
@@ -307,17 +313,10 @@ describe('encodePlan: ops', () => {
   });
 
   it('resolve-exec without PATH: NO_STRING', () => {
-    const plan2: Plan = {
-      cloneFlags: 0x20000,
-      detached: false,
-      trace: false,
-      rootfs: '/r',
-      ops: [
-        { stage: 'exec', kind: 'resolve-exec', file: 'x', searchPath: null },
-        { stage: 'exec', kind: 'exec', args: ['x'], env: [], umask: 0 },
-      ],
-    };
-    const rr = new WireReader(encodePlan(plan2));
+    const rr = encodeOps([
+      { stage: 'exec', kind: 'resolve-exec', file: 'x', searchPath: null },
+      { stage: 'exec', kind: 'exec', args: ['x'], env: [], umask: 0 },
+    ]);
     expect(rr.ops[0]!.s[1]).toBe(NO_STRING);
     // empty env: NO_STRING and count 0
     expect(rr.ops[1]!.s[1]).toBe(NO_STRING);
@@ -343,18 +342,11 @@ describe('encodePlan: ops', () => {
   });
 
   it('bind fallback and userxattr flags', () => {
-    const plan2: Plan = {
-      cloneFlags: 0x20000,
-      detached: false,
-      trace: false,
-      rootfs: '/r',
-      ops: [
-        { stage: 'rootfs', kind: 'root-overlay', userxattr: true },
-        { stage: 'device', kind: 'mknod', path: 'dev/null', mode: 0o20666, major: 1, minor: 3, hostPath: '/dev/null', bindFallback: true },
-        { stage: 'exec', kind: 'exec', args: ['x'], env: ['A=1'], umask: 0 },
-      ],
-    };
-    const rr = new WireReader(encodePlan(plan2));
+    const rr = encodeOps([
+      { stage: 'rootfs', kind: 'root-overlay', userxattr: true },
+      { stage: 'device', kind: 'mknod', path: 'dev/null', mode: 0o20666, major: 1, minor: 3, hostPath: '/dev/null', bindFallback: true },
+      { stage: 'exec', kind: 'exec', args: ['x'], env: ['A=1'], umask: 0 },
+    ]);
     expect(rr.ops[0]!.flags).toBe(F_USERXATTR);
     expect(rr.ops[1]!.flags).toBe(F_BIND_FALLBACK);
   });
