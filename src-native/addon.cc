@@ -19,8 +19,10 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <linux/mount.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 
 #include <cerrno>
 #include <condition_variable>
@@ -47,6 +49,21 @@ constexpr uint64_t kAllowedCloneFlags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUT
                                         CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWUSER | CLONE_NEWTIME;
 
 int g_devnull = -1;
+
+struct Fd {  // closes on scope exit unless released
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+  int release() {
+    int f = fd;
+    fd = -1;
+    return f;
+  }
+};
 
 // Brings "lo" up in the calling thread's network namespace.
 int LoopbackUp() {
@@ -108,6 +125,26 @@ class Helper {
       }).join();
     }
     return shared_;
+  }
+
+  // The base mount namespace: its only mounts are the kernel's initial rootfs and, on it, one
+  // empty read-only tmpfs. A container's mount namespace is a copy of it (child.c, UNSHARE)
+  // instead of a copy of the host's: one mount to copy rather than all of the host's, none to
+  // make private or to detach, and the new root is entered with chroot, not pivot_root (whose
+  // cost grows with the number of tasks in the system). Made on first use, kept for the life of
+  // the process; -1 (containers copy the host's namespace and pivot_root, as before) when it
+  // cannot be made, when the kernel's overlayfs takes no detached lower layer, or with
+  // SCRATCHBOX_BASE_MNTNS=0.
+  int BaseMntns() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!base_tried_) {
+      base_tried_ = true;
+      const char* env = getenv("SCRATCHBOX_BASE_MNTNS");
+      // On a short-lived thread: unshare(CLONE_FS | CLONE_NEWNS) and pivot_root change the
+      // calling thread's view of the file system, and this is the Node main thread.
+      if (!(env && strcmp(env, "0") == 0)) std::thread([this] { base_ = MakeBaseMntns(); }).join();
+    }
+    return base_;
   }
 
   // Closes fd on the helper thread (where the teardown it triggers then runs).
@@ -185,6 +222,46 @@ class Helper {
     return mnt;
   }
 
+  // Runs on a thread of its own, which it changes for good (its fs and mount namespace).
+  static int MakeBaseMntns() {
+    if (unshare(CLONE_FS | CLONE_NEWNS) < 0) return -1;
+    Fd ns(open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC));
+    if (ns.fd < 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) return -1;
+    Fd base(MountTmpfs("0555", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+    if (base.fd < 0 || !OverlayTakesDetachedLower(base.fd)) return -1;
+    // Stack it on "/", make it the root, detach the old root: the host's mounts are gone from
+    // this namespace (pivot_root only changes the root of tasks in it: this thread).
+    if (syscall(SYS_move_mount, base.fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) < 0) return -1;
+    if (fchdir(base.fd) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0) return -1;
+    return ns.release();
+  }
+
+  // A detached tmpfs mount (fsopen/fsmount), -1 on failure. MOUNT_ATTR_RDONLY in attrs makes
+  // the superblock read-only too (a copy of the mount in a container's namespace shares it).
+  static int MountTmpfs(const char* mode, unsigned attrs) {
+    Fd fs(int(syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC)));
+    if (fs.fd < 0) return -1;
+    if ((attrs & MOUNT_ATTR_RDONLY) && syscall(SYS_fsconfig, fs.fd, FSCONFIG_SET_FLAG, "ro", nullptr, 0) < 0) return -1;
+    if (syscall(SYS_fsconfig, fs.fd, FSCONFIG_SET_STRING, "mode", mode, 0) < 0 ||
+        syscall(SYS_fsconfig, fs.fd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0)
+      return -1;
+    return int(syscall(SYS_fsmount, fs.fd, FSMOUNT_CLOEXEC, attrs));
+  }
+
+  // Based, the child gives overlayfs its layers by fd (there is no /proc to name them through),
+  // the lower one a detached clone of the rootfs. Kernels before 6.13 take neither.
+  static bool OverlayTakesDetachedLower(int lower) {
+    Fd upper(MountTmpfs("0755", 0));
+    if (upper.fd < 0 || mkdirat(upper.fd, "u", 0755) < 0 || mkdirat(upper.fd, "w", 0700) < 0) return false;
+    Fd u(openat(upper.fd, "u", O_PATH | O_DIRECTORY | O_CLOEXEC)), w(openat(upper.fd, "w", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    Fd ovl(int(syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC)));
+    if (u.fd < 0 || w.fd < 0 || ovl.fd < 0) return false;
+    return syscall(SYS_fsconfig, ovl.fd, FSCONFIG_SET_FD, "lowerdir+", nullptr, lower) == 0 &&
+           syscall(SYS_fsconfig, ovl.fd, FSCONFIG_SET_FD, "upperdir", nullptr, u.fd) == 0 &&
+           syscall(SYS_fsconfig, ovl.fd, FSCONFIG_SET_FD, "workdir", nullptr, w.fd) == 0 &&
+           syscall(SYS_fsconfig, ovl.fd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) == 0;
+  }
+
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Netns> ready_;
@@ -192,6 +269,8 @@ class Helper {
   size_t target_ = 0;
   bool started_ = false, running_ = false;
   int shared_ = -1;
+  int base_ = -1;
+  bool base_tried_ = false;
 };
 
 // Never destroyed: its thread waits on the condition variable until the process ends, and
@@ -200,21 +279,6 @@ Helper& helper() {
   static Helper* h = new Helper;
   return *h;
 }
-
-struct Fd {  // closes on scope exit unless released
-  int fd = -1;
-  Fd() = default;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) close(fd);
-  }
-  int release() {
-    int f = fd;
-    fd = -1;
-    return f;
-  }
-};
 
 Napi::Error SysError(Napi::Env env, int err, const char* stage, const char* syscall_name, const std::string& path = "") {
   std::string msg = std::string(syscall_name) + ": " + strerror(err);
@@ -266,6 +330,7 @@ class Child : public Napi::ObjectWrap<Child> {
 
   ~Child() override {
     FreeChildMemory();
+    DropRootfsClone();
     if (pidfd_ >= 0) close(pidfd_);
     if (sync_ >= 0) close(sync_);
     if (mntns_ >= 0) close(mntns_);
@@ -316,6 +381,22 @@ class Child : public Napi::ObjectWrap<Child> {
     Fd netns(pooled.net), sysfs(pooled.sysfs);  // the child has its own copies after clone3
     args_.netns_fd = plan_.shared_netns ? helper().SharedNetns() : netns.fd;
     args_.sysfs_fd = sysfs.fd;
+    // Not with a user namespace: mounting proc there needs a fully visible proc in the mount
+    // namespace (mount_too_revealing), which a copy of the base has not.
+    const uint64_t ns_flags = plan_.unshare_flags | plan_.hdr->clone_flags;
+    args_.base_mntns_fd = (ns_flags & CLONE_NEWNS) && !(ns_flags & CLONE_NEWUSER) ? helper().BaseMntns() : -1;
+    args_.rootfs_clone_fd = -1;
+    if (args_.base_mntns_fd >= 0) {
+      // The overlay's lower layer (the child will not see the host's paths): a detached clone of
+      // the rootfs, kept until READY and then dropped on the helper thread (see child.c).
+      const char* rootfs = plan_.strtab + plan_.hdr->rootfs;
+      rootfs_clone_ = int(syscall(SYS_open_tree, AT_FDCWD, rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+      if (rootfs_clone_ < 0) {
+        FreeChildMemory();
+        return SysError(env, errno, "rootfs", "open_tree", rootfs).ThrowAsJavaScriptException();
+      }
+      args_.rootfs_clone_fd = rootfs_clone_;
+    }
     args_.sync_fd = child_sync.fd;
     args_.parent_sync_fd = parent_sync.fd;
     for (int i = 0; i < 3; i++) args_.stdio[i] = child_stdio[i];
@@ -338,6 +419,7 @@ class Child : public Napi::ObjectWrap<Child> {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) {
       FreeChildMemory();
+      DropRootfsClone();
       return SysError(env, int(-pid), "clone", "clone3").ThrowAsJavaScriptException();
     }
     // The child has its own copies of everything below (the fd table was copied by clone3).
@@ -364,6 +446,11 @@ class Child : public Napi::ObjectWrap<Child> {
   void FreeChildMemory() {
     if (stack_) GiveStack(stack_);
     stack_ = nullptr;
+  }
+
+  void DropRootfsClone() {
+    if (rootfs_clone_ >= 0) helper().CloseLater(rootfs_clone_);
+    rootfs_clone_ = -1;
   }
 
   // Child stacks are reused (their pages stay mapped and warm): only the main thread spawns and
@@ -444,6 +531,7 @@ class Child : public Napi::ObjectWrap<Child> {
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid_);
         mntns_ = open(path, O_RDONLY | O_CLOEXEC);
+        DropRootfsClone();  // the overlay holds a clone of its own now
         Emit({kEvReady});
       } else if (n == sizeof u.m && u.m.type == SBX_MSG_ERROR && !error_) {
         error_ = true;
@@ -482,6 +570,7 @@ class Child : public Napi::ObjectWrap<Child> {
     exited_ = true;
     if (mntns_ >= 0) helper().CloseLater(mntns_);
     mntns_ = -1;
+    DropRootfsClone();
     CloseHandle(&pid_poll_);
     close(pidfd_);
     pidfd_ = -1;
@@ -530,7 +619,7 @@ class Child : public Napi::ObjectWrap<Child> {
   sbx::Plan plan_;
   sbx_child_args args_{};
   void* stack_ = nullptr;
-  int pid_ = -1, pidfd_ = -1, sync_ = -1, mntns_ = -1;
+  int pid_ = -1, pidfd_ = -1, sync_ = -1, mntns_ = -1, rootfs_clone_ = -1;
   int parent_stdio_[3] = {-1, -1, -1};
   bool exited_ = false, ready_ = false, error_ = false;
   int open_handles_ = 0;
@@ -550,8 +639,8 @@ Napi::Object Constants(Napi::Env env) {
   set("MSG_SIZE", sizeof(sbx_msg));
 #define K(x) set(#x, SBX_##x)
   K(OP_MAKE_PRIVATE); K(OP_ROOT_OVERLAY); K(OP_MOUNT); K(OP_BIND); K(OP_MKNOD); K(OP_SYMLINK);
-  K(OP_WRITE_FILE); K(OP_MKDIR); K(OP_LOOPBACK_UP); K(OP_SETHOSTNAME); K(OP_PIVOT_ROOT);
-  K(OP_SETUSER); K(OP_CHDIR); K(OP_RESOLVE_EXEC); K(OP_READY); K(OP_WAIT_START); K(OP_EXEC); K(OP_UNSHARE); K(OP_ROOT_UPPER);
+  K(OP_WRITE_FILE); K(OP_MKDIR); K(OP_LOOPBACK_UP); K(OP_SETHOSTNAME); K(OP_ENTER_ROOT);
+  K(OP_SETUSER); K(OP_CHDIR); K(OP_RESOLVE_EXEC); K(OP_READY); K(OP_WAIT_START); K(OP_EXEC); K(OP_UNSHARE); K(OP_ROOT_UPPER); K(OP_CLONE_TREE); K(MAX_SLOTS);
   K(STAGE_PREPARE); K(STAGE_ROOTFS); K(STAGE_MOUNT); K(STAGE_DEVICE); K(STAGE_FILE); K(STAGE_NETWORK);
   K(STAGE_HOSTNAME); K(STAGE_PIVOT); K(STAGE_USER); K(STAGE_CWD); K(STAGE_SYNC); K(STAGE_EXEC);
   K(F_MKDIR); K(F_MKFILE); K(F_BIND_FALLBACK); K(F_IGNORE_MISSING); K(F_USERXATTR); K(H_DETACHED); K(H_TRACE);
@@ -569,6 +658,11 @@ Napi::Object Constants(Napi::Env env) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Child", Child::Init(env));
   exports.Set("constants", Constants(env));
+  // 'base' when containers get a copy of the base mount namespace (and chroot), 'host' when a
+  // copy of the host's (and pivot_root). Makes the base namespace if not made yet.
+  exports.Set("mountMode", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), helper().BaseMntns() >= 0 ? "base" : "host");
+  }));
   return exports;
 }
 

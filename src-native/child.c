@@ -121,7 +121,9 @@ static long sys_close(int fd) { return sbx_sys1(SYS_close, fd); }
 
 struct child_state {
   const struct sbx_child_args *a;
-  int rootfs_fd; /* the user's rootfs directory (the overlay's lower layer), until pivot_root */
+  int based;     /* the mount namespace is a copy of the base one (one empty tmpfs), not the host's */
+  int attach_fd; /* where the upper tmpfs and then the overlay are attached: the rootfs directory
+                    (host copy) or the base's root (based), until ENTER_ROOT */
   int tmpfs_fd;  /* the tmpfs holding the overlay's upper and work dirs, until ROOT_OVERLAY */
   int rootfd;    /* where paths resolve: upper/ after ROOT_UPPER, the overlay after ROOT_OVERLAY */
   int dir_fd;    /* one-entry cache of the last parent directory opened under the root */
@@ -129,6 +131,7 @@ struct child_state {
   char exec_path[SBX_PATH_MAX]; /* the binary found by RESOLVE_EXEC */
   int netns_ready;              /* joined the parent's fresh netns: loopback is up already */
   int sysfs_used;               /* the pooled sysfs mount is attached */
+  int slots[SBX_MAX_SLOTS];     /* detached trees from CLONE_TREE, until BIND (or ENTER_ROOT) */
 };
 
 static const char *str(const struct child_state *st, uint32_t off) {
@@ -228,6 +231,15 @@ static int ensure_path(struct child_state *st, const char *path, int as_file) {
 static int op_unshare(struct child_state *st, const struct sbx_op *op) {
   uint64_t flags = op->mflags;
   if (op->n[0] == 1 && st->a->netns_fd < 0 && (flags & CLONE_NEWNET)) return -ENOENT; /* no shared netns */
+  if (st->a->base_mntns_fd >= 0 && (flags & CLONE_NEWNS)) {
+    /* Enter the base mount namespace first: the unshare below then copies its one mount instead
+     * of every mount of the host, and the new root needs no pivot_root (see ENTER_ROOT). From
+     * here on the host's paths are out of sight: CLONE_TREE took what the plan needs of them. */
+    long r = sbx_sys2(SYS_setns, st->a->base_mntns_fd, CLONE_NEWNS);
+    if (r < 0) return (int)r;
+    sys_close(st->a->base_mntns_fd);
+    st->based = 1;
+  }
   if (st->a->netns_fd >= 0 && (flags & CLONE_NEWNET)) {
     long r = sbx_sys2(SYS_setns, st->a->netns_fd, CLONE_NEWNET);
     if (r < 0) return (int)r;
@@ -238,27 +250,57 @@ static int op_unshare(struct child_state *st, const struct sbx_op *op) {
   return (int)sbx_sys1(SYS_unshare, flags);
 }
 
-static int op_make_private(const struct sbx_op *op) {
+/* The copied host mounts stop propagating to and from the host. A copy of the base namespace has
+ * no host mount in it, and the base's own mount is private already. */
+static int op_make_private(struct child_state *st, const struct sbx_op *op) {
+  if (st->based) return 0;
   return (int)sbx_sys5(SYS_mount, 0, "/", 0, op->mflags, 0);
+}
+
+/* A detached copy of a host tree (the rootfs, a bind source), taken while the child still shares
+ * the host's mount namespace, and cut from the host's peer groups at once: nothing mounted in it
+ * later can propagate back to the host. ENOENT with F_IGNORE_MISSING leaves the slot empty. */
+static int op_clone_tree(struct child_state *st, const struct sbx_op *op) {
+  unsigned rec = op->n[0] ? AT_RECURSIVE : 0;
+  long fd = sbx_sys3(SYS_open_tree, AT_FDCWD, str(st, op->s[0]), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+  if (fd < 0) return (op->flags & SBX_F_IGNORE_MISSING) && fd == -ENOENT ? 0 : (int)fd;
+  struct mount_attr attr = {0};
+  attr.propagation = MS_PRIVATE;
+  long r = sbx_sys5(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | rec, &attr, sizeof attr);
+  if (r < 0) {
+    sys_close((int)fd);
+    return (int)r;
+  }
+  st->slots[op->n[1]] = (int)fd;
+  return 0;
+}
+
+static void close_slot(struct child_state *st, uint32_t i) {
+  if (st->slots[i] >= 0) sys_close(st->slots[i]);
+  st->slots[i] = -1;
 }
 
 /* The new root is an overlay: the user's rootfs as its lower layer, a fresh tmpfs as its upper
  * layer, so mount points, device nodes and /etc files never touch the rootfs on disk. Two ops:
  *
- * ROOT_UPPER makes the tmpfs (upper/ and work/ in it), attaches it over the rootfs directory in
- * this private mount namespace, and points the root fd at upper/. The ops that follow until
- * ROOT_OVERLAY (mount points, /etc files) write straight into the empty upper layer: plain tmpfs
- * calls, and whatever the image has at those paths (a symlink included) is simply covered.
+ * ROOT_UPPER makes the tmpfs (upper/ and work/ in it), attaches it in this private mount
+ * namespace, and points the root fd at upper/. The ops that follow until ROOT_OVERLAY (mount
+ * points, /etc files) write straight into the empty upper layer: plain tmpfs calls, and whatever
+ * the image has at those paths (a symlink included) is simply covered.
  *
- * ROOT_OVERLAY then mounts the overlay over the same directory and points the root fd at it. */
+ * ROOT_OVERLAY then mounts the overlay on the same place and points the root fd at it.
+ *
+ * The place: in a copy of the base namespace, its root (the overlay will become the process's
+ * root by chroot); in a copy of the host's, the rootfs directory itself (then pivot_root). */
 static int op_root_upper(struct child_state *st) {
   long r, tfs, tfd, ufd;
 
   /* Opened here, not in the parent: a mount can only be attached to, or layered on, a mount of
    * the caller's own namespace, and this child has a new one. */
-  long rootfs = sbx_sys4(SYS_openat, AT_FDCWD, st->a->strtab + st->a->hdr->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
-  if (rootfs < 0) return (int)rootfs;
-  st->rootfs_fd = (int)rootfs;
+  const char *where = st->based ? "/" : st->a->strtab + st->a->hdr->rootfs;
+  long attach = sbx_sys4(SYS_openat, AT_FDCWD, where, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  if (attach < 0) return (int)attach;
+  st->attach_fd = (int)attach;
   tfs = sbx_sys2(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
   if (tfs < 0) return (int)tfs;
   r = sbx_sys5(SYS_fsconfig, tfs, FSCONFIG_SET_STRING, "mode", "0755", 0);
@@ -270,7 +312,7 @@ static int op_root_upper(struct child_state *st) {
   r = sbx_sys3(SYS_mkdirat, tfd, "upper", 0755);
   if (r >= 0) r = sbx_sys3(SYS_mkdirat, tfd, "work", 0700);
   if (r >= 0)
-    r = sbx_sys5(SYS_move_mount, tfd, "", rootfs, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+    r = sbx_sys5(SYS_move_mount, tfd, "", attach, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
   if (r < 0) return (int)r;
   ufd = open_beneath((int)tfd, "upper", O_PATH | O_DIRECTORY);
   if (ufd < 0) return (int)ufd;
@@ -278,20 +320,14 @@ static int op_root_upper(struct child_state *st) {
   return 0;
 }
 
-static int op_root_overlay(struct child_state *st, const struct sbx_op *op) {
-  long r, ofs, ofd;
+/* Copy of the host's namespace: the layers by path. "/proc/self/fd/N" is a magic link: it names
+ * the directory itself, not what is now mounted over it, so the lower layer stays the rootfs. */
+static long overlay_layers_by_path(struct child_state *st, long ofs) {
   char p[64];
-  size_t pos;
-
-  dir_cache_drop(st); /* it holds directories of the upper layer */
-  ofs = sbx_sys2(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
-  if (ofs < 0) return (int)ofs;
-  /* "/proc/self/fd/N" is a magic link: it names the directory itself, not what is now mounted
-   * over it, so the lower layer stays the user's rootfs. */
-  pos = 0;
+  size_t pos = 0;
   s_append(p, sizeof p, &pos, "/proc/self/fd/", 14);
-  s_append_int(p, sizeof p, &pos, st->rootfs_fd);
-  r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_STRING, "lowerdir", p, 0);
+  s_append_int(p, sizeof p, &pos, st->attach_fd);
+  long r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_STRING, "lowerdir", p, 0);
   pos = 0;
   s_append(p, sizeof p, &pos, "/proc/self/fd/", 14);
   s_append_int(p, sizeof p, &pos, st->tmpfs_fd);
@@ -301,17 +337,42 @@ static int op_root_overlay(struct child_state *st, const struct sbx_op *op) {
   pos = base;
   s_append(p, sizeof p, &pos, "/work", 5);
   if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_STRING, "workdir", p, 0);
+  return r;
+}
+
+/* Copy of the base namespace: no /proc to name paths through, and the rootfs is not in this
+ * namespace at all. The layers go by fd: the lower one is the detached clone of the rootfs that
+ * the parent made, of which the overlay takes a private clone of its own (in no namespace). The
+ * parent, not this child, drops the last reference to that clone: dissolving a detached mount
+ * waits for an RCU grace period (~0.4 ms here), which its helper thread pays instead. */
+static long overlay_layers_by_fd(struct child_state *st, long ofs, int lower) {
+  if (lower < 0) return -EBADF;
+  long work = open_beneath(st->tmpfs_fd, "work", O_PATH | O_DIRECTORY);
+  if (work < 0) return work;
+  long r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_FD, "lowerdir+", 0, lower);
+  if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_FD, "upperdir", 0, st->rootfd); /* upper/ */
+  if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_FD, "workdir", 0, work);
+  sys_close((int)work);
+  return r;
+}
+
+static int op_root_overlay(struct child_state *st, const struct sbx_op *op) {
+  dir_cache_drop(st); /* it holds directories of the upper layer */
+  long ofs = sbx_sys2(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+  if (ofs < 0) return (int)ofs;
+  long r = st->based ? overlay_layers_by_fd(st, ofs, st->a->rootfs_clone_fd) : overlay_layers_by_path(st, ofs);
   if (r >= 0 && (op->flags & SBX_F_USERXATTR))
     r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_FLAG, "userxattr", 0, 0);
   if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_CMD_CREATE, 0, 0, 0);
-  ofd = r < 0 ? r : sbx_sys3(SYS_fsmount, ofs, FSMOUNT_CLOEXEC, 0);
+  long ofd = r < 0 ? r : sbx_sys3(SYS_fsmount, ofs, FSMOUNT_CLOEXEC, 0);
   sys_close((int)ofs);
   if (ofd < 0) return (int)ofd;
-  r = sbx_sys5(SYS_move_mount, ofd, "", st->rootfs_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  r = sbx_sys5(SYS_move_mount, ofd, "", st->attach_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
   if (r < 0) {
     sys_close((int)ofd);
     return (int)r;
   }
+  if (st->based) sys_close(st->a->rootfs_clone_fd); /* this copy: the parent closes the last one */
   sys_close(st->rootfd); /* the upper dir */
   sys_close(st->tmpfs_fd);
   st->tmpfs_fd = -1;
@@ -365,12 +426,14 @@ static int op_mount(struct child_state *st, const struct sbx_op *op) {
   return (int)r;
 }
 
-/* Bind: clone a host tree (recursively when n0), set attributes on every mount in it (MOUNT_ATTR_*
- * in mflags, e.g. read-only; propagation in n1), and attach it on the target in one move. */
+/* Bind: the host tree CLONE_TREE cloned into slot n2 (recursively when n0): set attributes on every
+ * mount in it (MOUNT_ATTR_* in mflags, e.g. read-only; propagation in n1), attach it on the target
+ * in one move. */
 static int op_bind(struct child_state *st, const struct sbx_op *op) {
   unsigned rec = op->n[0] ? AT_RECURSIVE : 0;
-  long src = sbx_sys3(SYS_open_tree, AT_FDCWD, str(st, op->s[0]), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
-  if (src < 0) return (op->flags & SBX_F_IGNORE_MISSING) && src == -ENOENT ? 0 : (int)src;
+  int src = st->slots[op->n[2]];
+  if (src < 0) return (op->flags & SBX_F_IGNORE_MISSING) ? 0 : -EBADF; /* CLONE_TREE found nothing */
+  st->slots[op->n[2]] = -1;
   long r = 0;
   if (op->mflags || op->n[1]) {
     struct mount_attr attr = {0};
@@ -388,7 +451,7 @@ static int op_bind(struct child_state *st, const struct sbx_op *op) {
       sys_close(fd);
     }
   }
-  sys_close((int)src);
+  sys_close(src);
   dir_cache_drop(st);
   return (int)r;
 }
@@ -485,18 +548,31 @@ static int op_loopback_up(void) {
   return (int)r;
 }
 
-static int op_pivot_root(struct child_state *st) {
+/* The overlay becomes the process's root.
+ *
+ * Based: chroot. The mount namespace holds the base's empty read-only tmpfs, and on it the upper
+ * tmpfs, the overlay and what is mounted in the overlay: no mount of the host is in it, so there
+ * is nothing to detach and nothing outside the new root to escape to. pivot_root would cost more
+ * (the kernel checks the root and cwd of every task in the system, chroot_fs_refs) for nothing.
+ *
+ * A copy of the host's namespace: pivot_root, then detach the old root (the host's mounts). */
+static int op_enter_root(struct child_state *st) {
   dir_cache_drop(st);
   long r = sbx_sys1(SYS_fchdir, st->rootfd);
-  if (r >= 0) r = sbx_sys2(SYS_pivot_root, ".", ".");
-  /* The old root is now stacked on top of the new one at "/": detach it. */
-  if (r >= 0) r = sbx_sys2(SYS_umount2, ".", MNT_DETACH);
+  if (st->based) {
+    if (r >= 0) r = sbx_sys1(SYS_chroot, ".");
+  } else {
+    if (r >= 0) r = sbx_sys2(SYS_pivot_root, ".", ".");
+    /* The old root is now stacked on top of the new one at "/": detach it. */
+    if (r >= 0) r = sbx_sys2(SYS_umount2, ".", MNT_DETACH);
+  }
   if (r >= 0) r = sbx_sys1(SYS_chdir, "/");
   sys_close(st->rootfd);
   st->rootfd = -1;
-  /* That fd names a host directory: never carry it into the container. */
-  sys_close(st->rootfs_fd);
-  st->rootfs_fd = -1;
+  /* A host directory (or the base's root): never carry it into the container. Nor a slot. */
+  sys_close(st->attach_fd);
+  st->attach_fd = -1;
+  for (uint32_t i = 0; i < SBX_MAX_SLOTS; i++) close_slot(st, i);
   return (int)r;
 }
 
@@ -600,7 +676,8 @@ static int op_exec(struct child_state *st, const struct sbx_op *op) {
 static int run_op(struct child_state *st, const struct sbx_op *op) {
   switch (op->kind) {
     case SBX_OP_UNSHARE: return op_unshare(st, op);
-    case SBX_OP_MAKE_PRIVATE: return op_make_private(op);
+    case SBX_OP_CLONE_TREE: return op_clone_tree(st, op);
+    case SBX_OP_MAKE_PRIVATE: return op_make_private(st, op);
     case SBX_OP_ROOT_UPPER: return op_root_upper(st);
     case SBX_OP_ROOT_OVERLAY: return op_root_overlay(st, op);
     case SBX_OP_MOUNT: return op_mount(st, op);
@@ -611,7 +688,7 @@ static int run_op(struct child_state *st, const struct sbx_op *op) {
     case SBX_OP_MKDIR: return op_mkdir(st, op);
     case SBX_OP_LOOPBACK_UP: return st->netns_ready ? 0 : op_loopback_up();
     case SBX_OP_SETHOSTNAME: return (int)sbx_sys2(SYS_sethostname, str(st, op->s[0]), op->n[0]);
-    case SBX_OP_PIVOT_ROOT: return op_pivot_root(st);
+    case SBX_OP_ENTER_ROOT: return op_enter_root(st);
     case SBX_OP_SETUSER: return op_setuser(st, op);
     case SBX_OP_CHDIR: return (int)sbx_sys1(SYS_chdir, str(st, op->s[0]));
     case SBX_OP_RESOLVE_EXEC: return op_resolve_exec(st, op);
@@ -655,7 +732,8 @@ int sbx_child_main(void *arg) {
   const struct sbx_child_args *a = (const struct sbx_child_args *)arg;
   struct child_state st;
   st.a = a;
-  st.rootfs_fd = -1;
+  st.based = 0;
+  st.attach_fd = -1;
   st.tmpfs_fd = -1;
   st.rootfd = -1;
   st.dir_fd = -1;
@@ -663,6 +741,7 @@ int sbx_child_main(void *arg) {
   st.exec_path[0] = 0;
   st.netns_ready = 0;
   st.sysfs_used = 0;
+  for (uint32_t i = 0; i < SBX_MAX_SLOTS; i++) st.slots[i] = -1;
 
   /* Prelude. Signals are blocked (the parent blocked them around clone3); make every handler the
    * default so that nothing of Node's can run here even once they are unblocked at execve. */

@@ -27,6 +27,8 @@ struct sbx_child_args {
   int stdio[3];       /* fds that become 0, 1, 2 in the child; -1 keeps the inherited one */
   int sysfs_fd;       /* a detached sysfs mount made for the pooled netns_fd, or -1 */
   int netns_fd;       /* a network namespace (lo up) to join: a fresh one made ahead, or the shared one; -1: none */
+  int base_mntns_fd;  /* the base mount namespace (one empty read-only tmpfs) to copy instead of the host's; -1: copy the host's */
+  int rootfs_clone_fd; /* with base_mntns_fd: a detached clone of the rootfs, the overlay's lower layer */
 };
 
 /* The clone3 entry point (the child's whole life until execve). Never returns in the child. */

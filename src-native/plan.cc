@@ -26,7 +26,7 @@ Shape ShapeOf(uint16_t kind) {
     case SBX_OP_MKDIR: return {0b0001, 0};
     case SBX_OP_LOOPBACK_UP: return {0, 0};
     case SBX_OP_SETHOSTNAME: return {0b0001, 0};
-    case SBX_OP_PIVOT_ROOT: return {0, 0};
+    case SBX_OP_ENTER_ROOT: return {0, 0};
     case SBX_OP_SETUSER: return {0, 0b0001};
     case SBX_OP_CHDIR: return {0b0001, 0};
     case SBX_OP_RESOLVE_EXEC: return {0b0001, 0b0010};
@@ -35,6 +35,7 @@ Shape ShapeOf(uint16_t kind) {
     case SBX_OP_EXEC: return {0b0001, 0b0010};  // argv; envp absent when empty
     case SBX_OP_UNSHARE: return {0, 0};
     case SBX_OP_ROOT_UPPER: return {0, 0};
+    case SBX_OP_CLONE_TREE: return {0b0001, 0};
     default: return {0xff, 0};
   }
 }
@@ -77,7 +78,14 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
   out->unshare_flags = 0;
   out->shared_netns = false;
   const auto* ops = reinterpret_cast<const sbx_op*>(base + h->ops_offset);
-  bool has_exec = false;
+  bool has_exec = false, unshared = false;
+  // A slot is filled by one CLONE_TREE, then taken by one BIND after it.
+  bool filled[SBX_MAX_SLOTS] = {}, taken[SBX_MAX_SLOTS] = {};
+  auto slot_of = [&](uint32_t n, bool fill) -> bool {
+    if (n >= SBX_MAX_SLOTS) return false;
+    if (fill) return !filled[n] && (filled[n] = true);
+    return filled[n] && !taken[n] && (taken[n] = true);
+  };
   for (uint32_t i = 0; i < h->n_ops; i++) {
     const sbx_op& op = ops[i];
     if (op.kind == 0 || op.kind >= SBX_OP_MAX_) return "unknown op kind at " + std::to_string(i);
@@ -106,7 +114,17 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
         }
         break;
       }
+      case SBX_OP_CLONE_TREE:
+        // Only while the child still shares the host's mount namespace.
+        if (unshared) return "CLONE_TREE after UNSHARE at " + std::to_string(i);
+        if (!slot_of(op.n[1], true)) return "CLONE_TREE: slot out of range or filled twice at " + std::to_string(i);
+        break;
+      case SBX_OP_BIND:
+        if (!slot_of(op.n[2], false)) return "BIND: slot not filled by a CLONE_TREE, or taken twice, at " + std::to_string(i);
+        break;
       case SBX_OP_UNSHARE:
+        if (unshared) return "a second UNSHARE at " + std::to_string(i);
+        unshared = true;
         if (op.mflags & ~uint64_t(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWUSER))
           return "UNSHARE: flags beyond namespaces";
         out->unshare_flags |= op.mflags;

@@ -25,14 +25,17 @@ enum sbx_op_kind {
   SBX_OP_MAKE_PRIVATE = 1,  /* mount("/", MS_REC|flags): stop propagation to/from the host     */
   SBX_OP_ROOT_OVERLAY = 2,  /* overlay(lower = rootfs, upper = the tmpfs) as the new root         */
   SBX_OP_MOUNT = 3,         /* s0 source, s1 target (in root), s2 fstype, s3 data, mflags        */
-  SBX_OP_BIND = 4,          /* s0 host path, s1 target, n0 recursive, n1 propagation, mflags MOUNT_ATTR_* */
+  SBX_OP_BIND = 4,          /* s0 host path, s1 target, n0 recursive, n1 propagation, n2 slot,   */
+                            /* mflags MOUNT_ATTR_*: attach the tree CLONE_TREE put in the slot  */
   SBX_OP_MKNOD = 5,         /* s0 path, s1 host node, n0 mode, n1 major, n2 minor                */
   SBX_OP_SYMLINK = 6,       /* s0 link target, s1 path                                           */
   SBX_OP_WRITE_FILE = 7,    /* s0 path, s1 content, n0 mode, n1 length                           */
   SBX_OP_MKDIR = 8,         /* s0 path (components made 0755); F_MKFILE: the last one a file      */
   SBX_OP_LOOPBACK_UP = 9,   /* ioctl SIOCSIFFLAGS on "lo"                                        */
   SBX_OP_SETHOSTNAME = 10,  /* s0 hostname, n0 its length                                        */
-  SBX_OP_PIVOT_ROOT = 11,   /* fchdir(root); pivot_root(".", "."); umount2(".", DETACH); chdir("/") */
+  SBX_OP_ENTER_ROOT = 11,   /* make the new root the process's root: chroot into it when the    */
+                            /* mount namespace was copied from the base one (nothing of the host */
+                            /* in it), else pivot_root(".", ".") + umount2(".", MNT_DETACH)     */
   SBX_OP_SETUSER = 12,      /* n0 uid, n1 gid, s0 gid array (binary u32), n2 count               */
   SBX_OP_CHDIR = 13,        /* s0 path                                                           */
   SBX_OP_RESOLVE_EXEC = 14, /* s0 argv[0], s1 PATH: find the binary now, so create() fails early */
@@ -43,7 +46,10 @@ enum sbx_op_kind {
                             /* parent's thread (pid and time must be made by clone3 itself);    */
                             /* n0 = 1: join the process's one shared network namespace instead  */
   SBX_OP_ROOT_UPPER = 19,   /* tmpfs for the overlay; ops until ROOT_OVERLAY write its upper dir */
-  SBX_OP_MAX_ = 20
+  SBX_OP_CLONE_TREE = 20,   /* s0 host path, n0 recursive, n1 slot: open_tree(OPEN_TREE_CLONE)   */
+                            /* of a bind source while the child still sees the host, made        */
+                            /* private; only before UNSHARE                                      */
+  SBX_OP_MAX_ = 21
 };
 
 /* Stages: where in the container's life an op belongs; reported with every failure. */
@@ -71,6 +77,9 @@ enum sbx_stage {
 #define SBX_F_IGNORE_MISSING 0x8u /* bind of a host path that may not exist: skip it      */
 #define SBX_F_USERXATTR 0x10u     /* root overlay: user.* xattrs (user namespaces)         */
 
+/* Slots: detached mount trees cloned by CLONE_TREE, attached later by BIND (fds in the child). */
+#define SBX_MAX_SLOTS 128u
+
 /* Header flags. */
 #define SBX_H_DETACHED 0x1u /* no PR_SET_PDEATHSIG: the container outlives the Node process */
 #define SBX_H_TRACE 0x2u    /* time every op (CLOCK_MONOTONIC) and send MSG_TRACE before READY */
@@ -90,7 +99,7 @@ struct sbx_header {
   uint32_t flags;       /* SBX_H_* */
   uint32_t reserved1;
   uint64_t clone_flags; /* namespaces: CLONE_NEW*; the addon adds CLONE_PIDFD etc. */
-  uint32_t rootfs;      /* string: the rootfs path (the child opens it in its own mount namespace) */
+  uint32_t rootfs;      /* string: the rootfs path, the overlay's lower layer */
   uint32_t reserved2[5];
 };
 

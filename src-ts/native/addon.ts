@@ -29,6 +29,12 @@ export interface NativeAddon {
     onEvent: (event: number, a: number, b: number, c: number) => void,
   ) => NativeChild;
   constants: NativeConstants;
+  /**
+   * 'base' when containers get a copy of the addon's base mount namespace (one empty read-only
+   * tmpfs) and chroot into their root; 'host' when they get a copy of the host's and pivot_root
+   * (the base cannot be made, SCRATCHBOX_BASE_MNTNS=0, or a user namespace).
+   */
+  mountMode(): 'base' | 'host';
 }
 
 /** The package root: this file is src-ts/native/addon.ts or dist/native/addon.js. */

@@ -71,6 +71,13 @@ function record(op: Op, st: StringTable): Rec {
       r.mflags = op.flags;
       r.n[0] = op.sharedNetwork ? 1 : 0;
       break;
+    case 'clone-tree':
+      r.kind = OP.CLONE_TREE;
+      if (op.ignoreMissing) r.flags |= F.IGNORE_MISSING;
+      r.s[0] = s(op.source);
+      r.n[0] = op.recursive ? 1 : 0;
+      r.n[1] = op.slot;
+      break;
     case 'make-private':
       r.kind = OP.MAKE_PRIVATE;
       r.mflags = op.flags;
@@ -96,6 +103,7 @@ function record(op: Op, st: StringTable): Rec {
       r.s[1] = s(op.target);
       r.n[0] = op.recursive ? 1 : 0;
       r.n[1] = op.propagation;
+      r.n[2] = op.slot;
       break;
     case 'mknod':
       r.kind = OP.MKNOD;
@@ -129,8 +137,8 @@ function record(op: Op, st: StringTable): Rec {
       r.s[0] = s(op.hostname);
       r.n[0] = Buffer.byteLength(op.hostname, 'utf8');
       break;
-    case 'pivot-root':
-      r.kind = OP.PIVOT_ROOT;
+    case 'enter-root':
+      r.kind = OP.ENTER_ROOT;
       break;
     case 'setuser':
       r.kind = OP.SETUSER;

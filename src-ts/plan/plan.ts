@@ -5,7 +5,7 @@
  */
 import { MS } from '../spec/mounts.js';
 import type { Spec } from '../spec/spec.js';
-import { CLONE, type ChildStage } from './wire.js';
+import { CLONE, MAX_SLOTS, type ChildStage } from './wire.js';
 
 /** What the plan needs to know about the host (gathered once by ../container/host.ts). */
 export interface HostInfo {
@@ -24,19 +24,20 @@ export interface FsFacts {
 type Base = { stage: ChildStage };
 export type Op = Base &
   (
+    | { kind: 'clone-tree'; source: string; recursive: boolean; slot: number; ignoreMissing: boolean }
     | { kind: 'unshare'; flags: number; sharedNetwork: boolean }
     | { kind: 'make-private'; flags: number }
     | { kind: 'root-upper' }
     | { kind: 'root-overlay'; userxattr: boolean }
     | { kind: 'mount'; source: string; target: string; fstype: string; flags: number; data: string }
-    | { kind: 'bind'; source: string; target: string; recursive: boolean; attrs: number; propagation: number; file: boolean; ignoreMissing: boolean }
+    | { kind: 'bind'; source: string; target: string; recursive: boolean; attrs: number; propagation: number; file: boolean; ignoreMissing: boolean; slot: number }
     | { kind: 'mknod'; path: string; mode: number; major: number; minor: number; hostPath: string; bindFallback: boolean }
     | { kind: 'symlink'; target: string; path: string }
     | { kind: 'write-file'; path: string; content: string; mode: number }
     | { kind: 'mkdir'; path: string; file?: true }
     | { kind: 'loopback-up' }
     | { kind: 'sethostname'; hostname: string }
-    | { kind: 'pivot-root' }
+    | { kind: 'enter-root' }
     | { kind: 'setuser'; uid: number; gid: number; groups: number[] }
     | { kind: 'chdir'; path: string }
     | { kind: 'resolve-exec'; file: string; searchPath: string | null }
@@ -108,7 +109,66 @@ export function hostsFile(hostname: string): string {
 }
 
 export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
-  const ops: Op[] = [];
+  // The host trees of bind mounts are cloned first, while the child still shares the host's mount
+  // namespace: after UNSHARE it may see none of the host (child.c: a copy of the base mount
+  // namespace). The rootfs itself comes cloned from the parent (addon.cc).
+  const clones: Op[] = [];
+  const cloneSlot = (source: string, recursive: boolean, ignoreMissing: boolean): number => {
+    const slot = clones.length;
+    if (slot >= MAX_SLOTS) throw new RangeError(`more than ${MAX_SLOTS} bind mounts`); // buildSpec rejects these first
+    clones.push({ stage: 'mount', kind: 'clone-tree', source, recursive, slot, ignoreMissing });
+    return slot;
+  };
+
+  // The mounts, in the user's order (step 4 below).
+  const mountOps: Op[] = [];
+  spec.mounts.forEach((m, i) => {
+    const target = rel(m.destination);
+    if (m.type === 'bind') {
+      mountOps.push({
+        stage: 'mount',
+        kind: 'bind',
+        source: m.source,
+        target,
+        recursive: m.recursive,
+        attrs: m.attrs,
+        propagation: m.propagation,
+        file: facts.bindSourceIsFile[i] ?? false,
+        ignoreMissing: false,
+        slot: cloneSlot(m.source, m.recursive, false),
+      });
+    } else if (m.type === 'cgroup' && !(spec.namespaces.cgroup && host.cgroup === 'v2')) {
+      // Without a cgroup namespace, or on a v1/hybrid host, a fresh cgroup mount cannot show the
+      // container its own place in the hierarchy: like libcontainer, bind the host's tree instead,
+      // recursively and with the entry's attributes (read-only by default). A cgroup of the
+      // container's own comes with cgroup management.
+      if (host.cgroup !== 'none')
+        mountOps.push({
+          stage: 'mount',
+          kind: 'bind',
+          source: '/sys/fs/cgroup',
+          target,
+          recursive: true,
+          attrs: m.attrs,
+          propagation: 0,
+          file: false,
+          ignoreMissing: true,
+          slot: cloneSlot('/sys/fs/cgroup', true, true),
+        });
+    } else {
+      mountOps.push({
+        stage: 'mount',
+        kind: 'mount',
+        source: m.source,
+        target,
+        fstype: m.type === 'cgroup' ? 'cgroup2' : m.type,
+        flags: m.flags,
+        data: m.data,
+      });
+    }
+  });
+
+  const ops: Op[] = [...clones];
   // 0. The namespaces clone3 did not make.
   ops.push({ stage: 'prepare', kind: 'unshare', flags: unshareFlagsOf(spec.namespaces), sharedNetwork: spec.sharedNetwork });
   // 1. Nothing mounted from here on propagates back to the host.
@@ -135,49 +195,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
   ops.push({ stage: 'rootfs', kind: 'root-overlay', userxattr: spec.namespaces.user });
 
   // 4. The mounts, in the user's order.
-  spec.mounts.forEach((m, i) => {
-    const target = rel(m.destination);
-    if (m.type === 'bind') {
-      ops.push({
-        stage: 'mount',
-        kind: 'bind',
-        source: m.source,
-        target,
-        recursive: m.recursive,
-        attrs: m.attrs,
-        propagation: m.propagation,
-        file: facts.bindSourceIsFile[i] ?? false,
-        ignoreMissing: false,
-      });
-    } else if (m.type === 'cgroup' && !(spec.namespaces.cgroup && host.cgroup === 'v2')) {
-      // Without a cgroup namespace, or on a v1/hybrid host, a fresh cgroup mount cannot show the
-      // container its own place in the hierarchy: like libcontainer, bind the host's tree instead,
-      // recursively and with the entry's attributes (read-only by default). A cgroup of the
-      // container's own comes with cgroup management.
-      if (host.cgroup !== 'none')
-        ops.push({
-          stage: 'mount',
-          kind: 'bind',
-          source: '/sys/fs/cgroup',
-          target,
-          recursive: true,
-          attrs: m.attrs,
-          propagation: 0,
-          file: false,
-          ignoreMissing: true,
-        });
-    } else {
-      ops.push({
-        stage: 'mount',
-        kind: 'mount',
-        source: m.source,
-        target,
-        fstype: m.type === 'cgroup' ? 'cgroup2' : m.type,
-        flags: m.flags,
-        data: m.data,
-      });
-    }
-  });
+  ops.push(...mountOps);
 
   // 5. Devices and /dev links, when /dev is a tmpfs of ours (else the user chose their own /dev).
   const devIsOurs = spec.mounts.some((m) => m.destination === '/dev' && m.type === 'tmpfs');
@@ -203,8 +221,8 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
   if (spec.namespaces.network) ops.push({ stage: 'network', kind: 'loopback-up' });
   if (spec.namespaces.uts) ops.push({ stage: 'hostname', kind: 'sethostname', hostname: spec.hostname });
 
-  // 7. Into the new root; then who and where the process is.
-  ops.push({ stage: 'pivot', kind: 'pivot-root' });
+  // 7. Into the new root (chroot or pivot_root: child.c); then who and where the process is.
+  ops.push({ stage: 'pivot', kind: 'enter-root' });
   ops.push({ stage: 'user', kind: 'setuser', uid: spec.user.uid, gid: spec.user.gid, groups: spec.user.additionalGids });
   ops.push({ stage: 'cwd', kind: 'chdir', path: spec.cwd });
 
@@ -224,6 +242,8 @@ export function opPath(op: Op): string | undefined {
     case 'mount':
     case 'bind':
       return '/' + op.target;
+    case 'clone-tree':
+      return op.source;
     case 'mknod':
     case 'symlink':
     case 'write-file':

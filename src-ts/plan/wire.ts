@@ -20,7 +20,7 @@ export const OP = {
   MKDIR: 8,
   LOOPBACK_UP: 9,
   SETHOSTNAME: 10,
-  PIVOT_ROOT: 11,
+  ENTER_ROOT: 11,
   SETUSER: 12,
   CHDIR: 13,
   RESOLVE_EXEC: 14,
@@ -29,7 +29,11 @@ export const OP = {
   EXEC: 17,
   UNSHARE: 18,
   ROOT_UPPER: 19,
+  CLONE_TREE: 20,
 } as const;
+
+/** Detached trees a plan may clone (CLONE_TREE slots). */
+export const MAX_SLOTS = 128;
 
 /** Child stages, by wire number. Index = number. */
 export const STAGES = [

@@ -144,7 +144,7 @@ export function checkSymlinks(spec: Spec, ops: readonly Op[]): void {
       case 'write-file':
         walk(op.path, true);
         break;
-      case 'pivot-root':
+      case 'enter-root':
         return;
       default:
         break;

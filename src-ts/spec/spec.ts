@@ -6,6 +6,7 @@
 import { posix } from 'node:path';
 import { invalid } from '../errors.js';
 import { defaultMounts, parseMount, type MountSpec, type ParsedMount } from './mounts.js';
+import { MAX_SLOTS } from '../plan/wire.js';
 
 export type NamespaceName = 'mount' | 'pid' | 'network' | 'ipc' | 'uts' | 'cgroup' | 'user' | 'time';
 export const NAMESPACES: readonly NamespaceName[] = ['mount', 'pid', 'network', 'ipc', 'uts', 'cgroup', 'user', 'time'];
@@ -205,6 +206,10 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
       throw invalid(`mounts[${i}].destination`, `${m.destination} is already mounted by mounts[${seen.get(m.destination)}]`, 'EINVAL', m.destination);
     seen.set(m.destination, i);
   });
+
+  // Each bind source is cloned into a slot of the child's before its namespaces are made.
+  const binds = mounts.filter((m) => m.type === 'bind' || m.type === 'cgroup').length;
+  if (binds > MAX_SLOTS) throw invalid('mounts', `has ${binds} bind mounts: at most ${MAX_SLOTS} are supported`);
 
   const umask = options.umask ?? 0o022;
   if (!Number.isInteger(umask) || umask < 0 || umask > 0o777) throw invalid('umask', 'must be an integer from 0 to 0o777');

@@ -1,13 +1,36 @@
 import { createHash } from 'node:crypto';
 import { copyFileSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { expect } from 'vitest';
+import { release, tmpdir } from 'node:os';
+import { expect, it } from 'vitest';
+import { native } from '../../src-ts/native/addon.js';
 import { ContainerError } from '../../src-ts/index.js';
 import { fileURLToPath } from 'node:url';
 
 export const isRoot = process.getuid?.() === 0;
 /** Why integration tests skip: they start real containers, which needs root (CI runs as root). */
 export const ROOT_REASON = 'needs root: starts real containers (CI runs as root)';
+
+/** Where a container's mount namespace is copied from (src-native/addon.cc, Helper::BaseMntns). */
+export type MountMode = 'base' | 'host';
+
+const [kernelMajor = 0, kernelMinor = 0] = release().split('.').map(Number);
+/** The base mount namespace needs overlayfs to take its layers by fd: Linux 6.13 and later. */
+export const BASE_REASON = 'needs Linux 6.13+ (overlayfs layers by fd): the base mount namespace falls back to the host mode';
+const baseSupported = kernelMajor > 6 || (kernelMajor === 6 && kernelMinor >= 13);
+
+/** Why a suite for this mount mode skips, or null when it runs. */
+export function suiteSkip(mode: MountMode): string | null {
+  if (!isRoot) return ROOT_REASON;
+  if (mode === 'base' && !baseSupported) return BASE_REASON;
+  return null;
+}
+
+/** A test that the addon really runs containers in the mode the suite is about. */
+export function expectMountMode(mode: MountMode): void {
+  it(`gives every container a copy of the ${mode} mount namespace`, () => {
+    expect(native().mountMode()).toBe(mode);
+  });
+}
 
 export const buildDir = fileURLToPath(new URL('../.build/', import.meta.url));
 

@@ -18,7 +18,7 @@ const K = {
   mkdir: 8,
   'loopback-up': 9,
   sethostname: 10,
-  'pivot-root': 11,
+  'enter-root': 11,
   setuser: 12,
   chdir: 13,
   'resolve-exec': 14,
@@ -27,6 +27,7 @@ const K = {
   exec: 17,
   unshare: 18,
   'root-upper': 19,
+  'clone-tree': 20,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,
@@ -124,8 +125,10 @@ describe('encodePlan: header and framing', () => {
     expect(new WireReader(encodePlan(makePlan({ trace: true }))).header.flags).toBe(0x2);
     const ns = new WireReader(encodePlan(makePlan({ namespaces: { network: false, cgroup: true, time: true } })));
     expect(ns.header.cloneFlags).toBe(BigInt(0x20000000 | 0x80));
-    expect(ns.ops[0]!.kind).toBe(K.unshare);
-    expect(ns.ops[0]!.mflags).toBe(BigInt(0x20000 | 0x8000000 | 0x4000000 | 0x2000000));
+    // With a cgroup namespace on this hybrid host the cgroup mount is still a bind: its clone first.
+    expect(ns.ops[0]!.kind).toBe(K['clone-tree']);
+    expect(ns.ops[1]!.kind).toBe(K.unshare);
+    expect(ns.ops[1]!.mflags).toBe(BigInt(0x20000 | 0x8000000 | 0x4000000 | 0x2000000));
   });
 
   it('every string offset is NO_STRING or inside the table', () => {
@@ -155,9 +158,9 @@ describe('encodePlan: ops', () => {
     }
   });
 
-  it('unshare: first op, stage prepare, CLONE_NEW* flags in mflags', () => {
+  it('unshare: first op after the clones, stage prepare, CLONE_NEW* flags in mflags', () => {
     const u = one('unshare');
-    expect(r.ops[0]).toBe(u);
+    expect(r.ops.slice(0, r.ops.indexOf(u)).every((w) => w.kind === K['clone-tree'])).toBe(true);
     expect(u.stage).toBe(1);
     expect(u.mflags).toBe(0x4c020000n); // NEWNS|NEWNET|NEWIPC|NEWUTS
     expect(u.s).toEqual([NO_STRING, NO_STRING, NO_STRING, NO_STRING]);
@@ -207,6 +210,21 @@ describe('encodePlan: ops', () => {
     expect(file.n[0]).toBe(0);
     expect(file.flags).toBe(F_MKFILE);
     for (const w of [cg, data, file]) expect([w.s[2], w.s[3]]).toEqual([NO_STRING, NO_STRING]);
+    expect([cg.n[2], data.n[2], file.n[2]]).toEqual([0, 1, 2]); // slots
+  });
+
+  it('clone-tree: source, recursive, slot, IGNORE_MISSING; one per bind, before unshare', () => {
+    const clones = of('clone-tree');
+    expect(clones.map(([, w]) => [r.str(w.s[0]), w.n[0], w.n[1], w.flags])).toEqual([
+      ['/sys/fs/cgroup', 1, 0, F_IGNORE_MISSING],
+      ['/srv/data', 1, 1, 0],
+      ['/srv/app.conf', 0, 2, 0],
+    ]);
+    for (const [, w] of clones) {
+      expect(w.stage).toBe(STAGE_NO.mount);
+      expect([w.s[1], w.s[2], w.s[3], w.n[2], w.n[3]]).toEqual([NO_STRING, NO_STRING, NO_STRING, 0, 0]);
+      expect(r.ops.indexOf(w)).toBeLessThan(r.ops.indexOf(one('unshare')));
+    }
   });
 
   it('mknod: path, host path, mode, major, minor', () => {
@@ -332,7 +350,7 @@ describe('encodePlan: ops', () => {
   });
 
   it('ops without operands have NO_STRING slots and zero numbers', () => {
-    for (const kind of ['loopback-up', 'pivot-root', 'ready', 'wait-start'] as const) {
+    for (const kind of ['loopback-up', 'enter-root', 'ready', 'wait-start'] as const) {
       const w = one(kind);
       expect(w.s, kind).toEqual([NO_STRING, NO_STRING, NO_STRING, NO_STRING]);
       expect(w.n, kind).toEqual([0, 0, 0, 0]);

@@ -34,6 +34,7 @@ describe('buildPlan with the defaults (hybrid host)', () => {
     });
     const link = (path: string, target: string): Op => ({ stage: 'device', kind: 'symlink', target, path });
     const expected: Op[] = [
+      { stage: 'mount', kind: 'clone-tree', source: '/sys/fs/cgroup', recursive: true, slot: 0, ignoreMissing: true },
       { stage: 'prepare', kind: 'unshare', flags: CLONE.NEWNS | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS, sharedNetwork: false },
       { stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE },
       { stage: 'rootfs', kind: 'root-upper' },
@@ -76,6 +77,7 @@ describe('buildPlan with the defaults (hybrid host)', () => {
         propagation: 0,
         file: false,
         ignoreMissing: true,
+        slot: 0,
       },
       dev('null', 1, 3),
       dev('zero', 1, 5),
@@ -91,7 +93,7 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       link('dev/core', '/proc/kcore'),
       { stage: 'network', kind: 'loopback-up' },
       { stage: 'hostname', kind: 'sethostname', hostname: '0123456789ab' },
-      { stage: 'pivot', kind: 'pivot-root' },
+      { stage: 'pivot', kind: 'enter-root' },
       { stage: 'user', kind: 'setuser', uid: 0, gid: 0, groups: [] },
       { stage: 'cwd', kind: 'chdir', path: '/' },
       { stage: 'exec', kind: 'resolve-exec', file: '/sleep', searchPath: DEFAULT_PATH },
@@ -104,6 +106,7 @@ describe('buildPlan with the defaults (hybrid host)', () => {
 
   it('kinds in order', () => {
     expect(kinds(p.ops)).toEqual([
+      'clone-tree',
       'unshare',
       'make-private',
       'root-upper',
@@ -122,7 +125,7 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       ...Array(6).fill('symlink'),
       'loopback-up',
       'sethostname',
-      'pivot-root',
+      'enter-root',
       'setuser',
       'chdir',
       'resolve-exec',
@@ -237,7 +240,7 @@ describe('buildPlan variations', () => {
     const s = spec({ mounts: [...defaultMounts, { destination: '/data', source: '/srv/data', options: ['rbind', 'ro', 'rslave'] }] });
     const p = buildPlan(s, HOST, noFiles(s));
     const i = p.ops.findIndex((o) => o.kind === 'bind' && o.target === 'data');
-    expect(i).toBe(20); // after unshare, make-private, root-upper, 5 /etc ops, 4 mount points, root-overlay, 6 mounts, the cgroup bind
+    expect(i).toBe(22); // after 2 clone-trees, unshare, make-private, root-upper, 5 /etc ops, 4 mount points, root-overlay, 6 mounts, the cgroup bind
     expect(p.ops[i]).toEqual({
       stage: 'mount',
       kind: 'bind',
@@ -248,7 +251,14 @@ describe('buildPlan variations', () => {
       propagation: MS.SLAVE,
       file: false,
       ignoreMissing: false,
+      slot: 1,
     });
+    // Its host tree is cloned before the namespaces are made, into the slot the bind takes.
+    const unshare = p.ops.findIndex((o) => o.kind === 'unshare');
+    expect(p.ops.slice(0, unshare)).toEqual([
+      { stage: 'mount', kind: 'clone-tree', source: '/sys/fs/cgroup', recursive: true, slot: 0, ignoreMissing: true },
+      { stage: 'mount', kind: 'clone-tree', source: '/srv/data', recursive: true, slot: 1, ignoreMissing: false },
+    ]);
   });
 
   it('setuser, chdir, exec carry the spec', () => {
@@ -350,7 +360,7 @@ describe('opPath', () => {
   });
 
   it('undefined for ops without a path', () => {
-    for (const k of ['unshare', 'make-private', 'root-overlay', 'loopback-up', 'sethostname', 'pivot-root', 'setuser', 'ready', 'wait-start'])
+    for (const k of ['unshare', 'make-private', 'root-overlay', 'loopback-up', 'sethostname', 'enter-root', 'setuser', 'ready', 'wait-start'])
       expect(opPath(find((o) => o.kind === k)), k).toBeUndefined();
   });
 });

@@ -127,6 +127,12 @@ describe('buildSpec rejections', () => {
     expectInvalid(() => buildSpec({ args: ['/x'] } as unknown as ContainerOptions, newId), { option: 'rootfs' });
   });
 
+  it('more bind mounts than the child has slots for (128)', () => {
+    const binds = (n: number) => Array.from({ length: n }, (_, i) => ({ destination: `/b${i}`, type: 'bind', source: '/srv' }));
+    expectInvalid(() => build({ mounts: [...defaultMounts, ...binds(128)] }), { option: 'mounts' }); // + the cgroup bind
+    expect(build({ mounts: [...defaultMounts, ...binds(127)] }).mounts).toHaveLength(defaultMounts.length + 127);
+  });
+
   it('empty args, non-array args', () => {
     expectInvalid(() => build({ args: [] }), { option: 'args' });
     expectInvalid(() => build({ args: '/sleep' as unknown as string[] }), { option: 'args' });

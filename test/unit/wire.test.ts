@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EV, STDIO } from '../../src-ts/native/addon.js';
-import { F, H, HEADER_SIZE, MSG_SIZE, OP, OP_SIZE, STAGES, WIRE_MAGIC, WIRE_VERSION } from '../../src-ts/plan/wire.js';
+import { F, H, HEADER_SIZE, MAX_SLOTS, MSG_SIZE, OP, OP_SIZE, STAGES, WIRE_MAGIC, WIRE_VERSION } from '../../src-ts/plan/wire.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const addonPath = `${root}build/Release/scratchbox.node`;
@@ -36,6 +36,7 @@ function expected(): Record<string, number> {
     HEADER_SIZE,
     OP_SIZE,
     MSG_SIZE,
+    MAX_SLOTS,
   };
   for (const [k, v] of Object.entries(OP)) want[`OP_${k}`] = v;
   STAGES.forEach((name, i) => {

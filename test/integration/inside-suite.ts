@@ -1,0 +1,190 @@
+/**
+ * What a process sees inside a default container, reported by the probe (test/fixtures/probe.c)
+ * running as the container's PID 1.
+ */
+import { execFileSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectMountMode, suiteSkip, type MountMode } from './helpers.js';
+import { Container, parseMountinfo, type MountInfo } from '../../src-ts/index.js';
+import { isRoot, removeRootfs, ROOT_REASON, scratchRootfs, type ProbeReport } from './helpers.js';
+
+async function report(rootfs: string, extra: Partial<Parameters<typeof Container.run>[0]> = {}): Promise<ProbeReport> {
+  const r = await Container.run({ rootfs, args: ['/probe', 'report'], ...extra });
+  return JSON.parse(r.stdout) as ProbeReport;
+}
+
+export function insideSuite(mode: MountMode): void {
+  const skip = suiteSkip(mode);
+  describe.skipIf(skip !== null)(`inside a default container, mount namespace copied from the ${mode}'s (${skip ?? ROOT_REASON})`, () => {
+    expectMountMode(mode);
+
+    let rootfs: string;
+    let r: ProbeReport;
+    let mounts: MountInfo[];
+    const at = (p: string) => {
+      const m = mounts.filter((x) => x.mountPoint === p);
+      expect(m, `a mount at ${p}`).toHaveLength(1);
+      return m[0]!;
+    };
+
+    beforeAll(async () => {
+      rootfs = scratchRootfs(['probe']);
+      r = await report(rootfs, { hostname: 'box' });
+      mounts = parseMountinfo(r.mountinfo);
+    });
+    afterAll(() => removeRootfs(rootfs));
+
+    it('is PID 1 with no parent in its PID namespace, and sees no host process', () => {
+      expect(r.pid).toBe(1);
+      expect(r.ppid).toBe(0);
+      expect(r.procPids).toEqual([1]);
+    });
+
+    it('has the hostname it was given, in uname and /etc/hostname', () => {
+      expect(r.hostname).toBe('box');
+      expect(r.etc.hostname).toBe('box\n');
+      expect(r.etc.hosts).toContain('127.0.0.1\tlocalhost box');
+    });
+
+    it('has only fds 0, 1 and 2 open', () => {
+      expect(r.fds).toEqual([0, 1, 2]);
+    });
+
+    it('has only loopback, and it is up, in its new network namespace', () => {
+      expect(r.netIfaces).toEqual(['lo']);
+      expect(r.loUp).toBe(true);
+    });
+
+    it('has /etc/mtab -> /proc/mounts and a resolv.conf', () => {
+      expect(r.mtab).toBe('/proc/mounts');
+      expect(typeof r.etc.resolvConf).toBe('string');
+    });
+
+    it('sees only the image file plus what the runtime adds at its root', () => {
+      expect(r.rootEntries).toEqual(['dev', 'etc', 'probe', 'proc', 'sys']);
+    });
+
+    it('has the default device nodes and /dev links', () => {
+      expect(r.devEntries).toMatchObject({
+        null: 'c 1:3',
+        zero: 'c 1:5',
+        full: 'c 1:7',
+        random: 'c 1:8',
+        urandom: 'c 1:9',
+        tty: 'c 5:0',
+        fd: 'l -> /proc/self/fd',
+        stdin: 'l -> /proc/self/fd/0',
+        stdout: 'l -> /proc/self/fd/1',
+        stderr: 'l -> /proc/self/fd/2',
+        ptmx: 'l -> pts/ptmx',
+        core: 'l -> /proc/kcore',
+        pts: 'd',
+        shm: 'd',
+        mqueue: 'd',
+      });
+    });
+
+    it('mounts the libcontainer defaults with their types and flags', () => {
+      expect(at('/').fstype).toBe('overlay');
+      expect(at('/proc').fstype).toBe('proc');
+      const dev = at('/dev');
+      expect(dev.fstype).toBe('tmpfs');
+      expect(dev.options).toContain('nosuid');
+      expect(dev.options).not.toContain('relatime'); // strictatime
+      expect(dev.superOptions).toEqual(expect.arrayContaining(['size=65536k', 'mode=755']));
+      const pts = at('/dev/pts');
+      expect(pts.fstype).toBe('devpts');
+      expect(pts.options).toEqual(expect.arrayContaining(['nosuid', 'noexec']));
+      expect(pts.superOptions).toEqual(expect.arrayContaining(['gid=5', 'mode=620', 'ptmxmode=666']));
+      const shm = at('/dev/shm');
+      expect(shm.fstype).toBe('tmpfs');
+      expect(shm.source).toBe('shm');
+      expect(shm.options).toEqual(expect.arrayContaining(['nosuid', 'nodev', 'noexec']));
+      expect(shm.superOptions).toEqual(expect.arrayContaining(['size=65536k']));
+      const mq = at('/dev/mqueue');
+      expect(mq.fstype).toBe('mqueue');
+      expect(mq.options).toEqual(expect.arrayContaining(['nosuid', 'nodev', 'noexec']));
+      const sys = at('/sys');
+      expect(sys.fstype).toBe('sysfs');
+      expect(sys.options).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
+      const cg = at('/sys/fs/cgroup');
+      expect(cg.options).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
+      // Everything below /sys/fs/cgroup (the host's controllers, on a v1/hybrid host) is read-only too.
+      for (const m of mounts.filter((x) => x.mountPoint.startsWith('/sys/fs/cgroup/'))) expect(m.options).toContain('ro');
+      // No host mount is visible: every mount is one of ours or below /sys/fs/cgroup.
+      const ours = ['/', '/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup'];
+      for (const m of mounts) expect(ours.includes(m.mountPoint) || m.mountPoint.startsWith('/sys/fs/cgroup/')).toBe(true);
+    });
+
+    it('runs with no signal blocked or ignored, umask 022, root, cwd /', () => {
+      expect(r.sigmask).toEqual({ SigBlk: '0000000000000000', SigIgn: '0000000000000000' });
+      expect(r.umask).toBe(0o022);
+      expect([r.uid, r.gid, r.groups]).toEqual([0, 0, []]);
+      expect(r.cwd).toBe('/');
+      expect(r.pdeathsig).toBe(9);
+    });
+
+    it('gets exactly the env it was given, plus a default PATH', () => {
+      expect(r.env).toEqual(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
+      expect(r.argv).toEqual(['/probe', 'report']);
+    });
+
+    it('is in new pid, net, ipc, uts and mount namespaces, and shares cgroup and user', () => {
+      const host = (n: string) => readlinkSync(`/proc/self/ns/${n}`);
+      for (const n of ['pid', 'net', 'ipc', 'uts', 'mnt']) expect(r.ns[n]).not.toBe(host(n));
+      for (const n of ['cgroup', 'user']) expect(r.ns[n]).toBe(host(n));
+    });
+
+    it('takes env, args, cwd, user and namespaces from options', async () => {
+      const o = await report(rootfs, {
+        args: ['/probe', 'report', 'x y'],
+        env: { FOO: 'bar baz', PATH: '/bin' },
+        cwd: '/dev',
+        user: { uid: 1000, gid: 1001, additionalGids: [5, 7] },
+        namespaces: { network: false, uts: false, cgroup: true },
+      });
+      expect(o.argv).toEqual(['/probe', 'report', 'x y']);
+      expect(o.env).toEqual(['FOO=bar baz', 'PATH=/bin']);
+      expect(o.cwd).toBe('/dev');
+      expect([o.uid, o.gid, o.groups]).toEqual([1000, 1001, [5, 7]]);
+      expect(o.pdeathsig).toBe(9); // armed again after the credential change
+      expect(o.ns.net).toBe(readlinkSync('/proc/self/ns/net'));
+      expect(o.ns.uts).toBe(readlinkSync('/proc/self/ns/uts'));
+      expect(o.ns.cgroup).not.toBe(readlinkSync('/proc/self/ns/cgroup'));
+      expect(o.netIfaces.length).toBeGreaterThan(1);
+    });
+
+    it("network 'shared': one empty network namespace for all such containers, not the host's", async () => {
+      const a = await report(rootfs, { namespaces: { network: 'shared' } });
+      const b = await report(rootfs, { namespaces: { network: 'shared' } });
+      expect(a.ns.net).toBe(b.ns.net);
+      expect(a.ns.net).not.toBe(readlinkSync('/proc/self/ns/net'));
+      expect(a.ns.net).not.toBe(r.ns.net);
+      expect(a.netIfaces).toEqual(['lo']);
+      expect(a.loUp).toBe(true);
+      expect(a.fds).toEqual([0, 1, 2]);
+    });
+
+    it('without the netns pool (SCRATCHBOX_NETNS_POOL=0) the child makes its own network namespace', () => {
+      const script = `
+        import { Container } from ${JSON.stringify(new URL('../../dist/index.js', import.meta.url).href)};
+        const r = await Container.run({ rootfs: ${JSON.stringify(rootfs)}, args: ['/probe', 'report'] });
+        process.stdout.write(r.stdout);`;
+      const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+        env: { ...process.env, SCRATCHBOX_NETNS_POOL: '0' },
+      }).toString();
+      const o = JSON.parse(out) as ProbeReport;
+      expect(o.netIfaces).toEqual(['lo']);
+      expect(o.loUp).toBe(true);
+      expect(o.ns.net).not.toBe(readlinkSync('/proc/self/ns/net'));
+      const sys = parseMountinfo(o.mountinfo).find((m) => m.mountPoint === '/sys');
+      expect(sys?.options).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
+    });
+
+    it('defaults the hostname to the shortened container id', async () => {
+      const o = await report(rootfs, { id: 'abcdef0123456789' });
+      expect(o.hostname).toBe('abcdef012345');
+    });
+  });
+}
