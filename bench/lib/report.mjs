@@ -250,7 +250,9 @@ export function renderDocs(results) {
     L.push('', '## 2. Throughput', '');
     L.push(
       `Complete lifecycles per second with 1, 2 and 8 concurrent starters, ~${s.throughput.durationMs / 1000} s per cell. ` +
-        'scratchbox starters are async loops in one Node process; for the others each starter is its own timer/floor process.',
+        'scratchbox starters are async loops in one Node process; for the others each starter is its own timer/floor process. ' +
+        'Before each cell the bench waits until the machine is idle (under 10% CPU over 250 ms, at most 8 s), so that the kernel ' +
+        "has finished tearing down the previous cell's namespaces.",
     );
     L.push('', throughputTable(s.throughput));
   }

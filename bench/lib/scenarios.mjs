@@ -1,6 +1,7 @@
 // The four scenarios of the bench. Each takes a context
 //   { runners, sb, quick, opts, log, tag(name), results }
 // and returns a JSON-able result object; report.mjs turns those into tables.
+import fs from 'node:fs';
 import os from 'node:os';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -82,7 +83,28 @@ export async function lifecycle(ctx) {
 // ---------------------------------------------------------------------------
 // Scenario 2: throughput with 1, 2 and 8 concurrent starters
 
+/** Busy CPU time of the whole machine so far, in ms (/proc/stat: user, nice, system, irq, softirq, steal). */
+function machineBusyMs() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  return ((f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) * 1000) / 100; // USER_HZ = 100
+}
+
+/**
+ * Waits until the machine is idle (under 10% of its CPUs busy over 250 ms, at most 8 s): the
+ * kernel goes on tearing down the namespaces of the previous cell's containers (network namespaces
+ * especially) for a while, and that work would otherwise be charged to the next cell.
+ */
+async function settleCpu() {
+  const cpus = os.cpus().length;
+  for (const t0 = performance.now(); performance.now() - t0 < 8000; ) {
+    const b0 = machineBusyMs();
+    await sleep(250);
+    if ((machineBusyMs() - b0) / (250 * cpus) < 0.1) return;
+  }
+}
+
 async function externalThroughput(r, c, durationMs, medMs, tag) {
+  await settleCpu();
   const cpus = os.cpus().length;
   const count = Math.max(2, Math.round(((durationMs / medMs) * Math.min(c, cpus)) / c));
   const t0 = performance.now();
@@ -99,6 +121,7 @@ async function externalThroughput(r, c, durationMs, medMs, tag) {
 }
 
 async function sbThroughput(Container, c, durationMs, namespaces) {
+  await settleCpu();
   const lat = [];
   const t0 = performance.now();
   const deadline = t0 + durationMs;
@@ -113,7 +136,7 @@ async function sbThroughput(Container, c, durationMs, namespaces) {
 
 export async function throughput(ctx) {
   const { runners, sb, log, quick, results } = ctx;
-  const durationMs = quick ? 700 : 2000;
+  const durationMs = quick ? 700 : 3000;
   const concurrency = [1, 2, 8];
   // scratchbox-shared: the opt-in namespaces.network 'shared' (one empty loopback-only network
   // namespace for all containers instead of a fresh one each), next to the floor without a netns.
