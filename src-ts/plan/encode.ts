@@ -6,9 +6,12 @@
 import type { Op, Plan } from './plan.js';
 import { F, H, HEADER_SIZE, NO_STRING, OP, OP_SIZE, STAGES, WIRE_MAGIC, WIRE_VERSION } from './wire.js';
 
-/** Strings (and u32 arrays) laid out back to back; written into the plan buffer in one pass. */
+/**
+ * Strings (and u32 arrays) laid out back to back; written into the plan buffer in one pass. A
+ * string part is written followed by its NUL; a number part is the bytes of zero padding.
+ */
 class StringTable {
-  private parts: (string | readonly number[])[] = [];
+  private parts: (string | number | readonly number[])[] = [];
   private offsets: number[] = [];
   size = 0;
   private index = new Map<string, number>();
@@ -16,7 +19,7 @@ class StringTable {
   add(s: string): number {
     const hit = this.index.get(s);
     if (hit !== undefined) return hit;
-    const off = this.push(s + '\0', Buffer.byteLength(s, 'utf8') + 1);
+    const off = this.push(s, Buffer.byteLength(s, 'utf8') + 1);
     this.index.set(s, off);
     return off;
   }
@@ -24,17 +27,17 @@ class StringTable {
   addList(list: readonly string[]): number {
     if (list.length === 0) return NO_STRING;
     const off = this.size;
-    for (const s of list) this.push(s + '\0', Buffer.byteLength(s, 'utf8') + 1);
+    for (const s of list) this.push(s, Buffer.byteLength(s, 'utf8') + 1);
     return off;
   }
   /** A little-endian u32 array, 4-byte aligned in the table (and so in the buffer). */
   addU32(values: readonly number[]): number {
     if (values.length === 0) return NO_STRING;
     const pad = (4 - (this.size % 4)) % 4;
-    if (pad) this.push('\0'.repeat(pad), pad);
+    if (pad) this.push(pad, pad);
     return this.push(values, values.length * 4);
   }
-  private push(p: string | readonly number[], bytes: number): number {
+  private push(p: string | number | readonly number[], bytes: number): number {
     const off = this.size;
     this.parts.push(p);
     this.offsets.push(off);
@@ -43,151 +46,165 @@ class StringTable {
   }
   /** The table must end in a NUL (the reader relies on it): add one if the last part is not a string. */
   seal(): void {
-    if (this.size === 0 || typeof this.parts[this.parts.length - 1] !== 'string') this.push('\0', 1);
+    if (this.size === 0 || typeof this.parts[this.parts.length - 1] !== 'string') this.push(1, 1);
   }
   writeInto(buf: Buffer, at: number): void {
-    this.parts.forEach((p, i) => {
+    for (let i = 0; i < this.parts.length; i++) {
+      const p = this.parts[i]!;
       const o = at + this.offsets[i]!;
-      if (typeof p === 'string') buf.write(p, o, 'utf8');
-      else p.forEach((v, j) => buf.writeUInt32LE(v >>> 0, o + j * 4));
-    });
+      if (typeof p === 'string') buf[o + buf.write(p, o, 'utf8')] = 0;
+      else if (typeof p === 'number') buf.fill(0, o, o + p);
+      else for (let j = 0; j < p.length; j++) buf.writeUInt32LE(p[j]! >>> 0, o + j * 4);
+    }
   }
 }
 
-interface Rec {
-  kind: number;
-  flags: number;
-  mflags: number;
-  s: [number, number, number, number];
-  n: [number, number, number, number];
-}
+const lo = (v: number) => v % 0x100000000;
+const hi = (v: number) => Math.floor(v / 0x100000000);
 
-function record(op: Op, st: StringTable): Rec {
-  const r: Rec = { kind: 0, flags: 0, mflags: 0, s: [NO_STRING, NO_STRING, NO_STRING, NO_STRING], n: [0, 0, 0, 0] };
-  const s = (v: string) => st.add(v);
+/**
+ * Writes one op record (wire.h `struct sbx_op`, 12 u32 words) at word index `i` of `w`: kind and
+ * stage, flags, mflags (lo, hi), s[4], n[4]. Straight into the buffer: no record object per op.
+ */
+function writeOp(w: Uint32Array, i: number, op: Op, st: StringTable): void {
+  let kind = 0;
+  let flags = 0;
+  let mflags = 0;
+  w.fill(NO_STRING, i + 4, i + 8); // s[0..3]; n[0..3] stay 0 (a fresh buffer)
   switch (op.kind) {
-    case 'unshare':
-      r.kind = OP.UNSHARE;
-      r.mflags = op.flags;
-      r.n[0] = op.sharedNetwork ? 1 : 0;
-      break;
     case 'clone-tree':
-      r.kind = OP.CLONE_TREE;
-      if (op.ignoreMissing) r.flags |= F.IGNORE_MISSING;
-      r.s[0] = s(op.source);
-      r.n[0] = op.recursive ? 1 : 0;
-      r.n[1] = op.slot;
+      kind = OP.CLONE_TREE;
+      if (op.ignoreMissing) flags |= F.IGNORE_MISSING;
+      w[i + 4] = st.add(op.source);
+      w[i + 8] = op.recursive ? 1 : 0;
+      w[i + 9] = op.slot;
+      break;
+    case 'unshare':
+      kind = OP.UNSHARE;
+      mflags = op.flags;
+      w[i + 8] = op.sharedNetwork ? 1 : 0;
       break;
     case 'make-private':
-      r.kind = OP.MAKE_PRIVATE;
-      r.mflags = op.flags;
+      kind = OP.MAKE_PRIVATE;
+      mflags = op.flags;
       break;
     case 'root-upper':
-      r.kind = OP.ROOT_UPPER;
+      kind = OP.ROOT_UPPER;
       break;
     case 'root-overlay':
-      r.kind = OP.ROOT_OVERLAY;
-      if (op.userxattr) r.flags |= F.USERXATTR;
+      kind = OP.ROOT_OVERLAY;
+      if (op.userxattr) flags |= F.USERXATTR;
       break;
     case 'mount':
-      r.kind = OP.MOUNT;
-      r.flags = F.MKDIR;
-      r.mflags = op.flags;
-      r.s = [s(op.source), s(op.target), s(op.fstype), op.data ? s(op.data) : NO_STRING];
+      kind = OP.MOUNT;
+      flags = F.MKDIR;
+      mflags = op.flags;
+      w[i + 4] = st.add(op.source);
+      w[i + 5] = st.add(op.target);
+      w[i + 6] = st.add(op.fstype);
+      if (op.data) w[i + 7] = st.add(op.data);
       break;
     case 'bind':
-      r.kind = OP.BIND;
-      r.flags = (op.file ? F.MKFILE : F.MKDIR) | (op.ignoreMissing ? F.IGNORE_MISSING : 0);
-      r.mflags = op.attrs;
-      r.s[0] = s(op.source);
-      r.s[1] = s(op.target);
-      r.n[0] = op.recursive ? 1 : 0;
-      r.n[1] = op.propagation;
-      r.n[2] = op.slot;
+      kind = OP.BIND;
+      flags = (op.file ? F.MKFILE : F.MKDIR) | (op.ignoreMissing ? F.IGNORE_MISSING : 0);
+      mflags = op.attrs;
+      w[i + 4] = st.add(op.source);
+      w[i + 5] = st.add(op.target);
+      w[i + 8] = op.recursive ? 1 : 0;
+      w[i + 9] = op.propagation;
+      w[i + 10] = op.slot;
       break;
     case 'mknod':
-      r.kind = OP.MKNOD;
-      r.flags = op.bindFallback ? F.BIND_FALLBACK : 0;
-      r.s[0] = s(op.path);
-      r.s[1] = s(op.hostPath);
-      r.n = [op.mode, op.major, op.minor, 0];
+      kind = OP.MKNOD;
+      flags = op.bindFallback ? F.BIND_FALLBACK : 0;
+      w[i + 4] = st.add(op.path);
+      w[i + 5] = st.add(op.hostPath);
+      w[i + 8] = op.mode;
+      w[i + 9] = op.major;
+      w[i + 10] = op.minor;
       break;
     case 'symlink':
-      r.kind = OP.SYMLINK;
-      r.s[0] = s(op.target);
-      r.s[1] = s(op.path);
+      kind = OP.SYMLINK;
+      w[i + 4] = st.add(op.target);
+      w[i + 5] = st.add(op.path);
       break;
     case 'write-file':
-      r.kind = OP.WRITE_FILE;
-      r.s[0] = s(op.path);
-      r.s[1] = s(op.content);
-      r.n[0] = op.mode;
-      r.n[1] = Buffer.byteLength(op.content, 'utf8');
+      kind = OP.WRITE_FILE;
+      w[i + 4] = st.add(op.path);
+      w[i + 5] = st.add(op.content);
+      w[i + 8] = op.mode;
+      w[i + 9] = Buffer.byteLength(op.content, 'utf8');
       break;
     case 'mkdir':
-      r.kind = OP.MKDIR;
-      if (op.file) r.flags |= F.MKFILE;
-      r.s[0] = s(op.path);
+      kind = OP.MKDIR;
+      if (op.file) flags |= F.MKFILE;
+      w[i + 4] = st.add(op.path);
       break;
     case 'loopback-up':
-      r.kind = OP.LOOPBACK_UP;
+      kind = OP.LOOPBACK_UP;
       break;
     case 'sethostname':
-      r.kind = OP.SETHOSTNAME;
-      r.s[0] = s(op.hostname);
-      r.n[0] = Buffer.byteLength(op.hostname, 'utf8');
+      kind = OP.SETHOSTNAME;
+      w[i + 4] = st.add(op.hostname);
+      w[i + 8] = Buffer.byteLength(op.hostname, 'utf8');
       break;
     case 'enter-root':
-      r.kind = OP.ENTER_ROOT;
+      kind = OP.ENTER_ROOT;
       break;
     case 'setuser':
-      r.kind = OP.SETUSER;
-      r.s[0] = st.addU32(op.groups);
-      r.n = [op.uid, op.gid, op.groups.length, 0];
+      kind = OP.SETUSER;
+      w[i + 4] = st.addU32(op.groups);
+      w[i + 8] = op.uid;
+      w[i + 9] = op.gid;
+      w[i + 10] = op.groups.length;
       break;
     case 'chdir':
-      r.kind = OP.CHDIR;
-      r.s[0] = s(op.path);
+      kind = OP.CHDIR;
+      w[i + 4] = st.add(op.path);
       break;
     case 'resolve-exec':
-      r.kind = OP.RESOLVE_EXEC;
-      r.s[0] = s(op.file);
-      r.s[1] = op.searchPath === null ? NO_STRING : s(op.searchPath);
+      kind = OP.RESOLVE_EXEC;
+      w[i + 4] = st.add(op.file);
+      if (op.searchPath !== null) w[i + 5] = st.add(op.searchPath);
       break;
     case 'ready':
-      r.kind = OP.READY;
+      kind = OP.READY;
       break;
     case 'wait-start':
-      r.kind = OP.WAIT_START;
+      kind = OP.WAIT_START;
       break;
     case 'exec':
-      r.kind = OP.EXEC;
-      r.s[0] = st.addList(op.args);
-      r.s[1] = st.addList(op.env);
-      r.n = [op.args.length, op.env.length, op.umask, 0];
+      kind = OP.EXEC;
+      w[i + 4] = st.addList(op.args);
+      w[i + 5] = st.addList(op.env);
+      w[i + 8] = op.args.length;
+      w[i + 9] = op.env.length;
+      w[i + 10] = op.umask;
       break;
   }
-  return r;
+  w[i] = kind | (STAGE_INDEX.get(op.stage)! << 16);
+  w[i + 1] = flags;
+  w[i + 2] = lo(mflags);
+  w[i + 3] = hi(mflags);
 }
 
 export function encodePlan(plan: Plan): Buffer {
   const st = new StringTable();
   const rootfs = st.add(plan.rootfs);
-  const recs = plan.ops.map((op) => record(op, st));
-  st.seal();
   const opsOffset = HEADER_SIZE;
-  const strtabOffset = opsOffset + recs.length * OP_SIZE;
+  const strtabOffset = opsOffset + plan.ops.length * OP_SIZE;
+  // Header and ops through one u32 view; the string table's size is known only after the ops
+  // (each op adds its strings), so the buffer gets its final length then. This machine and every
+  // target of the addon is little-endian, which the wire format is.
+  const head = new Uint32Array(strtabOffset / 4);
+  for (let k = 0, i = opsOffset / 4; k < plan.ops.length; k++, i += OP_SIZE / 4) writeOp(head, i, plan.ops[k]!, st);
+  st.seal();
   const total = strtabOffset + st.size;
-  // Header and ops through one u32 view of a fresh (so aligned) ArrayBuffer; this machine and
-  // every target of the addon is little-endian, which the wire format is.
-  const ab = new ArrayBuffer(total + ((4 - (total % 4)) % 4));
-  const w = new Uint32Array(ab, 0, strtabOffset / 4);
-  const lo = (v: number) => v % 0x100000000;
-  const hi = (v: number) => Math.floor(v / 0x100000000);
+  const w = head;
   w[0] = WIRE_MAGIC;
   w[1] = WIRE_VERSION | (HEADER_SIZE << 16);
   w[2] = OP_SIZE; // | reserved0 << 16
-  w[3] = recs.length;
+  w[3] = plan.ops.length;
   w[4] = opsOffset;
   w[5] = strtabOffset;
   w[6] = st.size;
@@ -197,24 +214,8 @@ export function encodePlan(plan: Plan): Buffer {
   w[10] = lo(plan.cloneFlags);
   w[11] = hi(plan.cloneFlags);
   w[12] = rootfs; // then reserved2[5]
-  let i = opsOffset / 4;
-  for (let k = 0; k < recs.length; k++) {
-    const r = recs[k]!;
-    w[i] = r.kind | (STAGE_INDEX.get(plan.ops[k]!.stage)! << 16);
-    w[i + 1] = r.flags;
-    w[i + 2] = lo(r.mflags);
-    w[i + 3] = hi(r.mflags);
-    w[i + 4] = r.s[0];
-    w[i + 5] = r.s[1];
-    w[i + 6] = r.s[2];
-    w[i + 7] = r.s[3];
-    w[i + 8] = r.n[0];
-    w[i + 9] = r.n[1];
-    w[i + 10] = r.n[2];
-    w[i + 11] = r.n[3];
-    i += OP_SIZE / 4;
-  }
-  const buf = Buffer.from(ab, 0, total);
+  const buf = Buffer.allocUnsafe(total);
+  buf.set(new Uint8Array(head.buffer, 0, strtabOffset), 0);
   st.writeInto(buf, strtabOffset);
   return buf;
 }
