@@ -699,6 +699,32 @@ static int run_op(struct child_state *st, const struct sbx_op *op) {
   }
 }
 
+/* The fd table is a copy of the Node process's: every fd Node had open is open here too, each a
+ * reference to its file. Keep the ones the plan uses and drop the rest now, not at execve. The
+ * parent closes some of its own soon (the mount namespace of a container that exited, a rootfs
+ * clone); if this child still held a copy then, dropping it would be the last reference, and
+ * this child would pay that container's whole mount teardown on its way into the user's binary. */
+static void close_inherited(const struct sbx_child_args *a) {
+  int keep[10];
+  int n = 0;
+  const int cand[] = {a->sync_fd, a->stdio[0], a->stdio[1], a->stdio[2], a->netns_fd,
+                      a->sysfs_fd, a->base_mntns_fd, a->rootfs_clone_fd};
+  keep[n++] = 2; /* 0..2 stay: the container's stdio, whatever setup_stdio makes of them */
+  for (unsigned i = 0; i < sizeof cand / sizeof cand[0]; i++)
+    if (cand[i] > 2) keep[n++] = cand[i];
+  for (int i = 1; i < n; i++) /* insertion sort: at most 9 entries */
+    for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  for (int i = 0; i < n; i++) {
+    unsigned from = (unsigned)keep[i] + 1;
+    unsigned to = i + 1 < n ? (unsigned)keep[i + 1] - 1 : ~0U;
+    if (from <= to) sbx_sys3(SYS_close_range, from, to, 0);
+  }
+}
+
 static __attribute__((noreturn)) void fail(const struct sbx_child_args *a, int stage, int op, int err) {
   send_msg(a->sync_fd, SBX_MSG_ERROR, stage, op, err);
   for (;;) sbx_sys1(SYS_exit_group, 255);
@@ -753,7 +779,7 @@ int sbx_child_main(void *arg) {
   } dfl = {(void *)0, 0, (void *)0, 0};
   for (int sig = 1; sig <= 64; sig++)
     if (sig != SIGKILL && sig != SIGSTOP) sbx_sys4(SYS_rt_sigaction, sig, &dfl, 0, 8);
-  sys_close(a->parent_sync_fd);
+  close_inherited(a); /* the parent's end of the sync socket too */
   if (!(a->hdr->flags & SBX_H_DETACHED)) sbx_sys2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
   sbx_sys1(SYS_umask, 0); /* modes in the plan are exact */
   int r = setup_stdio(a);

@@ -217,7 +217,8 @@ export function renderDocs(results) {
     L.push('', '## 1. Lifecycle latency', '');
     L.push(
       'One container that runs a static `/true` from a FROM-scratch root filesystem (that binary and nothing else), from the first call to the moment it is gone: ' +
-        'create → start → exit → delete. Isolation is the default of every runtime: pid, network, ipc, uts and mount namespaces, the default mounts and devices, pivot_root. ' +
+        'create → start → exit → delete. Isolation is the default of every runtime: pid, network, ipc, uts and mount namespaces, the default mounts and devices, a root of its own ' +
+        '(pivot_root for the others; scratchbox chroots in a mount namespace copied from an empty base, see below). ' +
         `Each runtime ran ${s.lifecycle.runsPerRuntime} times (runc ${s.lifecycle.runsRunc}) after a warm-up, in ${s.lifecycle.rounds} interleaved rounds so that machine noise hits all of them alike.`,
     );
     L.push('', '![Lifecycle latency per runtime, log scale](perf-latency.svg)', '');
@@ -285,6 +286,10 @@ export function renderDocs(results) {
 const HOW_SCRATCHBOX_GETS_THERE =
   'How scratchbox keeps up with the C floor, which does the same kernel work in a tight loop: the clone shares the Node ' +
   'process\'s memory (CLONE_VM, no page-table copy); the namespaces other than pid are made by the child, off the event loop; ' +
+  'the container\'s mount namespace is a copy of a base namespace that holds one empty tmpfs rather than a copy of the host\'s, so ' +
+  'there are no host mounts to copy, make private and detach, and the root is entered with chroot instead of pivot_root (which ' +
+  'checks every task in the system, a cost that grows with the number of containers alive: see the scale table; ' +
+  'docs/architecture.md explains why nothing of the host is left to escape to); ' +
   'mount points and /etc files are written into the overlay\'s empty upper layer before it is mounted; and a helper thread in ' +
   'the addon makes fresh network namespaces ahead of need (each used by one container only) and drops the exited container\'s ' +
   'mount namespace after the exit is reported. The last two move kernel work off the critical path onto the second core, ' +
