@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <napi.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -29,6 +30,8 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -86,28 +89,56 @@ int LoopbackUp() {
 //    container before. Each one is handed to exactly one container (setns in the child) and never
 //    reused, so isolation is the same as unshare(CLONE_NEWNET). When the pool is empty (a burst)
 //    or fails (no CAP_SYS_ADMIN), the child makes its own. SCRATCHBOX_NETNS_POOL=0 turns it off.
+//    With each one goes a sysfs mounted for it (detached, read-only): mounting sysfs in a new
+//    network namespace looks through every sysfs superblock in the system, which grows with the
+//    number of live containers; done here, that lookup is off the critical path too.
 //  - Deferred teardown. The parent holds the container's mount namespace from READY on; when the
 //    process exits, the kernel then has no mount tree to dismantle before it reports the exit
 //    (an RCU grace period and every mount), and this thread drops the last reference instead.
-// A network namespace made ahead, and a sysfs mounted for it (detached, read-only): mounting
-// sysfs in a new network namespace looks through every sysfs superblock in the system, which grows
-// with the number of live containers; done here, that lookup is off the critical path too.
+//    Likewise the parent's clone of the rootfs (dissolving a detached mount waits for an RCU
+//    grace period).
+//
+// The thread has a file descriptor table of its own (unshare(CLONE_FILES)). A child's fd table is
+// a copy of the Node process's, and the child drops all of it in its prelude: what this thread
+// holds (one mount namespace per live container) is not in that copy, so it costs a new child
+// nothing, and no child can end up holding the last reference to it. fds cross between the two
+// tables over a socketpair, with SCM_RIGHTS: pooled namespaces to the main table when a container
+// takes one, fds to hold or close to this thread's.
 struct Netns {
   int net = -1;
   int sysfs = -1;
 };
 
+// A held fd: in the helper's table (id), or in the main table when the helper is not running.
+struct Held {
+  uint64_t id = 0;
+  int fd = -1;
+};
+
 class Helper {
  public:
+  // A network namespace of the pool (and its sysfs), now in the main table; empty if none is ready.
   Netns TakeNetns() {
-    std::unique_lock<std::mutex> lock(mu_);
-    Start();
     Netns n;
-    if (!ready_.empty()) {
-      n = ready_.front();
-      ready_.pop_front();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Start();
+      if (!running_) return n;
     }
-    cv_.notify_one();
+    Msg m;
+    int fds[2] = {-1, -1};
+    int got = RecvMsg(ch_, &m, fds, 2, MSG_DONTWAIT);
+    if (got < 1 || m.type != kNetns) {
+      for (int i = 0; i < got; i++) close(fds[i]);
+      return n;
+    }
+    n.net = fds[0];
+    n.sysfs = got > 1 ? fds[1] : -1;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      taken_++;
+    }
+    Send({kWake, 0, 0}, nullptr, 0);  // make the next one
     return n;
   }
 
@@ -147,21 +178,143 @@ class Helper {
     return base_;
   }
 
-  // Closes fd on the helper thread (where the teardown it triggers then runs).
+  // Closes fd on the helper thread (where the teardown it triggers then runs), once no child can
+  // hold the last copy of it: see Spawned(). The main table's copy is closed at once.
   void CloseLater(int fd) {
-    std::unique_lock<std::mutex> lock(mu_);
-    Start();
-    if (!running_) {
-      lock.unlock();
-      close(fd);
-      return;
+    uint64_t tag;
+    bool run;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Start();
+      tag = next_seq_;
+      run = running_;
+      if (run) pending_++;
     }
-    closing_.push_back(fd);
-    cv_.notify_one();
+    if (run) Send({kClose, tag, 0}, &fd, 1);  // the message holds the file until received
+    close(fd);
+  }
+
+  // Moves fd to the helper's table until Release().
+  Held Hold(int fd) {
+    Held h;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Start();
+      if (!running_) return Held{0, fd};
+      h.id = ++last_id_;
+    }
+    Send({kHold, h.id, 0}, &fd, 1);
+    close(fd);
+    return h;
+  }
+
+  // Closes a held fd, as CloseLater does.
+  void Release(Held h) {
+    if (h.fd >= 0) return CloseLater(h.fd);
+    if (h.id == 0) return;
+    uint64_t tag;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tag = next_seq_;
+      pending_++;
+    }
+    Send({kRelease, h.id, tag}, nullptr, 0);
+  }
+
+  // Spawn order. A child's fd table is a copy of the Node process's, and the child drops those
+  // copies in its prelude (child.c, close_inherited), well before READY. An fd the parent closed
+  // while a child spawned earlier had not done so yet would leave that child with the last
+  // reference, and the teardown behind it (a whole mount namespace; an RCU grace period for a
+  // detached mount) would run in that child, on a container's critical path. So CloseLater's and
+  // Release's fds are closed only once every child spawned before the request has settled (READY,
+  // ERROR, EOF or exit). Spawned() is called before clone3, Settled() once per spawn.
+  uint64_t Spawned() {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t seq = next_seq_++;
+    in_flight_.insert(seq);
+    return seq;
+  }
+  void Settled(uint64_t seq) {
+    bool wake;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_flight_.erase(seq);
+      wake = pending_ > 0 && running_;
+    }
+    if (wake) Send({kWake, 0, 0}, nullptr, 0);
   }
 
  private:
   static constexpr size_t kDefaultTarget = 2;
+  enum : uint32_t { kNetns = 1, kClose = 2, kHold = 3, kRelease = 4, kWake = 5 };
+  struct Msg {
+    uint32_t type;
+    uint64_t a;  // kClose: tag; kHold, kRelease: id
+    uint64_t b;  // kRelease: tag
+  };
+
+  // One message with up to two fds (SCM_RIGHTS). Returns 0 or -errno.
+  static int SendMsg(int sock, const Msg& m, const int* fds, int n) {
+    struct iovec iov = {const_cast<Msg*>(&m), sizeof m};
+    union {
+      char buf[CMSG_SPACE(2 * sizeof(int))];
+      struct cmsghdr align;
+    } u;
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    if (n > 0) {
+      memset(&u, 0, sizeof u);
+      mh.msg_control = u.buf;
+      mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
+      struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(n * sizeof(int));
+      memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+    }
+    ssize_t r;
+    do r = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : 0;
+  }
+
+  // Receives one message; its fds (CLOEXEC) go to fds[0..]. Returns how many, or -errno.
+  static int RecvMsg(int sock, Msg* m, int* fds, int max, int flags) {
+    struct iovec iov = {m, sizeof *m};
+    union {
+      char buf[CMSG_SPACE(2 * sizeof(int))];
+      struct cmsghdr align;
+    } u;
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = u.buf;
+    mh.msg_controllen = sizeof u.buf;
+    ssize_t r;
+    do r = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return -errno;
+    if (r != sizeof *m) return -EPROTO;
+    int n = 0;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int k = int((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      for (int i = 0; i < k; i++) {
+        int fd;
+        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        if (n < max) fds[n++] = fd;
+        else close(fd);
+      }
+    }
+    return n;
+  }
+
+  // From the main thread (or any thread that spawns); never with mu_ held, since the thread takes
+  // it and a full socket would then wait for it forever.
+  void Send(const Msg& m, const int* fds, int n) { SendMsg(ch_, m, fds, n); }
 
   void Start() {  // with mu_ held
     if (started_) return;
@@ -169,30 +322,101 @@ class Helper {
     const char* env = getenv("SCRATCHBOX_NETNS_POOL");
     target_ = env ? size_t(atoi(env)) : kDefaultTarget;
     if (target_ > 64) target_ = 64;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return;
+    // The thread unshares the fd table (a copy of this one), keeps only its end of the channel,
+    // and says so; then this table closes that end.
+    std::mutex m;
+    std::condition_variable cv;
+    int state = 0;  // 1: running, -1: failed
+    std::thread([this, sv, &m, &cv, &state] {
+      bool ok = unshare(CLONE_FILES) == 0;
+      if (ok) {
+        close(sv[0]);
+        if (sv[1] > 0) syscall(SYS_close_range, 0u, unsigned(sv[1] - 1), 0u);
+        syscall(SYS_close_range, unsigned(sv[1] + 1), ~0u, 0u);
+      }
+      {
+        std::lock_guard<std::mutex> l(m);
+        state = ok ? 1 : -1;
+      }
+      cv.notify_one();
+      if (ok) Run(sv[1]);
+    }).detach();
+    std::unique_lock<std::mutex> l(m);
+    cv.wait(l, [&] { return state != 0; });
+    close(sv[1]);
+    if (state < 0) {
+      close(sv[0]);
+      return;
+    }
+    ch_ = sv[0];
     running_ = true;
-    std::thread([this] { Run(); }).detach();
   }
 
-  void Run() {
+  // With mu_ held: whether the oldest fd waiting to be closed may be closed now (tags only grow).
+  bool Closable(const std::deque<std::pair<int, uint64_t>>& closing) const {
+    if (closing.empty()) return false;
+    uint64_t settled_below = in_flight_.empty() ? next_seq_ : *in_flight_.begin();
+    return closing.front().second <= settled_below;
+  }
+
+  // The thread, in its own fd table: `ch` is its end of the channel.
+  void Run(int ch) {
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, nullptr);  // Node's signals are not this thread's business
     int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    bool pool = home >= 0;
+    bool pool = home >= 0 && target_ > 0;
+    size_t sent = 0;
+    std::map<uint64_t, int> held;
+    std::deque<std::pair<int, uint64_t>> closing;  // fd, tag (see Spawned)
     for (;;) {
-      std::vector<int> to_close;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return !closing_.empty() || (pool && ready_.size() < target_); });
-        to_close.assign(closing_.begin(), closing_.end());
-        closing_.clear();
+      // Every message there is, without blocking; then the closes that are due.
+      for (;;) {
+        Msg m;
+        int fds[2];
+        int n = RecvMsg(ch, &m, fds, 2, MSG_DONTWAIT);
+        if (n == -EAGAIN || n == -EWOULDBLOCK) break;
+        if (n < 0) return;  // the channel is gone
+        if (m.type == kClose && n == 1) closing.push_back({fds[0], m.a});
+        else if (m.type == kHold && n == 1) held[m.a] = fds[0];
+        else if (m.type == kRelease) {
+          auto it = held.find(m.a);
+          if (it != held.end()) closing.push_back({it->second, m.b});
+          if (it != held.end()) held.erase(it);
+        } else {
+          for (int i = 0; i < n; i++) close(fds[i]);
+        }
       }
-      for (int fd : to_close) close(fd);
-      if (!pool || !to_close.empty()) continue;  // closes first: they free what new ones use
-      Netns n = MakeNetns(home, true);
-      std::lock_guard<std::mutex> lock(mu_);
-      if (n.net < 0) pool = false;  // the children make their own from now on
-      else ready_.push_back(n);
+      std::vector<int> due;
+      bool refill;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        while (Closable(closing)) {
+          due.push_back(closing.front().first);
+          closing.pop_front();
+        }
+        pending_ = closing.size();
+        refill = pool && sent - taken_ < target_;
+      }
+      for (int fd : due) close(fd);  // the teardown runs here
+      if (!due.empty()) continue;    // closes first: they free what new ones use
+      if (refill) {
+        Netns n = MakeNetns(home, true);
+        if (n.net < 0) {
+          pool = false;  // the children make their own from now on
+          continue;
+        }
+        int fds[2] = {n.net, n.sysfs};
+        if (SendMsg(ch, {kNetns, 0, 0}, fds, n.sysfs >= 0 ? 2 : 1) == 0) sent++;
+        close(n.net);
+        if (n.sysfs >= 0) close(n.sysfs);
+        continue;
+      }
+      // Nothing to do: block until the main thread says something.
+      struct pollfd p = {ch, POLLIN, 0};
+      if (poll(&p, 1, -1) < 0 && errno != EINTR) return;
     }
   }
 
@@ -263,11 +487,11 @@ class Helper {
   }
 
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Netns> ready_;
-  std::deque<int> closing_;
-  size_t target_ = 0;
+  int ch_ = -1;  // the main table's end of the channel to the thread
+  size_t target_ = 0, taken_ = 0, pending_ = 0;
   bool started_ = false, running_ = false;
+  std::set<uint64_t> in_flight_;  // spawns not settled yet
+  uint64_t next_seq_ = 0, last_id_ = 0;
   int shared_ = -1;
   int base_ = -1;
   bool base_tried_ = false;
@@ -329,11 +553,12 @@ class Child : public Napi::ObjectWrap<Child> {
   }
 
   ~Child() override {
+    Settle();
     FreeChildMemory();
     DropRootfsClone();
     if (pidfd_ >= 0) close(pidfd_);
     if (sync_ >= 0) close(sync_);
-    if (mntns_ >= 0) close(mntns_);
+    helper().Release(mntns_);
     delete ctx_;
   }
 
@@ -415,9 +640,12 @@ class Child : public Napi::ObjectWrap<Child> {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    seq_ = helper().Spawned();
+    unsettled_ = true;
     long pid = sbx_clone3(&ca, sizeof ca, sbx_child_main, &args_);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) {
+      Settle();
       FreeChildMemory();
       DropRootfsClone();
       return SysError(env, int(-pid), "clone", "clone3").ThrowAsJavaScriptException();
@@ -446,6 +674,12 @@ class Child : public Napi::ObjectWrap<Child> {
   void FreeChildMemory() {
     if (stack_) GiveStack(stack_);
     stack_ = nullptr;
+  }
+
+  // The child has dropped its copies of the parent's fds (or is gone): see Helper::Spawned().
+  void Settle() {
+    if (unsettled_) helper().Settled(seq_);
+    unsettled_ = false;
   }
 
   void DropRootfsClone() {
@@ -516,6 +750,7 @@ class Child : public Napi::ObjectWrap<Child> {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       if (n == 0) {  // EOF: exec'd or exited, so the child no longer runs on our stack
+        Settle();
         FreeChildMemory();
         CloseSync();
         Emit({kEvEof});
@@ -526,15 +761,18 @@ class Child : public Napi::ObjectWrap<Child> {
         trace_ = u.t;
       } else if (n == sizeof u.m && u.m.type == SBX_MSG_READY && !ready_ && !error_) {
         ready_ = true;
+        Settle();  // its prelude is long past
         // Hold the container's mount namespace (see Helper): its teardown then happens after
         // the exit is reported, on the helper thread.
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid_);
-        mntns_ = open(path, O_RDONLY | O_CLOEXEC);
+        int ns = open(path, O_RDONLY | O_CLOEXEC);
+        if (ns >= 0) mntns_ = helper().Hold(ns);
         DropRootfsClone();  // the overlay holds a clone of its own now
         Emit({kEvReady});
       } else if (n == sizeof u.m && u.m.type == SBX_MSG_ERROR && !error_) {
         error_ = true;
+        Settle();
         Emit({kEvError, u.m.stage, u.m.op, u.m.err});
       } else {
         return ProtocolError(EPROTO);
@@ -568,8 +806,9 @@ class Child : public Napi::ObjectWrap<Child> {
     if (r == 0 && si.si_pid == 0) return;  // not exited yet (spurious wakeup)
     // r < 0: someone else reaped it (a waitpid(-1) elsewhere in the process): the status is lost.
     exited_ = true;
-    if (mntns_ >= 0) helper().CloseLater(mntns_);
-    mntns_ = -1;
+    Settle();
+    helper().Release(mntns_);
+    mntns_ = Held{};
     DropRootfsClone();
     CloseHandle(&pid_poll_);
     close(pidfd_);
@@ -619,7 +858,10 @@ class Child : public Napi::ObjectWrap<Child> {
   sbx::Plan plan_;
   sbx_child_args args_{};
   void* stack_ = nullptr;
-  int pid_ = -1, pidfd_ = -1, sync_ = -1, mntns_ = -1, rootfs_clone_ = -1;
+  int pid_ = -1, pidfd_ = -1, sync_ = -1, rootfs_clone_ = -1;
+  Held mntns_;  // the container's mount namespace, from READY to its exit
+  uint64_t seq_ = 0;
+  bool unsettled_ = false;
   int parent_stdio_[3] = {-1, -1, -1};
   bool exited_ = false, ready_ = false, error_ = false;
   int open_handles_ = 0;
