@@ -497,6 +497,67 @@ class Helper {
   bool base_tried_ = false;
 };
 
+// Reserved low fd numbers for the sync sockets of children cloned with CLONE_FILES (child.h,
+// fd_limit): the child's first call keeps only the fds below the highest slot + 1, so no child
+// copies (and then closes) the Node process's whole fd table, whose size grows with every live
+// container (pidfds) and with whatever else the program has open. Made on first use, as dups of
+// /dev/null taken from the lowest free numbers. A slot holds one child's end of its sync socket
+// from spawn until the child has settled; then /dev/null again. When all are taken (a burst of
+// creates), or the numbers came out high, a child gets a copy of the table instead.
+class SyncSlots {
+ public:
+  int Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!init_) Init();
+    for (size_t i = 0; i < slots_.size(); i++)
+      if (!busy_[i]) {
+        busy_[i] = true;
+        return slots_[i];
+      }
+    return -1;
+  }
+  void Give(int slot) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < slots_.size(); i++)
+      if (slots_[i] == slot) {
+        dup3(devnull_, slot, O_CLOEXEC);  // drops the child's sync end held here
+        busy_[i] = false;
+      }
+  }
+  int limit() const { return limit_; }
+
+ private:
+  static constexpr int kSlots = 8, kMaxLimit = 128;
+  void Init() {
+    init_ = true;
+    devnull_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull_ < 0) return;
+    for (int i = 0; i < kSlots; i++) {
+      int fd = fcntl(devnull_, F_DUPFD_CLOEXEC, 3);
+      if (fd < 0) break;
+      slots_.push_back(fd);
+      busy_.push_back(false);
+      limit_ = std::max(limit_, fd + 1);
+    }
+    if (limit_ > kMaxLimit || int(slots_.size()) < kSlots) {  // not worth it: copy the table
+      for (int fd : slots_) close(fd);
+      slots_.clear();
+      busy_.clear();
+      limit_ = 0;
+    }
+  }
+  std::mutex mu_;
+  std::vector<int> slots_;
+  std::vector<bool> busy_;
+  int devnull_ = -1, limit_ = 0;
+  bool init_ = false;
+};
+
+SyncSlots& sync_slots() {
+  static SyncSlots* s = new SyncSlots;
+  return *s;
+}
+
 // Never destroyed: its thread waits on the condition variable until the process ends, and
 // glibc's pthread_cond_destroy at exit would wait for that waiter forever.
 Helper& helper() {
@@ -602,16 +663,20 @@ class Child : public Napi::ObjectWrap<Child> {
     args_.envp = plan_.envp.data();
     args_.groups = plan_.groups.data();
     args_.n_groups = uint32_t(plan_.groups.size());
+    // What the child needs besides its sync socket goes in MSG_FDS, the first message on it
+    // (wire.h): it reaches the child's own fd table, whatever this one looks like.
+    int fds[SBX_FD_COUNT_];
+    for (int i = 0; i < SBX_FD_COUNT_; i++) fds[i] = -1;
+    for (int i = 0; i < 3; i++) fds[SBX_FD_STDIN + i] = child_stdio[i];
     Netns pooled = plan_.unshare_flags & CLONE_NEWNET && !plan_.shared_netns ? helper().TakeNetns() : Netns{};
-    Fd netns(pooled.net), sysfs(pooled.sysfs);  // the child has its own copies after clone3
-    args_.netns_fd = plan_.shared_netns ? helper().SharedNetns() : netns.fd;
-    args_.sysfs_fd = sysfs.fd;
+    Fd netns(pooled.net), sysfs(pooled.sysfs);  // the message holds them from here on
+    fds[SBX_FD_NETNS] = plan_.shared_netns ? helper().SharedNetns() : netns.fd;
+    fds[SBX_FD_SYSFS] = sysfs.fd;
     // Not with a user namespace: mounting proc there needs a fully visible proc in the mount
     // namespace (mount_too_revealing), which a copy of the base has not.
     const uint64_t ns_flags = plan_.unshare_flags | plan_.hdr->clone_flags;
-    args_.base_mntns_fd = (ns_flags & CLONE_NEWNS) && !(ns_flags & CLONE_NEWUSER) ? helper().BaseMntns() : -1;
-    args_.rootfs_clone_fd = -1;
-    if (args_.base_mntns_fd >= 0) {
+    fds[SBX_FD_BASE_MNTNS] = (ns_flags & CLONE_NEWNS) && !(ns_flags & CLONE_NEWUSER) ? helper().BaseMntns() : -1;
+    if (fds[SBX_FD_BASE_MNTNS] >= 0) {
       // The overlay's lower layer (the child will not see the host's paths): a detached clone of
       // the rootfs, kept until READY and then dropped on the helper thread (see child.c).
       const char* rootfs = plan_.strtab + plan_.hdr->rootfs;
@@ -620,16 +685,28 @@ class Child : public Napi::ObjectWrap<Child> {
         FreeChildMemory();
         return SysError(env, errno, "rootfs", "open_tree", rootfs).ThrowAsJavaScriptException();
       }
-      args_.rootfs_clone_fd = rootfs_clone_;
+      fds[SBX_FD_ROOTFS] = rootfs_clone_;
     }
-    args_.sync_fd = child_sync.fd;
-    args_.parent_sync_fd = parent_sync.fd;
-    for (int i = 0; i < 3; i++) args_.stdio[i] = child_stdio[i];
+    int err = SendFds(parent_sync.fd, fds);
+    if (err) {
+      FreeChildMemory();
+      DropRootfsClone();
+      return SysError(env, err, "prepare", "sendmsg").ThrowAsJavaScriptException();
+    }
+    // The child's end of the sync socket: in a reserved low slot, so the child can start in this
+    // fd table and keep only what lies below the slots (CLONE_FILES); else in a copy of the table.
+    slot_ = sync_slots().Take();
+    if (slot_ >= 0 && dup3(child_sync.fd, slot_, O_CLOEXEC) < 0) {
+      sync_slots().Give(slot_);
+      slot_ = -1;
+    }
+    args_.sync_fd = slot_ >= 0 ? slot_ : child_sync.fd;
+    args_.fd_limit = slot_ >= 0 ? sync_slots().limit() : 0;
 
     struct clone_args ca;
     memset(&ca, 0, sizeof ca);
     int pidfd = -1;
-    ca.flags = plan_.hdr->clone_flags | CLONE_VM | CLONE_PIDFD;
+    ca.flags = plan_.hdr->clone_flags | CLONE_VM | CLONE_PIDFD | (slot_ >= 0 ? CLONE_FILES : 0);
     ca.pidfd = uint64_t(uintptr_t(&pidfd));
     ca.exit_signal = SIGCHLD;
     ca.stack = uint64_t(uintptr_t(stack));
@@ -650,7 +727,7 @@ class Child : public Napi::ObjectWrap<Child> {
       DropRootfsClone();
       return SysError(env, int(-pid), "clone", "clone3").ThrowAsJavaScriptException();
     }
-    // The child has its own copies of everything below (the fd table was copied by clone3).
+    // The child has, or will have, its own copies of everything below.
     pid_ = int(pid);
     pidfd_ = pidfd;
     sync_ = parent_sync.release();
@@ -676,10 +753,49 @@ class Child : public Napi::ObjectWrap<Child> {
     stack_ = nullptr;
   }
 
-  // The child has dropped its copies of the parent's fds (or is gone): see Helper::Spawned().
+  // The child has a table of its own and has dropped what it had of the parent's fds (or is
+  // gone): see Helper::Spawned() and SyncSlots.
   void Settle() {
     if (unsettled_) helper().Settled(seq_);
     unsettled_ = false;
+    if (slot_ >= 0) sync_slots().Give(slot_);
+    slot_ = -1;
+  }
+
+  // MSG_FDS: the fds >= 0 of `fds`, by SBX_FD_* index, as SCM_RIGHTS. 0 or an errno.
+  static int SendFds(int sock, const int fds[SBX_FD_COUNT_]) {
+    sbx_fds_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = SBX_MSG_FDS;
+    int list[SBX_FD_COUNT_], n = 0;
+    for (int i = 0; i < SBX_FD_COUNT_; i++)
+      if (fds[i] >= 0) {
+        m.mask |= 1u << i;
+        list[n++] = fds[i];
+      }
+    struct iovec iov = {&m, sizeof m};
+    union {
+      char buf[CMSG_SPACE(sizeof(int) * SBX_FD_COUNT_)];
+      struct cmsghdr align;
+    } u;
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    if (n > 0) {
+      memset(&u, 0, sizeof u);
+      mh.msg_control = u.buf;
+      mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
+      struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(n * sizeof(int));
+      memcpy(CMSG_DATA(c), list, n * sizeof(int));
+    }
+    ssize_t r;
+    do r = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? errno : 0;
   }
 
   void DropRootfsClone() {
@@ -862,6 +978,7 @@ class Child : public Napi::ObjectWrap<Child> {
   Held mntns_;  // the container's mount namespace, from READY to its exit
   uint64_t seq_ = 0;
   bool unsettled_ = false;
+  int slot_ = -1;  // SyncSlots slot holding the child's sync end, until Settle()
   int parent_stdio_[3] = {-1, -1, -1};
   bool exited_ = false, ready_ = false, error_ = false;
   int open_handles_ = 0;

@@ -33,6 +33,9 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
 #ifndef MNT_DETACH
 #define MNT_DETACH 2
 #endif
@@ -132,6 +135,7 @@ struct child_state {
   int netns_ready;              /* joined the parent's fresh netns: loopback is up already */
   int sysfs_used;               /* the pooled sysfs mount is attached */
   int slots[SBX_MAX_SLOTS];     /* detached trees from CLONE_TREE, until BIND (or ENTER_ROOT) */
+  int fd[SBX_FD_COUNT_];        /* what MSG_FDS brought, -1 for what it did not */
 };
 
 static const char *str(const struct child_state *st, uint32_t off) {
@@ -230,20 +234,22 @@ static int ensure_path(struct child_state *st, const char *path, int as_file) {
  * (made ahead on a thread of its own, used by this container only): join it instead. */
 static int op_unshare(struct child_state *st, const struct sbx_op *op) {
   uint64_t flags = op->mflags;
-  if (op->n[0] == 1 && st->a->netns_fd < 0 && (flags & CLONE_NEWNET)) return -ENOENT; /* no shared netns */
-  if (st->a->base_mntns_fd >= 0 && (flags & CLONE_NEWNS)) {
+  if (op->n[0] == 1 && st->fd[SBX_FD_NETNS] < 0 && (flags & CLONE_NEWNET)) return -ENOENT; /* no shared netns */
+  if (st->fd[SBX_FD_BASE_MNTNS] >= 0 && (flags & CLONE_NEWNS)) {
     /* Enter the base mount namespace first: the unshare below then copies its one mount instead
      * of every mount of the host, and the new root needs no pivot_root (see ENTER_ROOT). From
      * here on the host's paths are out of sight: CLONE_TREE took what the plan needs of them. */
-    long r = sbx_sys2(SYS_setns, st->a->base_mntns_fd, CLONE_NEWNS);
+    long r = sbx_sys2(SYS_setns, st->fd[SBX_FD_BASE_MNTNS], CLONE_NEWNS);
     if (r < 0) return (int)r;
-    sys_close(st->a->base_mntns_fd);
+    sys_close(st->fd[SBX_FD_BASE_MNTNS]);
+    st->fd[SBX_FD_BASE_MNTNS] = -1;
     st->based = 1;
   }
-  if (st->a->netns_fd >= 0 && (flags & CLONE_NEWNET)) {
-    long r = sbx_sys2(SYS_setns, st->a->netns_fd, CLONE_NEWNET);
+  if (st->fd[SBX_FD_NETNS] >= 0 && (flags & CLONE_NEWNET)) {
+    long r = sbx_sys2(SYS_setns, st->fd[SBX_FD_NETNS], CLONE_NEWNET);
     if (r < 0) return (int)r;
-    sys_close(st->a->netns_fd); /* this copy only: the parent keeps a shared one */
+    sys_close(st->fd[SBX_FD_NETNS]); /* this copy only: the parent keeps a shared one */
+    st->fd[SBX_FD_NETNS] = -1;
     st->netns_ready = 1;
     flags &= ~(uint64_t)CLONE_NEWNET;
   }
@@ -360,7 +366,7 @@ static int op_root_overlay(struct child_state *st, const struct sbx_op *op) {
   dir_cache_drop(st); /* it holds directories of the upper layer */
   long ofs = sbx_sys2(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
   if (ofs < 0) return (int)ofs;
-  long r = st->based ? overlay_layers_by_fd(st, ofs, st->a->rootfs_clone_fd) : overlay_layers_by_path(st, ofs);
+  long r = st->based ? overlay_layers_by_fd(st, ofs, st->fd[SBX_FD_ROOTFS]) : overlay_layers_by_path(st, ofs);
   if (r >= 0 && (op->flags & SBX_F_USERXATTR))
     r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_FLAG, "userxattr", 0, 0);
   if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_CMD_CREATE, 0, 0, 0);
@@ -372,7 +378,8 @@ static int op_root_overlay(struct child_state *st, const struct sbx_op *op) {
     sys_close((int)ofd);
     return (int)r;
   }
-  if (st->based) sys_close(st->a->rootfs_clone_fd); /* this copy: the parent closes the last one */
+  if (st->fd[SBX_FD_ROOTFS] >= 0) sys_close(st->fd[SBX_FD_ROOTFS]); /* the parent closes the last copy */
+  st->fd[SBX_FD_ROOTFS] = -1;
   sys_close(st->rootfd); /* the upper dir */
   sys_close(st->tmpfs_fd);
   st->tmpfs_fd = -1;
@@ -401,10 +408,11 @@ static int mount_pooled_sysfs(struct child_state *st, const struct sbx_op *op, i
   attr.attr_set = attrs_of(op->mflags);
   attr.attr_clr = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR__ATIME |
                   MOUNT_ATTR_NODIRATIME;
-  long r = sbx_sys5(SYS_mount_setattr, st->a->sysfs_fd, "", AT_EMPTY_PATH, &attr, sizeof attr);
+  long r = sbx_sys5(SYS_mount_setattr, st->fd[SBX_FD_SYSFS], "", AT_EMPTY_PATH, &attr, sizeof attr);
   if (r >= 0)
-    r = sbx_sys5(SYS_move_mount, st->a->sysfs_fd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
-  sys_close(st->a->sysfs_fd);
+    r = sbx_sys5(SYS_move_mount, st->fd[SBX_FD_SYSFS], "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  sys_close(st->fd[SBX_FD_SYSFS]);
+  st->fd[SBX_FD_SYSFS] = -1;
   st->sysfs_used = 1;
   return (int)r;
 }
@@ -412,7 +420,7 @@ static int mount_pooled_sysfs(struct child_state *st, const struct sbx_op *op, i
 static int op_mount(struct child_state *st, const struct sbx_op *op) {
   int fd = ensure_path(st, str(st, op->s[1]), (op->flags & SBX_F_MKFILE) != 0);
   if (fd < 0) return fd;
-  if (st->netns_ready && st->a->sysfs_fd >= 0 && !st->sysfs_used && s_eq(str(st, op->s[2]), "sysfs")) {
+  if (st->netns_ready && st->fd[SBX_FD_SYSFS] >= 0 && !st->sysfs_used && s_eq(str(st, op->s[2]), "sysfs")) {
     int r = mount_pooled_sysfs(st, op, fd);
     sys_close(fd);
     dir_cache_drop(st);
@@ -573,6 +581,9 @@ static int op_enter_root(struct child_state *st) {
   sys_close(st->attach_fd);
   st->attach_fd = -1;
   for (uint32_t i = 0; i < SBX_MAX_SLOTS; i++) close_slot(st, i);
+  for (int i = SBX_FD_NETNS; i < SBX_FD_COUNT_; i++) /* any the plan did not use */
+    if (st->fd[i] >= 0) sys_close(st->fd[i]);
+  for (int i = SBX_FD_NETNS; i < SBX_FD_COUNT_; i++) st->fd[i] = -1;
   return (int)r;
 }
 
@@ -699,30 +710,58 @@ static int run_op(struct child_state *st, const struct sbx_op *op) {
   }
 }
 
-/* The fd table is a copy of the Node process's: every fd Node had open is open here too, each a
- * reference to its file. Keep the ones the plan uses and drop the rest now, not at execve. The
- * parent closes some of its own soon (the mount namespace of a container that exited, a rootfs
- * clone); if this child still held a copy then, dropping it would be the last reference, and
- * this child would pay that container's whole mount teardown on its way into the user's binary. */
-static void close_inherited(const struct sbx_child_args *a) {
-  int keep[10];
-  int n = 0;
-  const int cand[] = {a->sync_fd, a->stdio[0], a->stdio[1], a->stdio[2], a->netns_fd,
-                      a->sysfs_fd, a->base_mntns_fd, a->rootfs_clone_fd};
-  keep[n++] = 2; /* 0..2 stay: the container's stdio, whatever setup_stdio makes of them */
-  for (unsigned i = 0; i < sizeof cand / sizeof cand[0]; i++)
-    if (cand[i] > 2) keep[n++] = cand[i];
-  for (int i = 1; i < n; i++) /* insertion sort: at most 9 entries */
-    for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-      int t = keep[j];
-      keep[j] = keep[j - 1];
-      keep[j - 1] = t;
-    }
-  for (int i = 0; i < n; i++) {
-    unsigned from = (unsigned)keep[i] + 1;
-    unsigned to = i + 1 < n ? (unsigned)keep[i + 1] - 1 : ~0U;
-    if (from <= to) sbx_sys3(SYS_close_range, from, to, 0);
+/* An fd table of the child's own, holding 0..2 and the sync socket and nothing else of Node's.
+ *
+ * With fd_limit (CLONE_FILES), the child runs in the Node process's table until the first call
+ * below, which copies only the fds under fd_limit into a table of its own. Without, the table is
+ * a copy of Node's, every fd of it a reference to its file.
+ *
+ * Either way, whatever is left beyond 0..2 and the sync socket goes now, not at execve: the
+ * parent closes some of its fds soon (a pipe end whose EOF another container waits for; a rootfs
+ * clone), and a copy held here would keep the file open, and the last reference would make this
+ * child pay the teardown behind it. */
+static int own_fd_table(const struct sbx_child_args *a) {
+  if (a->fd_limit > 0) {
+    long r = sbx_sys3(SYS_close_range, (unsigned)a->fd_limit, ~0U, CLOSE_RANGE_UNSHARE);
+    if (r < 0) return (int)r; /* still in Node's table: touch nothing, report, exit */
   }
+  const unsigned s = (unsigned)a->sync_fd;
+  if (s > 3) sbx_sys3(SYS_close_range, 3, s - 1, 0);
+  sbx_sys3(SYS_close_range, s + 1, ~0U, 0);
+  return 0;
+}
+
+/* MSG_FDS, the parent's first message: the fds the plan needs, received into the child's table. */
+static int recv_fds(struct child_state *st) {
+  struct sbx_fds_msg m;
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * SBX_FD_COUNT_)];
+    struct cmsghdr align;
+  } u;
+  struct iovec iov = {&m, sizeof m};
+  struct msghdr mh;
+  char *p = (char *)&mh;
+  for (size_t i = 0; i < sizeof mh; i++) p[i] = 0;
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = u.buf;
+  mh.msg_controllen = sizeof u.buf;
+  long r;
+  do r = sbx_sys3(SYS_recvmsg, st->a->sync_fd, &mh, MSG_CMSG_CLOEXEC);
+  while (r == -EINTR);
+  if (r < 0) return (int)r;
+  if (r != sizeof m || m.type != SBX_MSG_FDS || (mh.msg_flags & MSG_CTRUNC)) return -EPROTO;
+  int n = 0;
+  for (int i = 0; i < SBX_FD_COUNT_; i++) n += (m.mask >> i) & 1;
+  const int *fds = (const int *)0;
+  if (n > 0) {
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(n * sizeof(int)))
+      return -EPROTO;
+    fds = (const int *)CMSG_DATA(c);
+  }
+  for (int i = 0, k = 0; i < SBX_FD_COUNT_; i++) st->fd[i] = (m.mask >> i) & 1 ? fds[k++] : -1;
+  return 0;
 }
 
 static __attribute__((noreturn)) void fail(const struct sbx_child_args *a, int stage, int op, int err) {
@@ -730,12 +769,11 @@ static __attribute__((noreturn)) void fail(const struct sbx_child_args *a, int s
   for (;;) sbx_sys1(SYS_exit_group, 255);
 }
 
-/* Makes the fds the parent chose into 0, 1 and 2. A source may itself be 0..2 (stdio 'inherit',
- * or the user's own choice), so sources are first moved above 2 to survive the dup3 calls. */
-static int setup_stdio(const struct sbx_child_args *a) {
+/* Makes the fds the parent sent into 0, 1 and 2; one it did not send keeps the inherited fd. */
+static int setup_stdio(struct child_state *st) {
   int src[3];
   for (int i = 0; i < 3; i++) {
-    src[i] = a->stdio[i];
+    src[i] = st->fd[SBX_FD_STDIN + i];
     if (src[i] >= 0 && src[i] <= 2 && src[i] != i) {
       long r = sbx_sys3(SYS_fcntl, src[i], F_DUPFD_CLOEXEC, 3);
       if (r < 0) return (int)r;
@@ -751,11 +789,16 @@ static int setup_stdio(const struct sbx_child_args *a) {
       r = sbx_sys3(SYS_dup3, src[i], i, 0);
     if (r < 0) return (int)r;
   }
+  for (int i = 0; i < 3; i++) /* the received copies: 0..2 hold them now */
+    if (st->fd[SBX_FD_STDIN + i] > 2) sys_close(st->fd[SBX_FD_STDIN + i]);
   return 0;
 }
 
 int sbx_child_main(void *arg) {
   const struct sbx_child_args *a = (const struct sbx_child_args *)arg;
+  /* First of all (CLONE_FILES: until this returns, this child shares the Node process's fds). */
+  int r = own_fd_table(a);
+  if (r < 0) fail(a, SBX_STAGE_PREPARE, -1, -r);
   struct child_state st;
   st.a = a;
   st.based = 0;
@@ -768,6 +811,7 @@ int sbx_child_main(void *arg) {
   st.netns_ready = 0;
   st.sysfs_used = 0;
   for (uint32_t i = 0; i < SBX_MAX_SLOTS; i++) st.slots[i] = -1;
+  for (int i = 0; i < SBX_FD_COUNT_; i++) st.fd[i] = -1;
 
   /* Prelude. Signals are blocked (the parent blocked them around clone3); make every handler the
    * default so that nothing of Node's can run here even once they are unblocked at execve. */
@@ -779,10 +823,10 @@ int sbx_child_main(void *arg) {
   } dfl = {(void *)0, 0, (void *)0, 0};
   for (int sig = 1; sig <= 64; sig++)
     if (sig != SIGKILL && sig != SIGSTOP) sbx_sys4(SYS_rt_sigaction, sig, &dfl, 0, 8);
-  close_inherited(a); /* the parent's end of the sync socket too */
   if (!(a->hdr->flags & SBX_H_DETACHED)) sbx_sys2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
   sbx_sys1(SYS_umask, 0); /* modes in the plan are exact */
-  int r = setup_stdio(a);
+  r = recv_fds(&st);
+  if (r >= 0) r = setup_stdio(&st);
   if (r < 0) fail(a, SBX_STAGE_PREPARE, -1, -r);
 
   const int trace = (a->hdr->flags & SBX_H_TRACE) != 0;

@@ -22,13 +22,15 @@ struct sbx_child_args {
   char *const *envp;     /* likewise */
   const uint32_t *groups; /* aligned copy of the SETUSER op's gid array */
   uint32_t n_groups;
-  int sync_fd;        /* the child's end of the socketpair (CLOEXEC: closes at execve) */
-  int parent_sync_fd; /* the parent's end, inherited by the fd-table copy: the child closes it */
-  int stdio[3];       /* fds that become 0, 1, 2 in the child; -1 keeps the inherited one */
-  int sysfs_fd;       /* a detached sysfs mount made for the pooled netns_fd, or -1 */
-  int netns_fd;       /* a network namespace (lo up) to join: a fresh one made ahead, or the shared one; -1: none */
-  int base_mntns_fd;  /* the base mount namespace (one empty read-only tmpfs) to copy instead of the host's; -1: copy the host's */
-  int rootfs_clone_fd; /* with base_mntns_fd: a detached clone of the rootfs, the overlay's lower layer */
+  int sync_fd; /* the child's end of the socketpair (CLOEXEC: closes at execve); MSG_FDS waits on it */
+  /* > 0: clone3 was given CLONE_FILES, so the child starts in the Node process's fd table. Its
+   * first call, close_range(fd_limit, ~0U, CLOSE_RANGE_UNSHARE), gives it a table of its own that
+   * holds only the fds below fd_limit (0..2, the sync socket and a few more): the cost of a copy
+   * of the Node process's whole table (every fd of every live container, every socket of a
+   * server) is never paid. 0: clone3 copied the table (the child then closes what it has). The
+   * parent gives the sync socket's reserved slot back only once the child has settled (READY,
+   * ERROR, exit): it has its own table by then. */
+  int fd_limit;
 };
 
 /* The clone3 entry point (the child's whole life until execve). Never returns in the child. */

@@ -120,7 +120,28 @@ enum sbx_msg_type {
   SBX_MSG_TRACE = 3, /* child -> parent: struct sbx_trace (only with SBX_H_TRACE) */
   /* 4..15 reserved child -> parent: idmap request, init pid, console fd, ... */
   SBX_MSG_START = 16, /* parent -> child: execve now                              */
-  /* 17.. reserved parent -> child: idmap written, cgroup joined, abort, ...     */
+  SBX_MSG_FDS = 17,   /* parent -> child, first on the socket: struct sbx_fds_msg  */
+  /* 18.. reserved parent -> child: idmap written, cgroup joined, abort, ...     */
+};
+
+/* MSG_FDS carries (SCM_RIGHTS) the fds the child needs besides the sync socket, one for each bit
+ * of `mask`, in bit order. They come over the socket rather than through the fd table because the
+ * child drops that table (or never copies it): see sbx_child_args.fd_limit. */
+enum sbx_fd_index {
+  SBX_FD_STDIN = 0,  /* source of fd 0 (absent: fd 0 as inherited) */
+  SBX_FD_STDOUT = 1,
+  SBX_FD_STDERR = 2,
+  SBX_FD_NETNS = 3,  /* a network namespace to join: pooled (fresh) or the shared one */
+  SBX_FD_SYSFS = 4,  /* a detached sysfs made in that (pooled) namespace */
+  SBX_FD_BASE_MNTNS = 5, /* the base mount namespace: copy it instead of the host's */
+  SBX_FD_ROOTFS = 6, /* with BASE_MNTNS: a detached clone of the rootfs, the lower layer */
+  SBX_FD_COUNT_ = 7
+};
+
+struct sbx_fds_msg {
+  uint32_t type; /* SBX_MSG_FDS */
+  uint32_t mask; /* bit i: fd SBX_FD_<i> is in the message */
+  uint32_t reserved[2];
 };
 
 struct sbx_msg {
@@ -142,10 +163,12 @@ struct sbx_trace {
 static_assert(sizeof(struct sbx_header) == 72, "header layout");
 static_assert(sizeof(struct sbx_op) == 48, "op layout");
 static_assert(sizeof(struct sbx_msg) == 16, "msg layout");
+static_assert(sizeof(struct sbx_fds_msg) == 16, "fds msg layout");
 #else
 _Static_assert(sizeof(struct sbx_header) == 72, "header layout");
 _Static_assert(sizeof(struct sbx_op) == 48, "op layout");
 _Static_assert(sizeof(struct sbx_msg) == 16, "msg layout");
+_Static_assert(sizeof(struct sbx_fds_msg) == 16, "fds msg layout");
 #endif
 
 #endif

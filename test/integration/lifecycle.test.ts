@@ -176,6 +176,32 @@ describe.skipIf(!isRoot)(`life cycle (${ROOT_REASON})`, () => {
     await c.delete();
   });
 
+  it("a container waiting for start() holds nothing of the others': their stdin still ends", async () => {
+    const a = await Container.create({ rootfs, args: ['/probe', 'echo'], stdio: ['pipe', 'pipe', 'inherit'] });
+    await a.start();
+    // Created after a's pipes, and never started: it must not keep a's stdin open.
+    const b = await Container.create({ rootfs, args: ['/probe', 'exit', '0'], stdio: 'ignore' });
+    let out = '';
+    a.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    a.stdin!.end('bye');
+    const exited = await Promise.race([a.wait(), new Promise((r) => setTimeout(() => r('timeout'), 5000))]);
+    expect(exited).toEqual({ exitCode: 0, signal: null });
+    expect(out).toBe('bye');
+    expect(b.status).toBe('created');
+    await b.delete();
+    await a.delete();
+  });
+
+  it('a burst of creates (more than the reserved sync slots) and many open fds in Node: each container has only 0-2', async () => {
+    const opened = Array.from({ length: 300 }, () => openSync('/dev/null', 'r'));
+    try {
+      const rs = await Promise.all(Array.from({ length: 20 }, () => Container.run({ rootfs, args: ['/probe', 'report'] })));
+      for (const r of rs) expect(JSON.parse(r.stdout).fds).toEqual([0, 1, 2]);
+    } finally {
+      for (const fd of opened) closeSync(fd);
+    }
+  });
+
   it('the container dies with the Node process unless detached', async () => {
     const script = `
       import { Container } from ${JSON.stringify(new URL('../../dist/index.js', import.meta.url).href)};
