@@ -1,5 +1,6 @@
 // Turning results into markdown tables (stdout and docs/performance.md) and
 // the latency chart (docs/perf-latency.svg, hand-written SVG, log scale).
+import os from 'node:os';
 import { fmt, ratio } from './stats.mjs';
 
 export function table(headers, rows, align) {
@@ -41,7 +42,9 @@ export function throughputTable(res) {
     if (!r.available) return [r.label, ...res.concurrency.map(() => '—'), `skipped: ${r.reason}`];
     const cells = res.concurrency.map((c) => {
       const x = r.byConcurrency[c];
-      return x ? `${x.perSec.toFixed(0)}/s (p50 ${ms(x.latency.p50)} ms)` : '—';
+      if (!x) return '—';
+      const cpu = Number.isFinite(x.cpuMsPerContainer) ? `, ${ms(x.cpuMsPerContainer)} ms CPU` : '';
+      return `${x.perSec.toFixed(0)}/s (p50 ${ms(x.latency.p50)} ms${cpu})`;
     });
     return [r.label, ...cells, ''];
   });
@@ -252,8 +255,12 @@ export function renderDocs(results) {
     L.push(
       `Complete lifecycles per second with 1, 2 and 8 concurrent starters, ~${s.throughput.durationMs / 1000} s per cell. ` +
         'scratchbox starters are async loops in one Node process; for the others each starter is its own timer/floor process. ' +
-        'Before each cell the bench waits until the machine is idle (under 10% CPU over 250 ms, at most 8 s), so that the kernel ' +
-        "has finished tearing down the previous cell's namespaces.",
+        'Before and after each cell the bench waits until the machine is idle (under 10% CPU over 250 ms, at most 8 s), so that the kernel ' +
+        "has finished tearing down the previous cell's namespaces; \"ms CPU\" is the time all CPUs spent per completed container from the start " +
+        'of the cell to that idle point (the idle background taken out), kernel work on other threads and in the background included. ' +
+        `On ${os.cpus().length} cores no runtime can complete more than ${os.cpus().length} × 1000 / (ms CPU) containers per second: ` +
+        'the throughput of containers that each get a fresh network namespace is bound by the kernel (the C floor pays the same), ' +
+        "and `namespaces.network: 'shared'` is the opt-in that leaves that cost out.",
     );
     L.push('', throughputTable(s.throughput));
   }

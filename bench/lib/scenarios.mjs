@@ -96,15 +96,34 @@ function machineBusyMs() {
  */
 async function settleCpu() {
   const cpus = os.cpus().length;
+  let frac = 0;
   for (const t0 = performance.now(); performance.now() - t0 < 8000; ) {
     const b0 = machineBusyMs();
     await sleep(250);
-    if ((machineBusyMs() - b0) / (250 * cpus) < 0.1) return;
+    frac = (machineBusyMs() - b0) / (250 * cpus);
+    if (frac < 0.1) break;
   }
+  return frac; // the machine's busy fraction when idle: its background
+}
+
+/**
+ * Runs one throughput cell between two idle points and adds the machine's CPU time per completed
+ * container: everything every CPU spent from the start of the cell until the kernel had finished
+ * the teardown it left behind, less the idle background. On N cores no runtime can complete more
+ * than N × 1000 / (CPU ms per container) containers per second.
+ */
+async function cpuAccounted(run) {
+  const cpus = os.cpus().length;
+  const idle = await settleCpu();
+  const b0 = machineBusyMs();
+  const t0 = performance.now();
+  const res = await run();
+  await settleCpu();
+  const busy = machineBusyMs() - b0 - idle * cpus * (performance.now() - t0);
+  return { ...res, cpuMsPerContainer: Math.max(0, busy) / res.completed };
 }
 
 async function externalThroughput(r, c, durationMs, medMs, tag) {
-  await settleCpu();
   const cpus = os.cpus().length;
   const count = Math.max(2, Math.round(((durationMs / medMs) * Math.min(c, cpus)) / c));
   const t0 = performance.now();
@@ -121,7 +140,6 @@ async function externalThroughput(r, c, durationMs, medMs, tag) {
 }
 
 async function sbThroughput(Container, c, durationMs, namespaces) {
-  await settleCpu();
   const lat = [];
   const t0 = performance.now();
   const deadline = t0 + durationMs;
@@ -155,14 +173,14 @@ export async function throughput(ctx) {
         await sbLifecycle(sb.Container, paths.rootfs, undefined, ns);
         for (const c of concurrency) {
           log(`throughput: ${id} × ${c}`);
-          row.byConcurrency[c] = await sbThroughput(sb.Container, c, durationMs, ns);
+          row.byConcurrency[c] = await cpuAccounted(() => sbThroughput(sb.Container, c, durationMs, ns));
         }
       } else {
         let med = results.lifecycle?.rows.find((x) => x.id === id)?.stats.p50;
         if (!Number.isFinite(med)) med = median(await r.batch(5, ctx.tag(`tc-${id}`)));
         for (const c of concurrency) {
           log(`throughput: ${id} × ${c}`);
-          row.byConcurrency[c] = await externalThroughput(r, c, durationMs, med, ctx.tag(`t-${id}-${c}`));
+          row.byConcurrency[c] = await cpuAccounted(() => externalThroughput(r, c, durationMs, med, ctx.tag(`t-${id}-${c}`)));
         }
       }
     } catch (e) {
