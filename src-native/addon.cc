@@ -501,9 +501,11 @@ class Helper {
 // fd_limit): the child's first call keeps only the fds below the highest slot + 1, so no child
 // copies (and then closes) the Node process's whole fd table, whose size grows with every live
 // container (pidfds) and with whatever else the program has open. Made on first use, as dups of
-// /dev/null taken from the lowest free numbers. A slot holds one child's end of its sync socket
-// from spawn until the child has settled; then /dev/null again. When all are taken (a burst of
-// creates), or the numbers came out high, a child gets a copy of the table instead.
+// /dev/null taken from the lowest free numbers (if they come out high, because the program had
+// many fds open before its first container, the child copies more, but never more than a copy of
+// the whole table would). A slot holds one child's end of its sync socket from spawn until the
+// child has settled; then /dev/null again. When all are taken (a burst of creates), a child gets
+// a copy of the table instead.
 class SyncSlots {
  public:
   int Take() {
@@ -527,7 +529,7 @@ class SyncSlots {
   int limit() const { return limit_; }
 
  private:
-  static constexpr int kSlots = 8, kMaxLimit = 128;
+  static constexpr int kSlots = 8;
   void Init() {
     init_ = true;
     devnull_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -539,7 +541,7 @@ class SyncSlots {
       busy_.push_back(false);
       limit_ = std::max(limit_, fd + 1);
     }
-    if (limit_ > kMaxLimit || int(slots_.size()) < kSlots) {  // not worth it: copy the table
+    if (int(slots_.size()) < kSlots) {  // out of fds: copy the table
       for (int fd : slots_) close(fd);
       slots_.clear();
       busy_.clear();
