@@ -1,0 +1,68 @@
+/**
+ * The addon's own check of a plan buffer (src-native/plan.cc, PreparePlan) on what the TypeScript
+ * side never produces: a plan the addon refuses throws at stage 'plan' before anything is cloned,
+ * so these run without root.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import type { NativeAddon } from '../../src-ts/native/addon.js';
+import { encodePlan } from '../../src-ts/plan/encode.js';
+import type { Op, Plan } from '../../src-ts/plan/plan.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const addon = (createRequire(import.meta.url)('node-gyp-build') as (dir: string) => NativeAddon)(root);
+
+const tail: Op[] = [
+  { stage: 'exec', kind: 'resolve-exec', file: '/x', searchPath: null },
+  { stage: 'sync', kind: 'ready' },
+  { stage: 'sync', kind: 'wait-start' },
+  { stage: 'exec', kind: 'exec', args: ['/x'], env: [], umask: 0o22 },
+];
+const unshare: Op = { stage: 'prepare', kind: 'unshare', flags: 0x20000, sharedNetwork: false };
+const clone = (slot: number, source = '/srv'): Op => ({ stage: 'mount', kind: 'clone-tree', source, recursive: false, slot, ignoreMissing: false });
+const bind = (slot: number, target = 'data'): Op => ({
+  stage: 'mount',
+  kind: 'bind',
+  source: '/srv',
+  target,
+  recursive: false,
+  attrs: 0,
+  propagation: 0,
+  file: false,
+  ignoreMissing: false,
+  slot,
+});
+
+/** The addon's verdict on a plan of these ops: the error message, or null if it would spawn. */
+function refusal(ops: Op[]): string | null {
+  const plan: Plan = { cloneFlags: 0, detached: false, trace: false, rootfs: '/r', ops: [...ops, ...tail] };
+  try {
+    // A valid plan would clone a child here; every case below must throw first.
+    new addon.Child(encodePlan(plan), [-3, -3, -3], () => {});
+  } catch (e) {
+    expect((e as { stage?: string }).stage).toBe('plan');
+    return (e as Error).message;
+  }
+  return null;
+}
+
+describe('PreparePlan: clone-tree slots', () => {
+  it('a clone-tree after unshare (the child no longer sees the host)', () => {
+    expect(refusal([unshare, clone(0), bind(0)])).toMatch(/CLONE_TREE after UNSHARE/);
+  });
+
+  it('a slot out of range, or filled twice', () => {
+    expect(refusal([clone(128), unshare, bind(128)])).toMatch(/CLONE_TREE: slot out of range or filled twice/);
+    expect(refusal([clone(3), clone(3), unshare, bind(3)])).toMatch(/CLONE_TREE: slot out of range or filled twice/);
+  });
+
+  it('a bind of a slot no clone-tree filled, or of one already taken', () => {
+    expect(refusal([clone(0), unshare, bind(1)])).toMatch(/BIND: slot not filled/);
+    expect(refusal([clone(0), unshare, bind(0), bind(0, 'other')])).toMatch(/BIND: slot not filled .*taken twice/);
+  });
+
+  it('a second unshare', () => {
+    expect(refusal([unshare, unshare])).toMatch(/a second UNSHARE/);
+  });
+});
