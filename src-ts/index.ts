@@ -7,7 +7,7 @@
 export { Container } from './container/container.js';
 export type { ContainerInfo, ContainerStatus, ExitStatus, RunOptions, RunResult } from './container/container.js';
 export type { MountInfo } from './container/mountinfo.js';
-export { parseMountinfo } from './container/mountinfo.js';
+export { parseMountinfo, treeOrder } from './container/mountinfo.js';
 export { ContainerError } from './errors.js';
 export type { ContainerErrorFields, Stage } from './errors.js';
 export { defaultMounts } from './spec/mounts.js';

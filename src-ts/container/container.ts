@@ -16,7 +16,7 @@ import { STAGES } from '../plan/wire.js';
 import { checkBindSources, checkRootfs, checkSymlinks } from '../spec/check.js';
 import { buildSpec, type ContainerOptions, type Spec, type StdioOption } from '../spec/spec.js';
 import { hostInfo } from './host.js';
-import { parseMountinfo, type MountInfo } from './mountinfo.js';
+import { parseMountinfo, treeOrder, type MountInfo } from './mountinfo.js';
 
 export type ContainerStatus = 'created' | 'running' | 'stopped';
 
@@ -33,7 +33,7 @@ export interface ContainerInfo extends Partial<ExitStatus> {
   rootfs: string;
   /** readlink of /proc/PID/ns/*, e.g. { pid: 'pid:[4026532301]' }; empty once stopped. */
   namespaces: Record<string, string>;
-  /** The mount table as the container sees it; empty once stopped. */
+  /** The mount table as the container sees it, in tree order (treeOrder); empty once stopped. */
   mounts: MountInfo[];
   createdAt: Date;
   startedAt?: Date;
@@ -373,7 +373,7 @@ export class Container implements AsyncDisposable {
     if (!this.#exit) {
       try {
         for (const ns of NAMESPACE_FILES) info.namespaces[ns] = readlinkSync(`/proc/${this.pid}/ns/${ns}`);
-        info.mounts = parseMountinfo(readFileSync(`/proc/${this.pid}/mountinfo`, 'utf8'));
+        info.mounts = treeOrder(parseMountinfo(readFileSync(`/proc/${this.pid}/mountinfo`, 'utf8')));
       } catch {
         /* exited while we looked: status says so on the next call */
       }

@@ -41,3 +41,29 @@ export function parseMountinfo(text: string): MountInfo[] {
   }
   return out;
 }
+
+/**
+ * The mounts in tree order: each after the mount it sits on, siblings in the order given (the
+ * kernel's, by mount id). /proc/PID/mountinfo itself lists mounts by id, and a container's bind
+ * mounts are cloned before its root is made, so there they come before `/`.
+ */
+export function treeOrder(mounts: readonly MountInfo[]): MountInfo[] {
+  const ids = new Set(mounts.map((m) => m.id));
+  const children = new Map<number, MountInfo[]>();
+  const roots: MountInfo[] = [];
+  for (const m of mounts) {
+    if (m.parentId === m.id || !ids.has(m.parentId)) roots.push(m);
+    else children.set(m.parentId, [...(children.get(m.parentId) ?? []), m]);
+  }
+  const out: MountInfo[] = [];
+  const seen = new Set<number>();
+  const visit = (m: MountInfo) => {
+    if (seen.has(m.id)) return;
+    seen.add(m.id);
+    out.push(m);
+    for (const c of children.get(m.id) ?? []) visit(c);
+  };
+  for (const r of roots) visit(r);
+  for (const m of mounts) visit(m); // a cycle (not in a sane table): keep what is left, as given
+  return out;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseMountinfo } from '../../src-ts/container/mountinfo.js';
+import { parseMountinfo, treeOrder } from '../../src-ts/container/mountinfo.js';
 
 const TEXT = [
   '22 1 0:21 / / rw,relatime shared:1 - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w',
@@ -65,5 +65,28 @@ describe('parseMountinfo', () => {
 
   it('empty text: no entries', () => {
     expect(parseMountinfo('')).toEqual([]);
+  });
+});
+
+describe('treeOrder', () => {
+  // As a container's mountinfo lists them: the cgroup binds (cloned first) before the root.
+  const TABLE = [
+    '44 68 0:28 / /sys/fs/cgroup ro - tmpfs tmpfs rw',
+    '45 44 0:29 / /sys/fs/cgroup/cpu ro - cgroup cgroup rw,cpu',
+    '61 58 0:42 / / rw - overlay none rw',
+    '43 61 0:46 / /proc rw - proc proc rw',
+    '64 61 0:47 / /dev rw - tmpfs tmpfs rw',
+    '65 64 0:48 / /dev/pts rw - devpts devpts rw',
+    '68 61 0:50 / /sys ro - sysfs sysfs ro',
+  ].join('\n');
+
+  it('puts each mount after the one it sits on, siblings in the given order', () => {
+    const order = treeOrder(parseMountinfo(TABLE)).map((m) => m.mountPoint);
+    expect(order).toEqual(['/', '/proc', '/dev', '/dev/pts', '/sys', '/sys/fs/cgroup', '/sys/fs/cgroup/cpu']);
+  });
+
+  it('keeps every entry, also with a parent outside the table or a cycle', () => {
+    const cyc = parseMountinfo(['1 2 0:1 / /a rw - tmpfs t rw', '2 1 0:2 / /b rw - tmpfs t rw', '3 9 0:3 / /c rw - tmpfs t rw'].join('\n'));
+    expect(treeOrder(cyc).map((m) => m.id).sort()).toEqual([1, 2, 3]);
   });
 });
