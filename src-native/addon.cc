@@ -473,7 +473,8 @@ class Helper {
   }
 
   // Based, the child gives overlayfs its layers by fd (there is no /proc to name them through),
-  // the lower one a detached clone of the rootfs. Kernels before 6.13 take neither.
+  // the lower one a detached clone of the rootfs, the others O_PATH fds: Linux 6.15 and later
+  // (6.13 took layers by fd, 6.15 detached mounts and O_PATH fds among them).
   static bool OverlayTakesDetachedLower(int lower) {
     Fd upper(MountTmpfs("0755", 0));
     if (upper.fd < 0 || mkdirat(upper.fd, "u", 0755) < 0 || mkdirat(upper.fd, "w", 0700) < 0) return false;

@@ -14,9 +14,9 @@ export const ROOT_REASON = 'needs root: starts real containers (CI runs as root)
 export type MountMode = 'base' | 'host';
 
 const [kernelMajor = 0, kernelMinor = 0] = release().split('.').map(Number);
-/** The base mount namespace needs overlayfs to take its layers by fd: Linux 6.13 and later. */
-export const BASE_REASON = 'needs Linux 6.13+ (overlayfs layers by fd): the base mount namespace falls back to the host mode';
-const baseSupported = kernelMajor > 6 || (kernelMajor === 6 && kernelMinor >= 13);
+/** The base mount namespace needs overlayfs to take detached mounts and O_PATH fds as layers: Linux 6.15 and later. */
+export const BASE_REASON = 'needs Linux 6.15+ (overlayfs layers by fd, detached): the base mount namespace falls back to the host mode';
+const baseSupported = kernelMajor > 6 || (kernelMajor === 6 && kernelMinor >= 15);
 
 /** Why a suite for this mount mode skips, or null when it runs. */
 export function suiteSkip(mode: MountMode): string | null {
