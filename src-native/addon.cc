@@ -81,6 +81,34 @@ int LoopbackUp() {
   return r;
 }
 
+// One datagram with up to 8 fds (SCM_RIGHTS) on a socket. 0 or -errno.
+int SendWithFds(int sock, const void* data, size_t len, const int* fds, int n) {
+  struct iovec iov = {const_cast<void*>(data), len};
+  union {
+    char buf[CMSG_SPACE(8 * sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (n > 8) return -EINVAL;
+  if (n > 0) {
+    memset(&u, 0, sizeof u);
+    mh.msg_control = u.buf;
+    mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
+    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(n * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+  }
+  ssize_t r;
+  do r = sendmsg(sock, &mh, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : 0;
+}
+
 // The helper thread: namespace work that need not happen on the event loop, nor on the
 // container's critical path.
 //
@@ -95,11 +123,9 @@ int LoopbackUp() {
 //  - Deferred teardown. The parent holds the container's mount namespace from READY on; when the
 //    process exits, the kernel then has no mount tree to dismantle before it reports the exit
 //    (an RCU grace period and every mount), and this thread drops the last reference instead.
-//    Likewise the parent's clone of the rootfs (dissolving a detached mount waits for an RCU
-//    grace period).
 //
-// The thread has a file descriptor table of its own (unshare(CLONE_FILES)). A child's fd table is
-// a copy of the Node process's, and the child drops all of it in its prelude: what this thread
+// The thread has a file descriptor table of its own (unshare(CLONE_FILES)). A child starts with
+// (part of) the Node process's fd table and drops it in its prelude (SyncSlots): what this thread
 // holds (one mount namespace per live container) is not in that copy, so it costs a new child
 // nothing, and no child can end up holding the last reference to it. fds cross between the two
 // tables over a socketpair, with SCM_RIGHTS: pooled namespaces to the main table when a container
@@ -253,32 +279,7 @@ class Helper {
     uint64_t b;  // kRelease: tag
   };
 
-  // One message with up to two fds (SCM_RIGHTS). Returns 0 or -errno.
-  static int SendMsg(int sock, const Msg& m, const int* fds, int n) {
-    struct iovec iov = {const_cast<Msg*>(&m), sizeof m};
-    union {
-      char buf[CMSG_SPACE(2 * sizeof(int))];
-      struct cmsghdr align;
-    } u;
-    struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    if (n > 0) {
-      memset(&u, 0, sizeof u);
-      mh.msg_control = u.buf;
-      mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
-      struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(n * sizeof(int));
-      memcpy(CMSG_DATA(c), fds, n * sizeof(int));
-    }
-    ssize_t r;
-    do r = sendmsg(sock, &mh, MSG_NOSIGNAL);
-    while (r < 0 && errno == EINTR);
-    return r < 0 ? -errno : 0;
-  }
+  static int SendMsg(int sock, const Msg& m, const int* fds, int n) { return SendWithFds(sock, &m, sizeof m, fds, n); }
 
   // Receives one message; its fds (CLOEXEC) go to fds[0..]. Returns how many, or -errno.
   static int RecvMsg(int sock, Msg* m, int* fds, int max, int flags) {
@@ -451,8 +452,9 @@ class Helper {
     if (unshare(CLONE_FS | CLONE_NEWNS) < 0) return -1;
     Fd ns(open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC));
     if (ns.fd < 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) return -1;
+    if (!OverlayTakesFdLayers()) return -1;
     Fd base(MountTmpfs("0555", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
-    if (base.fd < 0 || !OverlayTakesDetachedLower(base.fd)) return -1;
+    if (base.fd < 0) return -1;
     // Stack it on "/", make it the root, detach the old root: the host's mounts are gone from
     // this namespace (pivot_root only changes the root of tasks in it: this thread).
     if (syscall(SYS_move_mount, base.fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) < 0) return -1;
@@ -472,16 +474,18 @@ class Helper {
     return int(syscall(SYS_fsmount, fs.fd, FSMOUNT_CLOEXEC, attrs));
   }
 
-  // Based, the child gives overlayfs its layers by fd (there is no /proc to name them through),
-  // the lower one a detached clone of the rootfs, the others O_PATH fds: Linux 6.15 and later
-  // (6.13 took layers by fd, 6.15 detached mounts and O_PATH fds among them).
-  static bool OverlayTakesDetachedLower(int lower) {
+  // Based, the child builds the overlay before it leaves the host's mount namespace, with a
+  // detached upper tmpfs: the layers go by O_PATH fd (the upper has no path). Linux 6.15 and later
+  // (6.13 took layers by fd; 6.15 detached mounts and O_PATH fds among them). Tried once, with
+  // this thread's copy of the host's "/" as the lower layer.
+  static bool OverlayTakesFdLayers() {
+    Fd lower(open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
     Fd upper(MountTmpfs("0755", 0));
-    if (upper.fd < 0 || mkdirat(upper.fd, "u", 0755) < 0 || mkdirat(upper.fd, "w", 0700) < 0) return false;
+    if (lower.fd < 0 || upper.fd < 0 || mkdirat(upper.fd, "u", 0755) < 0 || mkdirat(upper.fd, "w", 0700) < 0) return false;
     Fd u(openat(upper.fd, "u", O_PATH | O_DIRECTORY | O_CLOEXEC)), w(openat(upper.fd, "w", O_PATH | O_DIRECTORY | O_CLOEXEC));
     Fd ovl(int(syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC)));
     if (u.fd < 0 || w.fd < 0 || ovl.fd < 0) return false;
-    return syscall(SYS_fsconfig, ovl.fd, FSCONFIG_SET_FD, "lowerdir+", nullptr, lower) == 0 &&
+    return syscall(SYS_fsconfig, ovl.fd, FSCONFIG_SET_FD, "lowerdir+", nullptr, lower.fd) == 0 &&
            syscall(SYS_fsconfig, ovl.fd, FSCONFIG_SET_FD, "upperdir", nullptr, u.fd) == 0 &&
            syscall(SYS_fsconfig, ovl.fd, FSCONFIG_SET_FD, "workdir", nullptr, w.fd) == 0 &&
            syscall(SYS_fsconfig, ovl.fd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) == 0;
@@ -619,7 +623,6 @@ class Child : public Napi::ObjectWrap<Child> {
   ~Child() override {
     Settle();
     FreeChildMemory();
-    DropRootfsClone();
     if (pidfd_ >= 0) close(pidfd_);
     if (sync_ >= 0) close(sync_);
     helper().Release(mntns_);
@@ -675,25 +678,17 @@ class Child : public Napi::ObjectWrap<Child> {
     Fd netns(pooled.net), sysfs(pooled.sysfs);  // the message holds them from here on
     fds[SBX_FD_NETNS] = plan_.shared_netns ? helper().SharedNetns() : netns.fd;
     fds[SBX_FD_SYSFS] = sysfs.fd;
-    // Not with a user namespace: mounting proc there needs a fully visible proc in the mount
-    // namespace (mount_too_revealing), which a copy of the base has not.
-    const uint64_t ns_flags = plan_.unshare_flags | plan_.hdr->clone_flags;
-    fds[SBX_FD_BASE_MNTNS] = (ns_flags & CLONE_NEWNS) && !(ns_flags & CLONE_NEWUSER) ? helper().BaseMntns() : -1;
-    if (fds[SBX_FD_BASE_MNTNS] >= 0) {
-      // The overlay's lower layer (the child will not see the host's paths): a detached clone of
-      // the rootfs, kept until READY and then dropped on the helper thread (see child.c).
-      const char* rootfs = plan_.strtab + plan_.hdr->rootfs;
-      rootfs_clone_ = int(syscall(SYS_open_tree, AT_FDCWD, rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
-      if (rootfs_clone_ < 0) {
+    // A plan built for the base mount namespace (TypeScript asked mountMode() first).
+    if (plan_.hdr->flags & SBX_H_BASE) {
+      fds[SBX_FD_BASE_MNTNS] = helper().BaseMntns();
+      if (fds[SBX_FD_BASE_MNTNS] < 0) {
         FreeChildMemory();
-        return SysError(env, errno, "rootfs", "open_tree", rootfs).ThrowAsJavaScriptException();
+        return SysError(env, ENOTSUP, "prepare", "setns", "the base mount namespace").ThrowAsJavaScriptException();
       }
-      fds[SBX_FD_ROOTFS] = rootfs_clone_;
     }
     int err = SendFds(parent_sync.fd, fds);
     if (err) {
       FreeChildMemory();
-      DropRootfsClone();
       return SysError(env, err, "prepare", "sendmsg").ThrowAsJavaScriptException();
     }
     // The child's end of the sync socket: in a reserved low slot, so the child can start in this
@@ -727,7 +722,6 @@ class Child : public Napi::ObjectWrap<Child> {
     if (pid < 0) {
       Settle();
       FreeChildMemory();
-      DropRootfsClone();
       return SysError(env, int(-pid), "clone", "clone3").ThrowAsJavaScriptException();
     }
     // The child has, or will have, its own copies of everything below.
@@ -776,34 +770,7 @@ class Child : public Napi::ObjectWrap<Child> {
         m.mask |= 1u << i;
         list[n++] = fds[i];
       }
-    struct iovec iov = {&m, sizeof m};
-    union {
-      char buf[CMSG_SPACE(sizeof(int) * SBX_FD_COUNT_)];
-      struct cmsghdr align;
-    } u;
-    struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    if (n > 0) {
-      memset(&u, 0, sizeof u);
-      mh.msg_control = u.buf;
-      mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
-      struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(n * sizeof(int));
-      memcpy(CMSG_DATA(c), list, n * sizeof(int));
-    }
-    ssize_t r;
-    do r = sendmsg(sock, &mh, MSG_NOSIGNAL);
-    while (r < 0 && errno == EINTR);
-    return r < 0 ? errno : 0;
-  }
-
-  void DropRootfsClone() {
-    if (rootfs_clone_ >= 0) helper().CloseLater(rootfs_clone_);
-    rootfs_clone_ = -1;
+    return -SendWithFds(sock, &m, sizeof m, list, n);
   }
 
   // Child stacks are reused (their pages stay mapped and warm): only the main thread spawns and
@@ -892,7 +859,6 @@ class Child : public Napi::ObjectWrap<Child> {
         snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid_);
         int ns = open(path, O_RDONLY | O_CLOEXEC);
         if (ns >= 0) mntns_ = helper().Hold(ns);
-        DropRootfsClone();  // the overlay holds a clone of its own now
       } else if (n == sizeof u.m && u.m.type == SBX_MSG_ERROR && !error_) {
         error_ = true;
         Settle();
@@ -932,7 +898,6 @@ class Child : public Napi::ObjectWrap<Child> {
     Settle();
     helper().Release(mntns_);
     mntns_ = Held{};
-    DropRootfsClone();
     CloseHandle(&pid_poll_);
     close(pidfd_);
     pidfd_ = -1;
@@ -981,7 +946,7 @@ class Child : public Napi::ObjectWrap<Child> {
   sbx::Plan plan_;
   sbx_child_args args_{};
   void* stack_ = nullptr;
-  int pid_ = -1, pidfd_ = -1, sync_ = -1, rootfs_clone_ = -1;
+  int pid_ = -1, pidfd_ = -1, sync_ = -1;
   Held mntns_;  // the container's mount namespace, from READY to its exit
   uint64_t seq_ = 0;
   bool unsettled_ = false;
@@ -1006,10 +971,10 @@ Napi::Object Constants(Napi::Env env) {
 #define K(x) set(#x, SBX_##x)
   K(OP_MAKE_PRIVATE); K(OP_ROOT_OVERLAY); K(OP_MOUNT); K(OP_BIND); K(OP_MKNOD); K(OP_SYMLINK);
   K(OP_WRITE_FILE); K(OP_MKDIR); K(OP_LOOPBACK_UP); K(OP_SETHOSTNAME); K(OP_ENTER_ROOT);
-  K(OP_SETUSER); K(OP_CHDIR); K(OP_RESOLVE_EXEC); K(OP_READY); K(OP_WAIT_START); K(OP_EXEC); K(OP_UNSHARE); K(OP_ROOT_UPPER); K(OP_CLONE_TREE); K(MAX_SLOTS);
+  K(OP_SETUSER); K(OP_CHDIR); K(OP_RESOLVE_EXEC); K(OP_READY); K(OP_WAIT_START); K(OP_EXEC); K(OP_UNSHARE); K(OP_ROOT_UPPER); K(OP_CLONE_TREE); K(OP_ATTACH_ROOT); K(MAX_SLOTS);
   K(STAGE_PREPARE); K(STAGE_ROOTFS); K(STAGE_MOUNT); K(STAGE_DEVICE); K(STAGE_FILE); K(STAGE_NETWORK);
   K(STAGE_HOSTNAME); K(STAGE_PIVOT); K(STAGE_USER); K(STAGE_CWD); K(STAGE_SYNC); K(STAGE_EXEC);
-  K(F_MKDIR); K(F_MKFILE); K(F_BIND_FALLBACK); K(F_IGNORE_MISSING); K(F_USERXATTR); K(H_DETACHED); K(H_TRACE);
+  K(F_MKDIR); K(F_MKFILE); K(F_BIND_FALLBACK); K(F_IGNORE_MISSING); K(F_USERXATTR); K(H_DETACHED); K(H_TRACE); K(H_BASE);
 #undef K
   set("EV_READY", kEvReady);
   set("EV_ERROR", kEvError);

@@ -235,15 +235,16 @@ static int ensure_path(struct child_state *st, const char *path, int as_file) {
 static int op_unshare(struct child_state *st, const struct sbx_op *op) {
   uint64_t flags = op->mflags;
   if (op->n[0] == 1 && st->fd[SBX_FD_NETNS] < 0 && (flags & CLONE_NEWNET)) return -ENOENT; /* no shared netns */
-  if (st->fd[SBX_FD_BASE_MNTNS] >= 0 && (flags & CLONE_NEWNS)) {
-    /* Enter the base mount namespace first: the unshare below then copies its one mount instead
+  if (st->based) {
+    /* Enter the base mount namespace first: the unshare below then copies its two mounts instead
      * of every mount of the host, and the new root needs no pivot_root (see ENTER_ROOT). From
-     * here on the host's paths are out of sight: CLONE_TREE took what the plan needs of them. */
+     * here on the host's paths are out of sight: CLONE_TREE, ROOT_UPPER and ROOT_OVERLAY took
+     * what the plan needs of them. */
+    if (st->fd[SBX_FD_BASE_MNTNS] < 0 || !(flags & CLONE_NEWNS)) return -EINVAL;
     long r = sbx_sys2(SYS_setns, st->fd[SBX_FD_BASE_MNTNS], CLONE_NEWNS);
     if (r < 0) return (int)r;
     sys_close(st->fd[SBX_FD_BASE_MNTNS]);
     st->fd[SBX_FD_BASE_MNTNS] = -1;
-    st->based = 1;
   }
   if (st->fd[SBX_FD_NETNS] >= 0 && (flags & CLONE_NEWNET)) {
     long r = sbx_sys2(SYS_setns, st->fd[SBX_FD_NETNS], CLONE_NEWNET);
@@ -287,26 +288,32 @@ static void close_slot(struct child_state *st, uint32_t i) {
 }
 
 /* The new root is an overlay: the user's rootfs as its lower layer, a fresh tmpfs as its upper
- * layer, so mount points, device nodes and /etc files never touch the rootfs on disk. Two ops:
+ * layer, so mount points, device nodes and /etc files never touch the rootfs on disk.
  *
- * ROOT_UPPER makes the tmpfs (upper/ and work/ in it), attaches it in this private mount
- * namespace, and points the root fd at upper/. The ops that follow until ROOT_OVERLAY (mount
- * points, /etc files) write straight into the empty upper layer: plain tmpfs calls, and whatever
- * the image has at those paths (a symlink included) is simply covered.
+ * ROOT_UPPER makes the tmpfs (upper/ and work/ in it) and points the root fd at upper/. The ops
+ * that follow until ROOT_OVERLAY (mount points, /etc files) write straight into the empty upper
+ * layer: plain tmpfs calls, and whatever the image has at those paths (a symlink included) is
+ * simply covered. ROOT_OVERLAY then makes the overlay and points the root fd at it.
  *
- * ROOT_OVERLAY then mounts the overlay on the same place and points the root fd at it.
+ * Based (H_BASE), both run before UNSHARE, in the host's mount namespace, and leave the tmpfs and
+ * the overlay detached (fsmount): the overlay takes its lower layer from the host's mount of the
+ * rootfs there, as a private clone of its own that is in no namespace. ATTACH_ROOT, after UNSHARE,
+ * puts the tmpfs and then the overlay on "/" of the copy of the base namespace (attached, neither
+ * is ever dissolved: closing the last fd of a detached mount waits for an RCU grace period), and
+ * ENTER_ROOT chroots into the overlay.
  *
- * The place: in a copy of the base namespace, its root (the overlay will become the process's
- * root by chroot); in a copy of the host's, the rootfs directory itself (then pivot_root). */
+ * Otherwise (a copy of the host's namespace) both run after UNSHARE and attach at once, on the
+ * rootfs directory itself, and ENTER_ROOT does pivot_root. */
 static int op_root_upper(struct child_state *st) {
   long r, tfs, tfd, ufd;
 
-  /* Opened here, not in the parent: a mount can only be attached to, or layered on, a mount of
-   * the caller's own namespace, and this child has a new one. */
-  const char *where = st->based ? "/" : st->a->strtab + st->a->hdr->rootfs;
-  long attach = sbx_sys4(SYS_openat, AT_FDCWD, where, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
-  if (attach < 0) return (int)attach;
-  st->attach_fd = (int)attach;
+  if (!st->based) {
+    /* Opened here, not in the parent: a mount can only be attached to, or layered on, a mount of
+     * the caller's own namespace, and this child has a new one. */
+    long attach = sbx_sys4(SYS_openat, AT_FDCWD, st->a->strtab + st->a->hdr->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+    if (attach < 0) return (int)attach;
+    st->attach_fd = (int)attach;
+  }
   tfs = sbx_sys2(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
   if (tfs < 0) return (int)tfs;
   r = sbx_sys5(SYS_fsconfig, tfs, FSCONFIG_SET_STRING, "mode", "0755", 0);
@@ -317,8 +324,8 @@ static int op_root_upper(struct child_state *st) {
   st->tmpfs_fd = (int)tfd;
   r = sbx_sys3(SYS_mkdirat, tfd, "upper", 0755);
   if (r >= 0) r = sbx_sys3(SYS_mkdirat, tfd, "work", 0700);
-  if (r >= 0)
-    r = sbx_sys5(SYS_move_mount, tfd, "", attach, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  if (r >= 0 && !st->based)
+    r = sbx_sys5(SYS_move_mount, tfd, "", st->attach_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
   if (r < 0) return (int)r;
   ufd = open_beneath((int)tfd, "upper", O_PATH | O_DIRECTORY);
   if (ufd < 0) return (int)ufd;
@@ -346,19 +353,18 @@ static long overlay_layers_by_path(struct child_state *st, long ofs) {
   return r;
 }
 
-/* Copy of the base namespace: no /proc to name paths through, and the rootfs is not in this
- * namespace at all. The layers go by fd: the lower one is the detached clone of the rootfs that
- * the parent made, of which the overlay takes a private clone of its own (in no namespace). The
- * parent, not this child, drops the last reference to that clone: dissolving a detached mount
- * waits for an RCU grace period (~0.4 ms here), which its helper thread pays instead. */
-static long overlay_layers_by_fd(struct child_state *st, long ofs, int lower) {
-  if (lower < 0) return -EBADF;
+/* Based: the layers by O_PATH fd (the upper tmpfs is detached, so it has no path): the rootfs
+ * directory as the host's namespace shows it, upper/ and work/ in the tmpfs. */
+static long overlay_layers_by_fd(struct child_state *st, long ofs) {
+  long lower = sbx_sys4(SYS_openat, AT_FDCWD, st->a->strtab + st->a->hdr->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  if (lower < 0) return lower;
   long work = open_beneath(st->tmpfs_fd, "work", O_PATH | O_DIRECTORY);
-  if (work < 0) return work;
-  long r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_FD, "lowerdir+", 0, lower);
+  long r = work;
+  if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_FD, "lowerdir+", 0, lower);
   if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_FD, "upperdir", 0, st->rootfd); /* upper/ */
   if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_FD, "workdir", 0, work);
-  sys_close((int)work);
+  if (work >= 0) sys_close((int)work);
+  sys_close((int)lower);
   return r;
 }
 
@@ -366,25 +372,34 @@ static int op_root_overlay(struct child_state *st, const struct sbx_op *op) {
   dir_cache_drop(st); /* it holds directories of the upper layer */
   long ofs = sbx_sys2(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
   if (ofs < 0) return (int)ofs;
-  long r = st->based ? overlay_layers_by_fd(st, ofs, st->fd[SBX_FD_ROOTFS]) : overlay_layers_by_path(st, ofs);
+  long r = st->based ? overlay_layers_by_fd(st, ofs) : overlay_layers_by_path(st, ofs);
   if (r >= 0 && (op->flags & SBX_F_USERXATTR))
     r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_FLAG, "userxattr", 0, 0);
   if (r >= 0) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_CMD_CREATE, 0, 0, 0);
   long ofd = r < 0 ? r : sbx_sys3(SYS_fsmount, ofs, FSMOUNT_CLOEXEC, 0);
   sys_close((int)ofs);
   if (ofd < 0) return (int)ofd;
-  r = sbx_sys5(SYS_move_mount, ofd, "", st->attach_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
-  if (r < 0) {
-    sys_close((int)ofd);
-    return (int)r;
-  }
-  if (st->fd[SBX_FD_ROOTFS] >= 0) sys_close(st->fd[SBX_FD_ROOTFS]); /* the parent closes the last copy */
-  st->fd[SBX_FD_ROOTFS] = -1;
   sys_close(st->rootfd); /* the upper dir */
+  st->rootfd = (int)ofd;
+  if (st->based) return 0; /* ATTACH_ROOT attaches both, then closes the tmpfs fd */
+  r = sbx_sys5(SYS_move_mount, ofd, "", st->attach_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
   sys_close(st->tmpfs_fd);
   st->tmpfs_fd = -1;
-  st->rootfd = (int)ofd;
-  return 0;
+  return (int)r;
+}
+
+/* Based, after UNSHARE: the tmpfs, then the overlay on top of it, on "/" of the new namespace (the
+ * copy of the base's empty tmpfs). */
+static int op_attach_root(struct child_state *st) {
+  if (!st->based || st->tmpfs_fd < 0 || st->rootfd < 0) return -EINVAL;
+  long attach = sbx_sys4(SYS_openat, AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  if (attach < 0) return (int)attach;
+  st->attach_fd = (int)attach;
+  long r = sbx_sys5(SYS_move_mount, st->tmpfs_fd, "", attach, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  if (r >= 0) r = sbx_sys5(SYS_move_mount, st->rootfd, "", attach, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  sys_close(st->tmpfs_fd);
+  st->tmpfs_fd = -1;
+  return (int)r;
 }
 
 static int s_eq(const char *a, const char *b) {
@@ -700,6 +715,7 @@ static int run_op(struct child_state *st, const struct sbx_op *op) {
     case SBX_OP_LOOPBACK_UP: return st->netns_ready ? 0 : op_loopback_up();
     case SBX_OP_SETHOSTNAME: return (int)sbx_sys2(SYS_sethostname, str(st, op->s[0]), op->n[0]);
     case SBX_OP_ENTER_ROOT: return op_enter_root(st);
+    case SBX_OP_ATTACH_ROOT: return op_attach_root(st);
     case SBX_OP_SETUSER: return op_setuser(st, op);
     case SBX_OP_CHDIR: return (int)sbx_sys1(SYS_chdir, str(st, op->s[0]));
     case SBX_OP_RESOLVE_EXEC: return op_resolve_exec(st, op);
@@ -801,7 +817,7 @@ int sbx_child_main(void *arg) {
   if (r < 0) fail(a, SBX_STAGE_PREPARE, -1, -r);
   struct child_state st;
   st.a = a;
-  st.based = 0;
+  st.based = (a->hdr->flags & SBX_H_BASE) != 0;
   st.attach_fd = -1;
   st.tmpfs_fd = -1;
   st.rootfd = -1;

@@ -36,6 +36,7 @@ Shape ShapeOf(uint16_t kind) {
     case SBX_OP_UNSHARE: return {0, 0};
     case SBX_OP_ROOT_UPPER: return {0, 0};
     case SBX_OP_CLONE_TREE: return {0b0001, 0};
+    case SBX_OP_ATTACH_ROOT: return {0, 0};
     default: return {0xff, 0};
   }
 }
@@ -121,6 +122,9 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
         break;
       case SBX_OP_BIND:
         if (!slot_of(op.n[2], false)) return "BIND: slot not filled by a CLONE_TREE, or taken twice, at " + std::to_string(i);
+        break;
+      case SBX_OP_ATTACH_ROOT:
+        if (!(h->flags & SBX_H_BASE) || !unshared) return "ATTACH_ROOT without H_BASE, or before UNSHARE, at " + std::to_string(i);
         break;
       case SBX_OP_UNSHARE:
         if (unshared) return "a second UNSHARE at " + std::to_string(i);

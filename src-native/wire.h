@@ -49,7 +49,10 @@ enum sbx_op_kind {
   SBX_OP_CLONE_TREE = 20,   /* s0 host path, n0 recursive, n1 slot: open_tree(OPEN_TREE_CLONE)   */
                             /* of a bind source while the child still sees the host, made        */
                             /* private; only before UNSHARE                                      */
-  SBX_OP_MAX_ = 21
+  SBX_OP_ATTACH_ROOT = 21,  /* H_BASE: attach the upper tmpfs, then the overlay, on "/" of the    */
+                            /* namespace UNSHARE made (ROOT_UPPER and ROOT_OVERLAY, run before   */
+                            /* UNSHARE in such a plan, left them detached)                       */
+  SBX_OP_MAX_ = 22
 };
 
 /* Stages: where in the container's life an op belongs; reported with every failure. */
@@ -83,6 +86,8 @@ enum sbx_stage {
 /* Header flags. */
 #define SBX_H_DETACHED 0x1u /* no PR_SET_PDEATHSIG: the container outlives the Node process */
 #define SBX_H_TRACE 0x2u    /* time every op (CLOCK_MONOTONIC) and send MSG_TRACE before READY */
+#define SBX_H_BASE 0x4u     /* the mount namespace is a copy of the addon's base namespace: the */
+                            /* root is built detached before UNSHARE, attached, and chroot'ed  */
 #define SBX_TRACE_MAX 64u   /* ops timed at most */
 
 struct sbx_header {
@@ -133,9 +138,8 @@ enum sbx_fd_index {
   SBX_FD_STDERR = 2,
   SBX_FD_NETNS = 3,  /* a network namespace to join: pooled (fresh) or the shared one */
   SBX_FD_SYSFS = 4,  /* a detached sysfs made in that (pooled) namespace */
-  SBX_FD_BASE_MNTNS = 5, /* the base mount namespace: copy it instead of the host's */
-  SBX_FD_ROOTFS = 6, /* with BASE_MNTNS: a detached clone of the rootfs, the lower layer */
-  SBX_FD_COUNT_ = 7
+  SBX_FD_BASE_MNTNS = 5, /* the base mount namespace (H_BASE): copy it instead of the host's */
+  SBX_FD_COUNT_ = 6
 };
 
 struct sbx_fds_msg {

@@ -1,5 +1,6 @@
 /** Facts about the host the plan depends on, read once per process. */
 import { readFileSync, statfsSync } from 'node:fs';
+import { native } from '../native/addon.js';
 import type { HostInfo } from '../plan/plan.js';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
@@ -28,7 +29,8 @@ export function hostInfo(): HostInfo {
     } catch {
       /* a host without one: the container gets an empty file */
     }
-    cached = { cgroup: cgroupMode(), resolvConf };
+    // Asking the addon makes its base mount namespace, once (or finds it cannot be made).
+    cached = { cgroup: cgroupMode(), resolvConf, mountMode: native().mountMode() };
   }
   return cached;
 }

@@ -151,6 +151,9 @@ function writeOp(w: Uint32Array, i: number, op: Op, st: StringTable): void {
     case 'enter-root':
       kind = OP.ENTER_ROOT;
       break;
+    case 'attach-root':
+      kind = OP.ATTACH_ROOT;
+      break;
     case 'setuser':
       kind = OP.SETUSER;
       w[i + 4] = st.addU32(op.groups);
@@ -209,7 +212,7 @@ export function encodePlan(plan: Plan): Buffer {
   w[5] = strtabOffset;
   w[6] = st.size;
   w[7] = total;
-  w[8] = (plan.detached ? H.DETACHED : 0) | (plan.trace ? H.TRACE : 0);
+  w[8] = (plan.detached ? H.DETACHED : 0) | (plan.trace ? H.TRACE : 0) | (plan.base ? H.BASE : 0);
   w[9] = 0;
   w[10] = lo(plan.cloneFlags);
   w[11] = hi(plan.cloneFlags);

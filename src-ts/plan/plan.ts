@@ -13,6 +13,12 @@ export interface HostInfo {
   cgroup: 'v2' | 'v1' | 'hybrid' | 'none';
   /** Content for the container's /etc/resolv.conf. */
   resolvConf: string;
+  /**
+   * Where the addon copies a container's mount namespace from (native mountMode()): 'base', its
+   * empty base namespace (the root is built before the copy and entered with chroot), or 'host'
+   * (a copy of the host's, then pivot_root).
+   */
+  mountMode: 'base' | 'host';
 }
 
 /** What ../spec/check.ts found on disk, that changes the plan. */
@@ -29,6 +35,7 @@ export type Op = Base &
     | { kind: 'make-private'; flags: number }
     | { kind: 'root-upper' }
     | { kind: 'root-overlay'; userxattr: boolean }
+    | { kind: 'attach-root' }
     | { kind: 'mount'; source: string; target: string; fstype: string; flags: number; data: string }
     | { kind: 'bind'; source: string; target: string; recursive: boolean; attrs: number; propagation: number; file: boolean; ignoreMissing: boolean; slot: number }
     | { kind: 'mknod'; path: string; mode: number; major: number; minor: number; hostPath: string; bindFallback: boolean }
@@ -52,6 +59,8 @@ export interface Plan {
   detached: boolean;
   /** Time every setup op in the child (Container.setupTrace()). */
   trace: boolean;
+  /** The mount namespace is a copy of the addon's base namespace (HostInfo.mountMode). */
+  base: boolean;
   rootfs: string;
   ops: Op[];
 }
@@ -109,9 +118,12 @@ export function hostsFile(hostname: string): string {
 }
 
 export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
-  // The host trees of bind mounts are cloned first, while the child still shares the host's mount
-  // namespace: after UNSHARE it may see none of the host (child.c: a copy of the base mount
-  // namespace). The rootfs itself comes cloned from the parent (addon.cc).
+  // A copy of the base mount namespace holds nothing of the host: whatever the container needs of
+  // the host is taken before UNSHARE, while the child still shares the host's namespace. The host
+  // trees of bind mounts are cloned first; the root (the overlay on the rootfs) is built there
+  // too, detached, and attached after UNSHARE. User namespaces need the host's copy: mounting
+  // proc there needs a fully visible proc in the namespace, which a copy of the base has not.
+  const base = host.mountMode === 'base' && !spec.namespaces.user;
   const clones: Op[] = [];
   const cloneSlot = (source: string, recursive: boolean, ignoreMissing: boolean): number => {
     const slot = clones.length;
@@ -169,10 +181,13 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
   });
 
   const ops: Op[] = [...clones];
-  // 0. The namespaces clone3 did not make.
-  ops.push({ stage: 'prepare', kind: 'unshare', flags: unshareFlagsOf(spec.namespaces), sharedNetwork: spec.sharedNetwork });
-  // 1. Nothing mounted from here on propagates back to the host.
-  ops.push({ stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE });
+  const unshare: Op = { stage: 'prepare', kind: 'unshare', flags: unshareFlagsOf(spec.namespaces), sharedNetwork: spec.sharedNetwork };
+  if (!base) {
+    // 0. The namespaces clone3 did not make, the mount namespace a copy of the host's.
+    ops.push(unshare);
+    // 1. Nothing mounted from here on propagates back to the host.
+    ops.push({ stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE });
+  }
   // 2. The new root: overlay(lower = rootfs, upper = tmpfs). Until root-overlay, ops write into
   // the empty upper layer: what they create covers whatever the image has at those paths.
   ops.push({ stage: 'rootfs', kind: 'root-upper' });
@@ -193,6 +208,12 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
     ops.push({ stage: 'rootfs', kind: 'mkdir', path: rel(m.destination), ...(file ? { file: true as const } : {}) });
   });
   ops.push({ stage: 'rootfs', kind: 'root-overlay', userxattr: spec.namespaces.user });
+  if (base) {
+    // 0, 1. The namespaces clone3 did not make, the mount namespace a copy of the base one (no
+    // host mount to make private); the root goes on its "/".
+    ops.push(unshare);
+    ops.push({ stage: 'rootfs', kind: 'attach-root' });
+  }
 
   // 4. The mounts, in the user's order.
   ops.push(...mountOps);
@@ -233,7 +254,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
   ops.push({ stage: 'sync', kind: 'wait-start' });
   ops.push({ stage: 'exec', kind: 'exec', args: spec.args, env: spec.env, umask: spec.umask });
 
-  return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, trace: spec.trace, rootfs: spec.rootfs, ops };
+  return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, trace: spec.trace, base, rootfs: spec.rootfs, ops };
 }
 
 /** The container path an op works on, for error messages ('/dev/pts', '/etc/hosts', …). */

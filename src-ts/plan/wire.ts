@@ -30,6 +30,7 @@ export const OP = {
   UNSHARE: 18,
   ROOT_UPPER: 19,
   CLONE_TREE: 20,
+  ATTACH_ROOT: 21,
 } as const;
 
 /** Detached trees a plan may clone (CLONE_TREE slots). */
@@ -61,7 +62,7 @@ export const F = {
   USERXATTR: 0x10,
 } as const;
 
-export const H = { DETACHED: 0x1, TRACE: 0x2 } as const;
+export const H = { DETACHED: 0x1, TRACE: 0x2, BASE: 0x4 } as const;
 
 // Namespace clone flags (linux/sched.h).
 export const CLONE = {

@@ -8,7 +8,7 @@ import { defaultMounts, type MountSpec } from '../../src-ts/spec/mounts.js';
 import { buildSpec, type Spec } from '../../src-ts/spec/spec.js';
 import { thrown } from './helpers.js';
 
-const HOST: HostInfo = { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n' };
+const HOST: HostInfo = { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n', mountMode: 'host' };
 const dirs: string[] = [];
 let tmp: string; // per test
 let root: string; // the rootfs, inside tmp

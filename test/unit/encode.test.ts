@@ -28,6 +28,7 @@ const K = {
   unshare: 18,
   'root-upper': 19,
   'clone-tree': 20,
+  'attach-root': 21,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,
@@ -49,7 +50,7 @@ const F_BIND_FALLBACK = 0x4;
 const F_IGNORE_MISSING = 0x8;
 const F_USERXATTR = 0x10;
 
-const HOST: HostInfo = { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n# café ☕\n' };
+const HOST: HostInfo = { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n# café ☕\n', mountMode: 'host' };
 
 function makePlan(o: Partial<ContainerOptions> = {}, host = HOST): Plan {
   const spec = buildSpec({ rootfs: '/srv/rootfs', args: ['/sleep', '1'], ...o } as ContainerOptions, () => '0123456789abcdef');
@@ -58,7 +59,7 @@ function makePlan(o: Partial<ContainerOptions> = {}, host = HOST): Plan {
 
 /** A hand-made plan of just these ops, encoded and read back. */
 function encodeOps(ops: Op[]): WireReader {
-  const plan: Plan = { cloneFlags: 0x20000, detached: false, trace: false, rootfs: '/r', ops };
+  const plan: Plan = { cloneFlags: 0x20000, detached: false, trace: false, base: false, rootfs: '/r', ops };
   return new WireReader(encodePlan(plan));
 }
 
@@ -123,6 +124,10 @@ describe('encodePlan: header and framing', () => {
     const tr = new WireReader(encodePlan(makePlan({ ...OPTS, trace: true, detached: true })));
     expect(tr.header.flags).toBe(0x1 | 0x2); // H_DETACHED | H_TRACE
     expect(new WireReader(encodePlan(makePlan({ trace: true }))).header.flags).toBe(0x2);
+    const based = new WireReader(encodePlan(makePlan({}, { ...HOST, mountMode: 'base' })));
+    expect(based.header.flags).toBe(0x4); // H_BASE
+    const attach = based.ops.find((w) => w.kind === K['attach-root'])!;
+    expect([attach.stage, attach.flags, attach.s, attach.n]).toEqual([STAGE_NO.rootfs, 0, [NO_STRING, NO_STRING, NO_STRING, NO_STRING], [0, 0, 0, 0]]);
     const ns = new WireReader(encodePlan(makePlan({ namespaces: { network: false, cgroup: true, time: true } })));
     expect(ns.header.cloneFlags).toBe(BigInt(0x20000000 | 0x80));
     // With a cgroup namespace on this hybrid host the cgroup mount is still a bind: its clone first.

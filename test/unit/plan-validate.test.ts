@@ -36,7 +36,7 @@ const bind = (slot: number, target = 'data'): Op => ({
 
 /** The addon's verdict on a plan of these ops: the error message, or null if it would spawn. */
 function refusal(ops: Op[]): string | null {
-  const plan: Plan = { cloneFlags: 0, detached: false, trace: false, rootfs: '/r', ops: [...ops, ...tail] };
+  const plan: Plan = { cloneFlags: 0, detached: false, trace: false, base: false, rootfs: '/r', ops: [...ops, ...tail] };
   try {
     // A valid plan would clone a child here; every case below must throw first.
     new addon.Child(encodePlan(plan), [-3, -3, -3], () => {});
@@ -60,6 +60,10 @@ describe('PreparePlan: clone-tree slots', () => {
   it('a bind of a slot no clone-tree filled, or of one already taken', () => {
     expect(refusal([clone(0), unshare, bind(1)])).toMatch(/BIND: slot not filled/);
     expect(refusal([clone(0), unshare, bind(0), bind(0, 'other')])).toMatch(/BIND: slot not filled .*taken twice/);
+  });
+
+  it('attach-root in a plan that is not for the base mount namespace', () => {
+    expect(refusal([unshare, { stage: 'rootfs', kind: 'attach-root' }])).toMatch(/ATTACH_ROOT without H_BASE/);
   });
 
   it('a second unshare', () => {

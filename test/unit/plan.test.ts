@@ -4,7 +4,7 @@ import { CLONE } from '../../src-ts/plan/wire.js';
 import { MOUNT_ATTR, MS, defaultMounts, type MountSpec } from '../../src-ts/spec/mounts.js';
 import { DEFAULT_PATH, buildSpec, type ContainerOptions, type Spec } from '../../src-ts/spec/spec.js';
 
-const HOST: HostInfo = { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n' };
+const HOST: HostInfo = { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n', mountMode: 'host' };
 const ID = '0123456789abcdef';
 const S_IFCHR = 0o020000;
 
@@ -134,6 +134,10 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       'exec',
     ]);
     expect(p.ops.at(-1)!.kind).toBe('exec');
+  });
+
+  it('copies the host mount namespace: no base flag', () => {
+    expect(p.base).toBe(false);
   });
 
   it('device majors/minors and modes are the runc/crun defaults', () => {
@@ -362,5 +366,44 @@ describe('opPath', () => {
   it('undefined for ops without a path', () => {
     for (const k of ['unshare', 'make-private', 'root-overlay', 'loopback-up', 'sethostname', 'enter-root', 'setuser', 'ready', 'wait-start'])
       expect(opPath(find((o) => o.kind === k)), k).toBeUndefined();
+  });
+});
+
+describe('buildPlan for the base mount namespace', () => {
+  const BASE: HostInfo = { ...HOST, mountMode: 'base' };
+  const host = plan();
+  const base = plan({}, BASE);
+
+  it('builds the root before unshare, then attaches it; no make-private; the same ops otherwise', () => {
+    const k = kinds(base.ops);
+    expect(base.base).toBe(true);
+    expect(k.slice(0, 12)).toEqual([
+      'clone-tree',
+      'root-upper',
+      'mkdir',
+      'write-file',
+      'write-file',
+      'write-file',
+      'symlink',
+      'mkdir',
+      'mkdir',
+      'mkdir',
+      'root-overlay',
+      'unshare',
+    ]);
+    expect(k[12]).toBe('attach-root');
+    expect(k).not.toContain('make-private');
+    // The same ops as the host-mode plan, but for make-private and attach-root, in another order.
+    const sorted = (ops: Op[]) => ops.filter((o) => o.kind !== 'make-private' && o.kind !== 'attach-root').map((o) => JSON.stringify(o)).sort();
+    expect(sorted(base.ops)).toEqual(sorted(host.ops));
+    // From the mounts on, the two plans agree.
+    expect(base.ops.slice(13)).toEqual(host.ops.slice(host.ops.findIndex((o) => o.kind === 'root-overlay') + 1));
+  });
+
+  it('a user namespace keeps the host mode (proc needs a fully visible proc in the namespace)', () => {
+    const s = { ...spec(), namespaces: { ...spec().namespaces, user: true } };
+    const u = buildPlan(s, BASE, noFiles(s));
+    expect(u.base).toBe(false);
+    expect(kinds(u.ops).slice(0, 3)).toEqual(['clone-tree', 'unshare', 'make-private']);
   });
 });
