@@ -190,8 +190,8 @@ class Helper {
   // make private or to detach, and the new root is entered with chroot, not pivot_root (whose
   // cost grows with the number of tasks in the system). Made on first use, kept for the life of
   // the process; -1 (containers copy the host's namespace and pivot_root, as before) when it
-  // cannot be made, when the kernel's overlayfs takes no detached lower layer, or with
-  // SCRATCHBOX_BASE_MNTNS=0.
+  // cannot be made, when the kernel's overlayfs cannot take its layers by fd with a detached
+  // upper (OverlayTakesFdLayers), or with SCRATCHBOX_BASE_MNTNS=0.
   int BaseMntns() {
     std::lock_guard<std::mutex> lock(mu_);
     if (!base_tried_) {
@@ -202,22 +202,6 @@ class Helper {
       if (!(env && strcmp(env, "0") == 0)) std::thread([this] { base_ = MakeBaseMntns(); }).join();
     }
     return base_;
-  }
-
-  // Closes fd on the helper thread (where the teardown it triggers then runs), once no child can
-  // hold the last copy of it: see Spawned(). The main table's copy is closed at once.
-  void CloseLater(int fd) {
-    uint64_t tag;
-    bool run;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      Start();
-      tag = next_seq_;
-      run = running_;
-      if (run) pending_++;
-    }
-    if (run) Send({kClose, tag, 0}, &fd, 1);  // the message holds the file until received
-    close(fd);
   }
 
   // Moves fd to the helper's table until Release().
@@ -234,9 +218,10 @@ class Helper {
     return h;
   }
 
-  // Closes a held fd, as CloseLater does.
+  // Closes a held fd on the helper thread (where the teardown it triggers then runs), once no
+  // child can hold the last copy of it: see Spawned().
   void Release(Held h) {
-    if (h.fd >= 0) return CloseLater(h.fd);
+    if (h.fd >= 0) close(h.fd);  // no helper thread: here and now
     if (h.id == 0) return;
     uint64_t tag;
     {
@@ -251,9 +236,11 @@ class Helper {
   // copies in its prelude (child.c, close_inherited), well before READY. An fd the parent closed
   // while a child spawned earlier had not done so yet would leave that child with the last
   // reference, and the teardown behind it (a whole mount namespace; an RCU grace period for a
-  // detached mount) would run in that child, on a container's critical path. So CloseLater's and
-  // Release's fds are closed only once every child spawned before the request has settled (READY,
+  // detached mount) would run in that child, on a container's critical path. So Release's fds are
+  // closed only once every child spawned before the request has settled (READY,
   // ERROR, EOF or exit). Spawned() is called before clone3, Settled() once per spawn.
+  // (Held fds are in the helper's table, which no child copies; a spawn that copies the main table
+  // still can hold the fd briefly between Hold's open and its send.)
   uint64_t Spawned() {
     std::lock_guard<std::mutex> lock(mu_);
     uint64_t seq = next_seq_++;
@@ -272,10 +259,10 @@ class Helper {
 
  private:
   static constexpr size_t kDefaultTarget = 2;
-  enum : uint32_t { kNetns = 1, kClose = 2, kHold = 3, kRelease = 4, kWake = 5 };
+  enum : uint32_t { kNetns = 1, kHold = 3, kRelease = 4, kWake = 5 };
   struct Msg {
     uint32_t type;
-    uint64_t a;  // kClose: tag; kHold, kRelease: id
+    uint64_t a;  // kHold, kRelease: id
     uint64_t b;  // kRelease: tag
   };
 
@@ -380,8 +367,7 @@ class Helper {
         int n = RecvMsg(ch, &m, fds, 2, MSG_DONTWAIT);
         if (n == -EAGAIN || n == -EWOULDBLOCK) break;
         if (n < 0) return;  // the channel is gone
-        if (m.type == kClose && n == 1) closing.push_back({fds[0], m.a});
-        else if (m.type == kHold && n == 1) held[m.a] = fds[0];
+        if (m.type == kHold && n == 1) held[m.a] = fds[0];
         else if (m.type == kRelease) {
           auto it = held.find(m.a);
           if (it != held.end()) closing.push_back({it->second, m.b});

@@ -264,7 +264,7 @@ static int op_make_private(struct child_state *st, const struct sbx_op *op) {
   return (int)sbx_sys5(SYS_mount, 0, "/", 0, op->mflags, 0);
 }
 
-/* A detached copy of a host tree (the rootfs, a bind source), taken while the child still shares
+/* A detached copy of a host tree (a bind source), taken while the child still shares
  * the host's mount namespace, and cut from the host's peer groups at once: nothing mounted in it
  * later can propagate back to the host. ENOENT with F_IGNORE_MISSING leaves the slot empty. */
 static int op_clone_tree(struct child_state *st, const struct sbx_op *op) {
@@ -733,9 +733,9 @@ static int run_op(struct child_state *st, const struct sbx_op *op) {
  * a copy of Node's, every fd of it a reference to its file.
  *
  * Either way, whatever is left beyond 0..2 and the sync socket goes now, not at execve: the
- * parent closes some of its fds soon (a pipe end whose EOF another container waits for; a rootfs
- * clone), and a copy held here would keep the file open, and the last reference would make this
- * child pay the teardown behind it. */
+ * parent closes some of its fds soon (a pipe end whose EOF another container waits for), and a
+ * copy held here would keep the file open, or be the last reference and make this child pay the
+ * teardown behind it. */
 static int own_fd_table(const struct sbx_child_args *a) {
   if (a->fd_limit > 0) {
     long r = sbx_sys3(SYS_close_range, (unsigned)a->fd_limit, ~0U, CLOSE_RANGE_UNSHARE);
