@@ -881,9 +881,6 @@ class Child : public Napi::ObjectWrap<Child> {
     if (r == 0 && si.si_pid == 0) return;  // not exited yet (spurious wakeup)
     // r < 0: someone else reaped it (a waitpid(-1) elsewhere in the process): the status is lost.
     exited_ = true;
-    Settle();
-    helper().Release(mntns_);
-    mntns_ = Held{};
     CloseHandle(&pid_poll_);
     close(pidfd_);
     pidfd_ = -1;
@@ -891,7 +888,10 @@ class Child : public Napi::ObjectWrap<Child> {
     bool signaled = r == 0 && (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED);
     int code = r < 0 ? -1 : signaled ? -1 : si.si_status;
     int sig = r < 0 ? 0 : signaled ? si.si_status : 0;
-    Emit({kEvExit, code, sig});
+    Emit({kEvExit, code, sig});  // first, as at READY: the rest talks to the helper thread
+    Settle();
+    helper().Release(mntns_);
+    mntns_ = Held{};
   }
 
   Napi::Value Start(const Napi::CallbackInfo& info) {
