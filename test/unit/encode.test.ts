@@ -406,6 +406,7 @@ describe('encodePlan: string table', () => {
       cloneFlags: 0x20000,
       detached: false,
       trace: false,
+      base: false,
       rootfs: '/r',
       ops: [{ stage: 'user', kind: 'setuser', uid: 1, gid: 2, groups: [0x01020304, 0xff000000] }],
     };
@@ -421,6 +422,7 @@ describe('encodePlan: string table', () => {
       cloneFlags: 0x7e020080,
       detached: true,
       trace: false,
+      base: false,
       rootfs: '/r',
       ops: [
         { stage: 'mount', kind: 'mount', source: 's', target: 't', fstype: 'tmpfs', flags: 0x1000000 | 0x2000000, data: '' },
