@@ -20,10 +20,18 @@
  * waitpid() returned, i.e. create + start + exit + delete (the kernel tears
  * the namespaces and mounts down when the last process in them exits).
  *
- * Usage: floor ROOTFS N [--no-net] [--exec PATH] [--verbose]
+ * With --base, the technique scratchbox uses: a mount namespace made once
+ * that holds only an empty read-only tmpfs (the "base"); the child builds
+ * its root detached (tmpfs + overlay by fd) while it still sees the host,
+ * clones the /sys/fs/cgroup tree, setns()es into the base and unshares,
+ * attaches the root on "/", does the same mounts, devices and files in it,
+ * and chroots instead of pivot_root.
+ *
+ * Usage: floor ROOTFS N [--no-net] [--base] [--exec PATH] [--verbose]
  *              [--hold K --hold-rootfs DIR --hold-exec PATH]
  *
  *   --no-net      keep the host network namespace (no CLONE_NEWNET, no lo)
+ *   --base        a copy of a base mount namespace and chroot (see above)
  *   --exec PATH   program to run inside (default /true); with --verbose its
  *                 stdout/stderr are inherited, otherwise they go to /dev/null
  *   --hold K      before timing, start K long-lived containers running
@@ -63,6 +71,7 @@ struct job {
   int net;             /* new network namespace + lo up */
   int quiet;           /* stdio of the program -> /dev/null */
   int devnull;         /* fd of /dev/null when quiet */
+  int base_ns;         /* --base: the base mount namespace; -1 otherwise */
   const char *resolv;  /* contents for /etc/resolv.conf */
   size_t resolv_len;
   /* written by the child on failure (CLONE_VM: shared with the parent) */
@@ -112,8 +121,12 @@ static int lo_up(void) {
   return r;
 }
 
-static int bind_cgroup_ro(const char *target) {
-  int fd = open_tree(AT_FDCWD, "/sys/fs/cgroup", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+static int clone_cgroup(void) {
+  return open_tree(AT_FDCWD, "/sys/fs/cgroup", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+}
+
+/* fd: a clone of the host's /sys/fs/cgroup tree (consumed). */
+static int bind_cgroup_ro(int fd, const char *target) {
   if (fd < 0) return -1;
   struct mount_attr attr;
   memset(&attr, 0, sizeof attr);
@@ -126,10 +139,10 @@ static int bind_cgroup_ro(const char *target) {
   return r;
 }
 
-static int child_main(void *arg) {
-  struct job *j = arg;
+/* A copy of the host's mount namespace: make it private, a tmpfs over the
+ * rootfs path, the overlay at tmpfs/root; cwd ends in the new root. */
+static void host_root(struct job *j) {
   char opts[256];
-
   TRY("make / private", mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
 
   /* The overlay's lower layer is the rootfs directory as it was before the
@@ -149,6 +162,49 @@ static int child_main(void *arg) {
   snprintf(opts, sizeof opts, "lowerdir=/proc/self/fd/%d,upperdir=upper,workdir=work", rootfs_fd);
   TRY("overlay", mount("overlay", "root", "overlay", 0, opts));
   TRY("chdir root", chdir("root"));
+}
+
+/* --base: the root built detached in the host's namespace, then a copy of the
+ * base namespace with the root attached on "/"; cwd ends in the new root. */
+static void base_root(struct job *j, int *cgroup_fd) {
+  int lower = open(j->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  TRY("open rootfs", lower);
+  int tfs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+  TRY("fsopen tmpfs", tfs);
+  TRY("tmpfs mode", fsconfig(tfs, FSCONFIG_SET_STRING, "mode", "0755", 0));
+  TRY("tmpfs create", fsconfig(tfs, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+  int t = fsmount(tfs, FSMOUNT_CLOEXEC, 0);
+  TRY("fsmount tmpfs", t);
+  TRY("mkdir upper", mkdirat(t, "upper", 0755));
+  TRY("mkdir work", mkdirat(t, "work", 0755));
+  int up = openat(t, "upper", O_PATH | O_DIRECTORY | O_CLOEXEC), wk = openat(t, "work", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  TRY("open upper", up);
+  TRY("open work", wk);
+  int ofs = fsopen("overlay", FSOPEN_CLOEXEC);
+  TRY("fsopen overlay", ofs);
+  TRY("overlay lower", fsconfig(ofs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower));
+  TRY("overlay upper", fsconfig(ofs, FSCONFIG_SET_FD, "upperdir", NULL, up));
+  TRY("overlay work", fsconfig(ofs, FSCONFIG_SET_FD, "workdir", NULL, wk));
+  TRY("overlay create", fsconfig(ofs, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+  int o = fsmount(ofs, FSMOUNT_CLOEXEC, 0);
+  TRY("fsmount overlay", o);
+  *cgroup_fd = clone_cgroup(); /* the last look at the host */
+  TRY("clone /sys/fs/cgroup", *cgroup_fd);
+  TRY("setns base", setns(j->base_ns, CLONE_NEWNS));
+  TRY("unshare mount ns", unshare(CLONE_NEWNS));
+  TRY("attach tmpfs", move_mount(t, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH));
+  TRY("attach overlay", move_mount(o, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH));
+  TRY("chdir root", fchdir(o));
+}
+
+static int child_main(void *arg) {
+  struct job *j = arg;
+  int cgroup_fd = -1;
+
+  if (j->base_ns >= 0)
+    base_root(j, &cgroup_fd);
+  else
+    host_root(j);
 
   umask(0);
   TRY("mkdir proc", mkdir("proc", 0555));
@@ -165,7 +221,7 @@ static int child_main(void *arg) {
   TRY("mount dev/mqueue", mount("mqueue", "dev/mqueue", "mqueue", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL));
   TRY("mkdir sys", mkdir("sys", 0555));
   TRY("mount sys", mount("sysfs", "sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY, NULL));
-  TRY("bind sys/fs/cgroup", bind_cgroup_ro("sys/fs/cgroup"));
+  TRY("bind sys/fs/cgroup", bind_cgroup_ro(cgroup_fd >= 0 ? cgroup_fd : clone_cgroup(), "sys/fs/cgroup"));
 
   static const struct { const char *name; unsigned maj, min; } devs[] = {
       {"dev/null", 1, 3}, {"dev/zero", 1, 5}, {"dev/full", 1, 7},
@@ -194,8 +250,12 @@ static int child_main(void *arg) {
   if (j->net) TRY("lo up", lo_up());
   TRY("sethostname", sethostname("floor", 5));
 
-  TRY("pivot_root", syscall(SYS_pivot_root, ".", "."));
-  TRY("umount old root", umount2(".", MNT_DETACH));
+  if (j->base_ns >= 0) {
+    TRY("chroot", chroot("."));
+  } else {
+    TRY("pivot_root", syscall(SYS_pivot_root, ".", "."));
+    TRY("umount old root", umount2(".", MNT_DETACH));
+  }
   TRY("chdir /", chdir("/"));
 
   if (j->quiet) {
@@ -223,7 +283,8 @@ static char *stack_top;
 /* Starts one container; returns its pid (the child has exec'd or exited when
  * this returns, because of CLONE_VFORK). */
 static pid_t start_one(struct job *j) {
-  int flags = CLONE_VM | CLONE_VFORK | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+  int flags = CLONE_VM | CLONE_VFORK | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+  if (j->base_ns < 0) flags |= CLONE_NEWNS; /* --base: the child unshares after setns */
   if (j->net) flags |= CLONE_NEWNET;
   j->fail_step = NULL;
   j->fail_errno = 0;
@@ -254,9 +315,45 @@ static long memavail_kb(void) {
   return v;
 }
 
+/* --base: a mount namespace holding only the kernel's initial rootfs and an
+ * empty read-only tmpfs on it, made once by a short-lived child. */
+static int make_base(void) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fs = -1, m = -1;
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) _exit(1);
+    if ((fs = fsopen("tmpfs", FSOPEN_CLOEXEC)) < 0 || fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
+        fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0555", 0) < 0 || fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+        (m = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) < 0 ||
+        move_mount(m, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) < 0 || fchdir(m) < 0 ||
+        syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0)
+      _exit(1);
+    if (write(p[1], "k", 1) != 1) _exit(1);
+    pause();
+    _exit(0);
+  }
+  close(p[1]);
+  char c;
+  int ns = -1;
+  if (pid > 0 && read(p[0], &c, 1) == 1) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
+    ns = open(path, O_RDONLY | O_CLOEXEC);
+  }
+  close(p[0]);
+  if (pid > 0) {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+  }
+  return ns;
+}
+
 static void usage(void) {
   fprintf(stderr,
-          "usage: floor ROOTFS N [--no-net] [--exec PATH] [--verbose]\n"
+          "usage: floor ROOTFS N [--no-net] [--base] [--exec PATH] [--verbose]\n"
           "             [--hold K [--hold-rootfs DIR] [--hold-exec PATH]]\n");
   exit(2);
 }
@@ -284,11 +381,14 @@ int main(int argc, char **argv) {
   if (n < 0) usage();
   j.exec = "/true";
   j.net = 1;
+  j.base_ns = -1;
+  int base = 0;
   j.quiet = 1;
   long hold = 0;
   const char *hold_rootfs = NULL, *hold_exec = "/sleep";
   for (int i = 3; i < argc; i++) {
     if (!strcmp(argv[i], "--no-net")) j.net = 0;
+    else if (!strcmp(argv[i], "--base")) base = 1;
     else if (!strcmp(argv[i], "--verbose")) j.quiet = 0;
     else if (!strcmp(argv[i], "--exec") && i + 1 < argc) j.exec = argv[++i];
     else if (!strcmp(argv[i], "--hold") && i + 1 < argc) hold = strtol(argv[++i], NULL, 10);
@@ -297,6 +397,10 @@ int main(int argc, char **argv) {
     else usage();
   }
   if (open_job(&j, rootfs_abs) < 0) return 2;
+  if (base && (j.base_ns = make_base()) < 0) {
+    fprintf(stderr, "floor: cannot make the base mount namespace\n");
+    return 2;
+  }
 
   j.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   static char resolv[4096];

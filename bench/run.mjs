@@ -3,7 +3,8 @@
 //
 // Scenarios (all by default, or pick with --only):
 //   lifecycle   create → start → exit → delete of a static /true: scratchbox
-//               against the C floor, a plain fork+exec, Node's spawn,
+//               against the C floor (pivot_root, and --base: scratchbox's
+//               technique), a plain fork+exec, Node's spawn,
 //               bubblewrap, crun and runc, interleaved; p50/p90/p99
 //   throughput  containers/s with 1, 2 and 8 concurrent starters
 //   scale       latency with 0/100/1000 sleeping containers alive; memory each
@@ -31,7 +32,7 @@ import {
 
 const SCENARIOS = ['lifecycle', 'throughput', 'scale', 'steadiness'];
 const ALIASES = { 1: 'lifecycle', 2: 'throughput', 3: 'scale', 4: 'steadiness' };
-const RUNNER_IDS = ['scratchbox', 'floor', 'floor-nonet', 'spawn', 'node-spawn', 'bwrap', 'crun', 'runc'];
+const RUNNER_IDS = ['scratchbox', 'floor', 'floor-nonet', 'floor-base', 'spawn', 'node-spawn', 'bwrap', 'crun', 'runc'];
 
 const USAGE = `usage: node bench/run.mjs [options]
 
@@ -180,10 +181,14 @@ async function main() {
     hygiene: null,
   };
 
-  if (runners.some((r) => r.id === 'floor')) {
-    const fc = await floorSelfCheck();
-    results.floorCheck = { ok: fc.ok, problems: fc.problems, mounts: fc.mounts };
-    if (!fc.ok) log(`floor self-check FAILED: ${fc.problems.join('; ')}`);
+  // The floor's claims, checked by a probe inside it (each mode the run uses).
+  const floorModes = [['floor', []], ['floor-base', ['--base']]].filter(([id]) => runners.some((r) => r.id === id));
+  if (floorModes.length) {
+    const checks = [];
+    for (const [id, extra] of floorModes) checks.push([id, await floorSelfCheck(extra)]);
+    const problems = checks.flatMap(([id, c]) => c.problems.map((p) => `${id}: ${p}`));
+    results.floorCheck = { ok: problems.length === 0, problems, mounts: checks[0][1].mounts };
+    if (problems.length) log(`floor self-check FAILED: ${problems.join('; ')}`);
   }
 
   let verifyText = null;

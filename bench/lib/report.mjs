@@ -247,7 +247,8 @@ export function renderDocs(results) {
       'Differences that remain: crun, runc and bubblewrap write no `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`; runc and crun also create cgroups, drop capabilities and mask paths; ' +
         'bubblewrap bind-mounts the host\'s device nodes and `/sys` (read-only) and keeps itself as pid 1 of the container. ' +
         'The C floor does the namespace, mount, device, /etc, loopback and pivot_root work listed in `bench/floor.c` and nothing else (no masked paths, capabilities, rlimits or seccomp): ' +
-        'a lower bound for that work, not a runtime.',
+        'a lower bound for that work, not a runtime. The issue that asked for this bench defines the floor with pivot_root, and the ratios above use that one; ' +
+        "`C floor, base mount namespace` (`floor --base`) is the same program with scratchbox's technique, the lower bound for what scratchbox does now.",
     );
   }
   if (s.throughput) {

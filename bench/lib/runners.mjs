@@ -117,6 +117,16 @@ export function externalRunners({ install, log, only }) {
         command: `${rel(paths.bin.floor)} ${rel(paths.rootfs)} N --no-net`,
       }),
     );
+  if (want('floor-base'))
+    runners.push(
+      externalRunner({
+        id: 'floor-base',
+        label: 'C floor, base mount namespace',
+        note: "the floor with scratchbox's technique (--base): the root built detached while the child still sees the host, a mount namespace copied from an empty base, the root attached there, chroot instead of pivot_root",
+        inner: (k) => [paths.bin.floor, paths.rootfs, String(k), '--base'],
+        command: `${rel(paths.bin.floor)} ${rel(paths.rootfs)} N --base`,
+      }),
+    );
   if (want('spawn'))
     runners.push(
       externalRunner({

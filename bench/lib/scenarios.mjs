@@ -158,7 +158,7 @@ export async function throughput(ctx) {
   const concurrency = [1, 2, 8];
   // scratchbox-shared: the opt-in namespaces.network 'shared' (one empty loopback-only network
   // namespace for all containers instead of a fresh one each), next to the floor without a netns.
-  const ids = ['scratchbox', 'scratchbox-shared', 'floor', 'floor-nonet', 'spawn', 'bwrap', 'crun', 'runc'];
+  const ids = ['scratchbox', 'scratchbox-shared', 'floor', 'floor-base', 'floor-nonet', 'spawn', 'bwrap', 'crun', 'runc'];
   const rows = [];
   for (const id of ids) {
     const r = runners.find((x) => x.id === (id === 'scratchbox-shared' ? 'scratchbox' : id));
@@ -400,8 +400,8 @@ const expectedDev = ['null c 1:3 0666', 'zero c 1:5 0666', 'full c 1:7 0666', 'r
 const expectedEtc = ['hostname f', 'hosts f', 'resolv.conf f', 'mtab -> /proc/mounts'];
 
 /** Runs /probe in the floor and checks the container has what the floor claims. */
-export async function floorSelfCheck() {
-  const r = await runProcess([paths.bin.floor, paths.rootfsProbe, '1', '--exec', '/probe', '--verbose']);
+export async function floorSelfCheck(extra = []) {
+  const r = await runProcess([paths.bin.floor, paths.rootfsProbe, '1', '--exec', '/probe', '--verbose', ...extra]);
   const problems = [];
   if (r.code !== 0) problems.push(`floor probe exited ${r.code}: ${r.stderr.trim()}`);
   const out = r.stdout;
