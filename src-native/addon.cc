@@ -31,7 +31,6 @@
 #include <deque>
 #include <mutex>
 #include <map>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -164,7 +163,7 @@ class Helper {
       std::lock_guard<std::mutex> lock(mu_);
       taken_++;
     }
-    Send({kWake, 0, 0}, nullptr, 0);  // make the next one
+    Send({kWake, 0}, nullptr, 0);  // make the next one
     return n;
   }
 
@@ -213,48 +212,16 @@ class Helper {
       if (!running_) return Held{0, fd};
       h.id = ++last_id_;
     }
-    Send({kHold, h.id, 0}, &fd, 1);
+    Send({kHold, h.id}, &fd, 1);
     close(fd);
     return h;
   }
 
-  // Closes a held fd on the helper thread (where the teardown it triggers then runs), once no
-  // child can hold the last copy of it: see Spawned().
+  // Closes a held fd on the helper thread (where the teardown it triggers then runs). No child
+  // has a copy of it: it is in the helper's table, which no child's table is copied from.
   void Release(Held h) {
     if (h.fd >= 0) close(h.fd);  // no helper thread: here and now
-    if (h.id == 0) return;
-    uint64_t tag;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      tag = next_seq_;
-      pending_++;
-    }
-    Send({kRelease, h.id, tag}, nullptr, 0);
-  }
-
-  // Spawn order. A child's fd table is a copy of the Node process's, and the child drops those
-  // copies in its prelude (child.c, close_inherited), well before READY. An fd the parent closed
-  // while a child spawned earlier had not done so yet would leave that child with the last
-  // reference, and the teardown behind it (a whole mount namespace; an RCU grace period for a
-  // detached mount) would run in that child, on a container's critical path. So Release's fds are
-  // closed only once every child spawned before the request has settled (READY,
-  // ERROR, EOF or exit). Spawned() is called before clone3, Settled() once per spawn.
-  // (Held fds are in the helper's table, which no child copies; a spawn that copies the main table
-  // still can hold the fd briefly between Hold's open and its send.)
-  uint64_t Spawned() {
-    std::lock_guard<std::mutex> lock(mu_);
-    uint64_t seq = next_seq_++;
-    in_flight_.insert(seq);
-    return seq;
-  }
-  void Settled(uint64_t seq) {
-    bool wake;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      in_flight_.erase(seq);
-      wake = pending_ > 0 && running_;
-    }
-    if (wake) Send({kWake, 0, 0}, nullptr, 0);
+    if (h.id != 0) Send({kRelease, h.id}, nullptr, 0);
   }
 
  private:
@@ -262,8 +229,7 @@ class Helper {
   enum : uint32_t { kNetns = 1, kHold = 3, kRelease = 4, kWake = 5 };
   struct Msg {
     uint32_t type;
-    uint64_t a;  // kHold, kRelease: id
-    uint64_t b;  // kRelease: tag
+    uint64_t id;  // kHold, kRelease
   };
 
   static int SendMsg(int sock, const Msg& m, const int* fds, int n) { return SendWithFds(sock, &m, sizeof m, fds, n); }
@@ -342,13 +308,6 @@ class Helper {
     running_ = true;
   }
 
-  // With mu_ held: whether the oldest fd waiting to be closed may be closed now (tags only grow).
-  bool Closable(const std::deque<std::pair<int, uint64_t>>& closing) const {
-    if (closing.empty()) return false;
-    uint64_t settled_below = in_flight_.empty() ? next_seq_ : *in_flight_.begin();
-    return closing.front().second <= settled_below;
-  }
-
   // The thread, in its own fd table: `ch` is its end of the channel.
   void Run(int ch) {
     sigset_t all;
@@ -358,33 +317,27 @@ class Helper {
     bool pool = home >= 0 && target_ > 0;
     size_t sent = 0;
     std::map<uint64_t, int> held;
-    std::deque<std::pair<int, uint64_t>> closing;  // fd, tag (see Spawned)
     for (;;) {
-      // Every message there is, without blocking; then the closes that are due.
+      // Every message there is, without blocking; the held fds released meanwhile are closed.
+      std::vector<int> due;
       for (;;) {
         Msg m;
         int fds[2];
         int n = RecvMsg(ch, &m, fds, 2, MSG_DONTWAIT);
         if (n == -EAGAIN || n == -EWOULDBLOCK) break;
         if (n < 0) return;  // the channel is gone
-        if (m.type == kHold && n == 1) held[m.a] = fds[0];
+        if (m.type == kHold && n == 1) held[m.id] = fds[0];
         else if (m.type == kRelease) {
-          auto it = held.find(m.a);
-          if (it != held.end()) closing.push_back({it->second, m.b});
+          auto it = held.find(m.id);
+          if (it != held.end()) due.push_back(it->second);
           if (it != held.end()) held.erase(it);
         } else {
           for (int i = 0; i < n; i++) close(fds[i]);
         }
       }
-      std::vector<int> due;
       bool refill;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        while (Closable(closing)) {
-          due.push_back(closing.front().first);
-          closing.pop_front();
-        }
-        pending_ = closing.size();
         refill = pool && sent - taken_ < target_;
       }
       for (int fd : due) close(fd);  // the teardown runs here
@@ -396,7 +349,7 @@ class Helper {
           continue;
         }
         int fds[2] = {n.net, n.sysfs};
-        if (SendMsg(ch, {kNetns, 0, 0}, fds, n.sysfs >= 0 ? 2 : 1) == 0) sent++;
+        if (SendMsg(ch, {kNetns, 0}, fds, n.sysfs >= 0 ? 2 : 1) == 0) sent++;
         close(n.net);
         if (n.sysfs >= 0) close(n.sysfs);
         continue;
@@ -479,10 +432,9 @@ class Helper {
 
   std::mutex mu_;
   int ch_ = -1;  // the main table's end of the channel to the thread
-  size_t target_ = 0, taken_ = 0, pending_ = 0;
+  size_t target_ = 0, taken_ = 0;
   bool started_ = false, running_ = false;
-  std::set<uint64_t> in_flight_;  // spawns not settled yet
-  uint64_t next_seq_ = 0, last_id_ = 0;
+  uint64_t last_id_ = 0;
   int shared_ = -1;
   int base_ = -1;
   bool base_tried_ = false;
@@ -701,8 +653,6 @@ class Child : public Napi::ObjectWrap<Child> {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    seq_ = helper().Spawned();
-    unsettled_ = true;
     long pid = sbx_clone3(&ca, sizeof ca, sbx_child_main, &args_);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) {
@@ -736,11 +686,8 @@ class Child : public Napi::ObjectWrap<Child> {
     stack_ = nullptr;
   }
 
-  // The child has a table of its own and has dropped what it had of the parent's fds (or is
-  // gone): see Helper::Spawned() and SyncSlots.
+  // The child has an fd table of its own (READY, ERROR, EOF or exit): its sync slot can be reused.
   void Settle() {
-    if (unsettled_) helper().Settled(seq_);
-    unsettled_ = false;
     if (slot_ >= 0) sync_slots().Give(slot_);
     slot_ = -1;
   }
@@ -934,8 +881,6 @@ class Child : public Napi::ObjectWrap<Child> {
   void* stack_ = nullptr;
   int pid_ = -1, pidfd_ = -1, sync_ = -1;
   Held mntns_;  // the container's mount namespace, from READY to its exit
-  uint64_t seq_ = 0;
-  bool unsettled_ = false;
   int slot_ = -1;  // SyncSlots slot holding the child's sync end, until Settle()
   int parent_stdio_[3] = {-1, -1, -1};
   bool exited_ = false, ready_ = false, error_ = false;
