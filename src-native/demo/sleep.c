@@ -8,7 +8,7 @@
 #include <linux/utsname.h>
 #include <stddef.h>
 
-#include "../sys.h"
+#include "../child/sys.h"
 
 static size_t len(const char *s) {
   size_t n = 0;

@@ -107,6 +107,7 @@ function describe(op: Op | undefined): string {
     case 'mkdir':
       return `mkdir /${op.path}`;
     case 'root-overlay':
+    case 'root-overlay-detached':
       return 'mount the overlay root';
     case 'resolve-exec':
       return `find ${op.file} in the container`;

@@ -10,8 +10,10 @@ export interface NativeChild {
   readonly pid: number;
   /** Parent ends of 'pipe' stdio, -1 for the others. */
   readonly stdio: readonly [number, number, number];
-  /** Sends MSG_START: 0 or -errno. */
+  /** Sends MSG_START: 0 or -errno (-EPROTO when the child is not waiting for it). */
   start(): number;
+  /** Sends MSG_RESUME for a sync point (EV_SYNC): 0 or -errno. err > 0 makes the child fail with it. */
+  resume(point: number, err?: number): number;
   /** pidfd_send_signal: 0 or -errno (-ESRCH once the process has been reaped). */
   kill(signal: number): number;
   /** With the trace header flag: [t0, end of op 0, …] in ns, CLOCK_MONOTONIC; else empty. */
@@ -22,13 +24,35 @@ export interface NativeConstants {
   readonly [name: string]: number;
 }
 
+/** One line of the native op table (src-native/wire/ops.h). */
+export interface NativeOpRow {
+  code: number;
+  name: string;
+  stage: number;
+  required: number;
+  optional: number;
+}
+
+/** The addon's settings (src-native/parent/settings.h): only before the first container. */
+export interface NativeSettings {
+  /** Fresh network namespaces made ahead of need (0: none; at most 64). Default 2. */
+  netnsPool?: number;
+  /** Copy containers' mount namespaces from an empty base one when the kernel can. Default true. */
+  baseMountNamespace?: boolean;
+}
+
 export interface NativeAddon {
+  /** `fds`: given to the child at MSG_FDS indexes FD.PLAN0 on, for ops that name them. */
   Child: new (
     plan: Uint8Array,
     stdio: readonly [number, number, number],
     onEvent: (event: number, a: number, b: number, c: number) => void,
+    fds?: readonly number[],
   ) => NativeChild;
   constants: NativeConstants;
+  opTable: readonly NativeOpRow[];
+  /** Throws once a container has been made (or the helper thread or base namespace exist). */
+  configure(settings: NativeSettings): void;
   /**
    * 'base' when containers get a copy of the addon's base mount namespace (one empty read-only
    * tmpfs) and chroot into their root; 'host' when they get a copy of the host's and pivot_root
@@ -42,14 +66,32 @@ export const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 let addon: NativeAddon | undefined;
 
+/**
+ * The settings from the environment, for the addon (which reads none itself):
+ * SCRATCHBOX_NETNS_POOL (a number, 0 turns the pool off) and SCRATCHBOX_BASE_MNTNS (0 turns the
+ * base mount namespace off: containers copy the host's and pivot_root).
+ */
+export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): NativeSettings {
+  const s: NativeSettings = {};
+  const pool = env.SCRATCHBOX_NETNS_POOL;
+  if (pool !== undefined && pool !== '') {
+    const n = Number(pool);
+    if (Number.isInteger(n) && n >= 0) s.netnsPool = Math.min(n, 64);
+  }
+  if (env.SCRATCHBOX_BASE_MNTNS === '0') s.baseMountNamespace = false;
+  return s;
+}
+
 export function native(): NativeAddon {
   if (!addon) {
     const require = createRequire(import.meta.url);
     const load = require('node-gyp-build') as (dir: string) => NativeAddon;
-    addon = load(packageRoot);
+    const a = load(packageRoot);
+    a.configure(settingsFromEnv());
+    addon = a;
   }
   return addon;
 }
 
-export const EV = { READY: 1, ERROR: 2, EOF: 3, EXIT: 4 } as const;
+export const EV = { READY: 1, ERROR: 2, EOF: 3, EXIT: 4, SYNC: 5 } as const;
 export const STDIO = { INHERIT: -1, PIPE: -2, IGNORE: -3 } as const;

@@ -4,7 +4,8 @@
  * can bounds-check it once (src-native/plan.cc).
  */
 import type { Op, Plan } from './plan.js';
-import { F, H, HEADER_SIZE, NO_STRING, OP, OP_SIZE, STAGES, WIRE_MAGIC, WIRE_VERSION } from './wire.js';
+import { OP_TABLE, STAGE_INDEX, type AnyOpShape } from './ops.js';
+import { H, HEADER_SIZE, NO_STRING, OP_SIZE, WIRE_MAGIC, WIRE_VERSION } from './wire.js';
 
 /**
  * Strings (and u32 arrays) laid out back to back; written into the plan buffer in one pass. A
@@ -66,134 +67,63 @@ const hi = (v: number) => Math.floor(v / 0x100000000);
  * Writes one op record (wire.h `struct sbx_op`, 12 u32 words) at word index `i` of `w`: kind and
  * stage, flags, mflags (lo, hi), s[4], n[4]. Straight into the buffer: no record object per op.
  */
+type Writer = (w: Uint32Array, i: number, op: Op, st: StringTable) => void;
+
+/** A slot's value as the table names it: a field, or '#field' / '@field'. */
+function numberOf(word: string): (op: Record<string, unknown>) => number {
+  const field = word.slice(1);
+  if (word.startsWith('#')) return (op) => (op[field] as readonly unknown[]).length;
+  if (word.startsWith('@')) return (op) => Buffer.byteLength(op[field] as string, 'utf8');
+  return (op) => {
+    const v = op[word];
+    return v === true ? 1 : typeof v === 'number' ? v : 0;
+  };
+}
+
+function stringOf(word: string): (op: Record<string, unknown>, st: StringTable) => number {
+  const field = word.endsWith('?') ? word.slice(0, -1) : word;
+  return (op, st) => {
+    const v = op[field];
+    if (v === undefined || v === null || v === '') return NO_STRING;
+    if (typeof v === 'string') return st.add(v);
+    const list = v as readonly (string | number)[];
+    if (list.length === 0) return NO_STRING;
+    return typeof list[0] === 'number' ? st.addU32(list as readonly number[]) : st.addList(list as readonly string[]);
+  };
+}
+
+/** One writer per op kind, made once from the op table. */
+function compile(shape: AnyOpShape): Writer {
+  const strings = (shape.s ?? []).map(stringOf);
+  const numbers = (shape.n ?? []).map(numberOf);
+  const flags = Object.entries(shape.flags ?? {}) as [string, number][];
+  const mflags = shape.mflags;
+  const code = shape.code;
+  return (w, i, opIn, st) => {
+    const op = opIn as unknown as Record<string, unknown>;
+    w.fill(NO_STRING, i + 4, i + 8); // s[0..3]; n[0..3] stay 0 (a fresh buffer)
+    for (let k = 0; k < strings.length; k++) w[i + 4 + k] = strings[k]!(op, st);
+    for (let k = 0; k < numbers.length; k++) w[i + 8 + k] = numbers[k]!(op);
+    let f = 0;
+    for (const [field, bit] of flags) if (op[field] !== undefined && op[field] !== false) f |= bit;
+    const m = mflags ? (op[mflags] as number) : 0;
+    w[i] = code | (STAGE_INDEX.get(opIn.stage)! << 16);
+    w[i + 1] = f;
+    w[i + 2] = lo(m);
+    w[i + 3] = hi(m);
+  };
+}
+
+const WRITERS = new Map<string, Writer>(Object.entries(OP_TABLE).map(([kind, shape]) => [kind, compile(shape as AnyOpShape)]));
+
 function writeOp(w: Uint32Array, i: number, op: Op, st: StringTable): void {
-  let kind = 0;
-  let flags = 0;
-  let mflags = 0;
-  w.fill(NO_STRING, i + 4, i + 8); // s[0..3]; n[0..3] stay 0 (a fresh buffer)
-  switch (op.kind) {
-    case 'clone-tree':
-      kind = OP.CLONE_TREE;
-      if (op.ignoreMissing) flags |= F.IGNORE_MISSING;
-      w[i + 4] = st.add(op.source);
-      w[i + 8] = op.recursive ? 1 : 0;
-      w[i + 9] = op.slot;
-      break;
-    case 'unshare':
-      kind = OP.UNSHARE;
-      mflags = op.flags;
-      w[i + 8] = op.sharedNetwork ? 1 : 0;
-      break;
-    case 'make-private':
-      kind = OP.MAKE_PRIVATE;
-      mflags = op.flags;
-      break;
-    case 'root-upper':
-      kind = OP.ROOT_UPPER;
-      break;
-    case 'root-overlay':
-      kind = OP.ROOT_OVERLAY;
-      if (op.userxattr) flags |= F.USERXATTR;
-      break;
-    case 'mount':
-      kind = OP.MOUNT;
-      flags = F.MKDIR;
-      mflags = op.flags;
-      w[i + 4] = st.add(op.source);
-      w[i + 5] = st.add(op.target);
-      w[i + 6] = st.add(op.fstype);
-      if (op.data) w[i + 7] = st.add(op.data);
-      break;
-    case 'bind':
-      kind = OP.BIND;
-      flags = (op.file ? F.MKFILE : F.MKDIR) | (op.ignoreMissing ? F.IGNORE_MISSING : 0);
-      mflags = op.attrs;
-      w[i + 4] = st.add(op.source);
-      w[i + 5] = st.add(op.target);
-      w[i + 8] = op.recursive ? 1 : 0;
-      w[i + 9] = op.propagation;
-      w[i + 10] = op.slot;
-      break;
-    case 'mknod':
-      kind = OP.MKNOD;
-      flags = op.bindFallback ? F.BIND_FALLBACK : 0;
-      w[i + 4] = st.add(op.path);
-      w[i + 5] = st.add(op.hostPath);
-      w[i + 8] = op.mode;
-      w[i + 9] = op.major;
-      w[i + 10] = op.minor;
-      break;
-    case 'symlink':
-      kind = OP.SYMLINK;
-      w[i + 4] = st.add(op.target);
-      w[i + 5] = st.add(op.path);
-      break;
-    case 'write-file':
-      kind = OP.WRITE_FILE;
-      w[i + 4] = st.add(op.path);
-      w[i + 5] = st.add(op.content);
-      w[i + 8] = op.mode;
-      w[i + 9] = Buffer.byteLength(op.content, 'utf8');
-      break;
-    case 'mkdir':
-      kind = OP.MKDIR;
-      if (op.file) flags |= F.MKFILE;
-      w[i + 4] = st.add(op.path);
-      break;
-    case 'loopback-up':
-      kind = OP.LOOPBACK_UP;
-      break;
-    case 'sethostname':
-      kind = OP.SETHOSTNAME;
-      w[i + 4] = st.add(op.hostname);
-      w[i + 8] = Buffer.byteLength(op.hostname, 'utf8');
-      break;
-    case 'enter-root':
-      kind = OP.ENTER_ROOT;
-      break;
-    case 'attach-root':
-      kind = OP.ATTACH_ROOT;
-      break;
-    case 'setuser':
-      kind = OP.SETUSER;
-      w[i + 4] = st.addU32(op.groups);
-      w[i + 8] = op.uid;
-      w[i + 9] = op.gid;
-      w[i + 10] = op.groups.length;
-      break;
-    case 'chdir':
-      kind = OP.CHDIR;
-      w[i + 4] = st.add(op.path);
-      break;
-    case 'resolve-exec':
-      kind = OP.RESOLVE_EXEC;
-      w[i + 4] = st.add(op.file);
-      if (op.searchPath !== null) w[i + 5] = st.add(op.searchPath);
-      break;
-    case 'ready':
-      kind = OP.READY;
-      break;
-    case 'wait-start':
-      kind = OP.WAIT_START;
-      break;
-    case 'exec':
-      kind = OP.EXEC;
-      w[i + 4] = st.addList(op.args);
-      w[i + 5] = st.addList(op.env);
-      w[i + 8] = op.args.length;
-      w[i + 9] = op.env.length;
-      w[i + 10] = op.umask;
-      break;
-  }
-  w[i] = kind | (STAGE_INDEX.get(op.stage)! << 16);
-  w[i + 1] = flags;
-  w[i + 2] = lo(mflags);
-  w[i + 3] = hi(mflags);
+  const write = WRITERS.get(op.kind);
+  if (!write) throw new TypeError(`encodePlan: unknown op kind ${JSON.stringify(op.kind)}`);
+  write(w, i, op, st);
 }
 
 export function encodePlan(plan: Plan): Buffer {
   const st = new StringTable();
-  const rootfs = st.add(plan.rootfs);
   const opsOffset = HEADER_SIZE;
   const strtabOffset = opsOffset + plan.ops.length * OP_SIZE;
   // Header and ops through one u32 view; the string table's size is known only after the ops
@@ -212,15 +142,14 @@ export function encodePlan(plan: Plan): Buffer {
   w[5] = strtabOffset;
   w[6] = st.size;
   w[7] = total;
-  w[8] = (plan.detached ? H.DETACHED : 0) | (plan.trace ? H.TRACE : 0) | (plan.base ? H.BASE : 0);
+  w[8] = (plan.detached ? H.DETACHED : 0) | (plan.trace ? H.TRACE : 0);
   w[9] = 0;
   w[10] = lo(plan.cloneFlags);
   w[11] = hi(plan.cloneFlags);
-  w[12] = rootfs; // then reserved2[5]
+  // w[12..17]: reserved2, left 0
   const buf = Buffer.allocUnsafe(total);
   buf.set(new Uint8Array(head.buffer, 0, strtabOffset), 0);
   st.writeInto(buf, strtabOffset);
   return buf;
 }
 
-const STAGE_INDEX = new Map<string, number>(STAGES.map((s, i) => [s, i]));

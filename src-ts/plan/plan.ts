@@ -3,9 +3,9 @@
  * Pure and deterministic: everything that can be decided without the kernel is decided here,
  * where it is unit-tested without root. src-native/child.c is a small interpreter of this list.
  */
-import { MS } from '../spec/mounts.js';
+import { attrsOf, MS } from '../spec/mounts.js';
 import type { Spec } from '../spec/spec.js';
-import { CLONE, MAX_SLOTS, type ChildStage } from './wire.js';
+import { CLONE, FD, MAX_SLOTS, type ChildStage } from './wire.js';
 
 /** What the plan needs to know about the host (gathered once by ../container/host.ts). */
 export interface HostInfo {
@@ -28,26 +28,54 @@ export interface FsFacts {
 }
 
 type Base = { stage: ChildStage };
+/**
+ * One step of the child, as data. Each kind is a line of the op table (./ops.ts and
+ * src-native/wire/ops.h), which says how its fields are encoded; each does one thing, and the
+ * plan chooses between variants (the root built detached or in place, pivot_root or chroot).
+ */
 export type Op = Base &
   (
     | { kind: 'clone-tree'; source: string; recursive: boolean; slot: number; ignoreMissing: boolean }
-    | { kind: 'unshare'; flags: number; sharedNetwork: boolean }
+    /** Join the namespace the parent sends at MSG_FDS index `fd` (FD.*); nstype: its CLONE_NEW* flag. */
+    | { kind: 'setns'; fd: number; nstype: number }
+    /** A network namespace of the container's own, lo up: a pooled one, or made by the child. */
+    | { kind: 'netns-fresh' }
+    | { kind: 'unshare'; flags: number }
     | { kind: 'make-private'; flags: number }
-    | { kind: 'root-upper' }
-    | { kind: 'root-overlay'; userxattr: boolean }
+    /** The upper tmpfs, attached on `dir` (a copy of the host's mount namespace). */
+    | { kind: 'root-upper'; dir: string }
+    /** The upper tmpfs, detached (before the container's mount namespace is made). */
+    | { kind: 'root-upper-detached' }
+    /** The overlay on `lowers` (top first; the first is root-upper's dir), attached there. */
+    | { kind: 'root-overlay'; lowers: string[]; userxattr: boolean }
+    /** The overlay on `lowers` (top first) by O_PATH fds, detached. */
+    | { kind: 'root-overlay-detached'; lowers: string[]; userxattr: boolean }
     | { kind: 'attach-root' }
-    | { kind: 'mount'; source: string; target: string; fstype: string; flags: number; data: string }
+    | {
+        kind: 'mount';
+        source: string;
+        target: string;
+        fstype: string;
+        flags: number;
+        data: string;
+        /** Attach the file system the parent sends at this MSG_FDS index instead, when it sends one. */
+        premounted?: number;
+        /** With premounted: its MOUNT_ATTR_* (the same options, as mount_setattr takes them). */
+        premountedAttrs?: number;
+      }
     | { kind: 'bind'; source: string; target: string; recursive: boolean; attrs: number; propagation: number; file: boolean; ignoreMissing: boolean; slot: number }
     | { kind: 'mknod'; path: string; mode: number; major: number; minor: number; hostPath: string; bindFallback: boolean }
     | { kind: 'symlink'; target: string; path: string }
     | { kind: 'write-file'; path: string; content: string; mode: number }
     | { kind: 'mkdir'; path: string; file?: true }
-    | { kind: 'loopback-up' }
     | { kind: 'sethostname'; hostname: string }
-    | { kind: 'enter-root' }
+    | { kind: 'pivot-root' }
+    | { kind: 'chroot' }
     | { kind: 'setuser'; uid: number; gid: number; groups: number[] }
     | { kind: 'chdir'; path: string }
     | { kind: 'resolve-exec'; file: string; searchPath: string | null }
+    /** Wait for the parent at this point (EV_SYNC, Child.resume). */
+    | { kind: 'sync'; point: number }
     | { kind: 'ready' }
     | { kind: 'wait-start' }
     | { kind: 'exec'; args: string[]; env: string[]; umask: number }
@@ -61,7 +89,6 @@ export interface Plan {
   trace: boolean;
   /** The mount namespace is a copy of the addon's base namespace (HostInfo.mountMode). */
   base: boolean;
-  rootfs: string;
   ops: Op[];
 }
 
@@ -119,10 +146,10 @@ export function hostsFile(hostname: string): string {
 
 export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
   // A copy of the base mount namespace holds nothing of the host: whatever the container needs of
-  // the host is taken before UNSHARE, while the child still shares the host's namespace. The host
-  // trees of bind mounts are cloned first; the root (the overlay on the rootfs) is built there
-  // too, detached, and attached after UNSHARE. User namespaces need the host's copy: mounting
-  // proc there needs a fully visible proc in the namespace, which a copy of the base has not.
+  // the host is taken before it is made, while the child still shares the host's namespace. The
+  // host trees of bind mounts are cloned first; the root (the overlay on the rootfs) is built there
+  // too, detached, and attached after. User namespaces need the host's copy: mounting proc there
+  // needs a fully visible proc in the namespace, which a copy of the base has not.
   const base = host.mountMode === 'base' && !spec.namespaces.user;
   const clones: Op[] = [];
   const cloneSlot = (source: string, recursive: boolean, ignoreMissing: boolean): number => {
@@ -131,6 +158,9 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
     clones.push({ stage: 'mount', kind: 'clone-tree', source, recursive, slot, ignoreMissing });
     return slot;
   };
+  // A network namespace of its own comes from the helper thread's pool when one is ready (with a
+  // sysfs made in it); 'shared' joins the process's one shared namespace.
+  const freshNet = spec.namespaces.network && !spec.sharedNetwork;
 
   // The mounts, in the user's order (step 4 below).
   const mountOps: Op[] = [];
@@ -168,7 +198,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
           slot: cloneSlot('/sys/fs/cgroup', true, true),
         });
     } else {
-      mountOps.push({
+      const op: Op = {
         stage: 'mount',
         kind: 'mount',
         source: m.source,
@@ -176,21 +206,36 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
         fstype: m.type === 'cgroup' ? 'cgroup2' : m.type,
         flags: m.flags,
         data: m.data,
-      });
+      };
+      if (m.type === 'sysfs' && freshNet) {
+        op.premounted = FD.POOLED_SYSFS;
+        op.premountedAttrs = attrsOf(m.flags);
+      }
+      mountOps.push(op);
     }
   });
 
+  // The namespaces clone3 did not make.
+  const nsOps: Op[] = [];
+  if (base) nsOps.push({ stage: 'prepare', kind: 'setns', fd: FD.BASE_MNTNS, nstype: CLONE.NEWNS });
+  if (freshNet) nsOps.push({ stage: 'network', kind: 'netns-fresh' });
+  else if (spec.sharedNetwork) nsOps.push({ stage: 'network', kind: 'setns', fd: FD.SHARED_NETNS, nstype: CLONE.NEWNET });
+  nsOps.push({ stage: 'prepare', kind: 'unshare', flags: unshareFlagsOf(spec.namespaces) & ~CLONE.NEWNET });
+
+  const lowers = [spec.rootfs];
   const ops: Op[] = [...clones];
-  const unshare: Op = { stage: 'prepare', kind: 'unshare', flags: unshareFlagsOf(spec.namespaces), sharedNetwork: spec.sharedNetwork };
-  if (!base) {
-    // 0. The namespaces clone3 did not make, the mount namespace a copy of the host's.
-    ops.push(unshare);
-    // 1. Nothing mounted from here on propagates back to the host.
+  if (base) {
+    // 2. The new root, detached: overlay(lower = rootfs, upper = tmpfs).
+    ops.push({ stage: 'rootfs', kind: 'root-upper-detached' });
+  } else {
+    // 0, 1. The namespaces, the mount namespace a copy of the host's; nothing mounted from here
+    // on propagates back to the host. 2. The new root, built on the rootfs directory.
+    ops.push(...nsOps);
     ops.push({ stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE });
+    ops.push({ stage: 'rootfs', kind: 'root-upper', dir: spec.rootfs });
   }
-  // 2. The new root: overlay(lower = rootfs, upper = tmpfs). Until root-overlay, ops write into
-  // the empty upper layer: what they create covers whatever the image has at those paths.
-  ops.push({ stage: 'rootfs', kind: 'root-upper' });
+  // Until the overlay is made, ops write into its empty upper layer: what they create covers
+  // whatever the image has at those paths.
 
   // 3. /etc: what the runtime adds to a FROM-scratch image. Written before any mount, so that a
   // user's mount on /etc or on one of these files covers it (and a bind of a host directory at
@@ -207,12 +252,14 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
     const file = m.type === 'bind' && (facts.bindSourceIsFile[i] ?? false);
     ops.push({ stage: 'rootfs', kind: 'mkdir', path: rel(m.destination), ...(file ? { file: true as const } : {}) });
   });
-  ops.push({ stage: 'rootfs', kind: 'root-overlay', userxattr: spec.namespaces.user });
   if (base) {
-    // 0, 1. The namespaces clone3 did not make, the mount namespace a copy of the base one (no
-    // host mount to make private); the root goes on its "/".
-    ops.push(unshare);
+    ops.push({ stage: 'rootfs', kind: 'root-overlay-detached', lowers, userxattr: spec.namespaces.user });
+    // 0, 1. The namespaces, the mount namespace a copy of the base one (no host mount to make
+    // private); the root goes on its "/".
+    ops.push(...nsOps);
     ops.push({ stage: 'rootfs', kind: 'attach-root' });
+  } else {
+    ops.push({ stage: 'rootfs', kind: 'root-overlay', lowers, userxattr: spec.namespaces.user });
   }
 
   // 4. The mounts, in the user's order.
@@ -238,12 +285,11 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
       if (!taken.has(`/dev/${name}`)) ops.push({ stage: 'device', kind: 'symlink', target, path: `dev/${name}` });
   }
 
-  // 6. Network and hostname.
-  if (spec.namespaces.network) ops.push({ stage: 'network', kind: 'loopback-up' });
+  // 6. Hostname (lo came up with the network namespace).
   if (spec.namespaces.uts) ops.push({ stage: 'hostname', kind: 'sethostname', hostname: spec.hostname });
 
-  // 7. Into the new root (chroot or pivot_root: child.c); then who and where the process is.
-  ops.push({ stage: 'pivot', kind: 'enter-root' });
+  // 7. Into the new root; then who and where the process is.
+  ops.push({ stage: 'pivot', kind: base ? 'chroot' : 'pivot-root' });
   ops.push({ stage: 'user', kind: 'setuser', uid: spec.user.uid, gid: spec.user.gid, groups: spec.user.additionalGids });
   ops.push({ stage: 'cwd', kind: 'chdir', path: spec.cwd });
 
@@ -254,7 +300,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
   ops.push({ stage: 'sync', kind: 'wait-start' });
   ops.push({ stage: 'exec', kind: 'exec', args: spec.args, env: spec.env, umask: spec.umask });
 
-  return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, trace: spec.trace, base, rootfs: spec.rootfs, ops };
+  return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, trace: spec.trace, base, ops };
 }
 
 /** The container path an op works on, for error messages ('/dev/pts', '/etc/hosts', …). */

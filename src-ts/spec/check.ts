@@ -144,7 +144,8 @@ export function checkSymlinks(spec: Spec, ops: readonly Op[]): void {
       case 'write-file':
         walk(op.path, true);
         break;
-      case 'enter-root':
+      case 'pivot-root':
+      case 'chroot':
         return;
       default:
         break;

@@ -160,7 +160,8 @@ export function normalizeDestination(dest: unknown, option: string): string {
   return norm;
 }
 
-function attrsOf(flags: number): number {
+/** MS_* flags of a new mount → its MOUNT_ATTR_* (for mount_setattr): the one mapping of the two. */
+export function attrsOf(flags: number): number {
   let a = 0;
   if (flags & MS.RDONLY) a |= MOUNT_ATTR.RDONLY;
   if (flags & MS.NOSUID) a |= MOUNT_ATTR.NOSUID;

@@ -8,27 +8,32 @@ import { NO_STRING, WireReader, type WireOp } from './wire-reader.js';
 
 // Numbers from src-native/wire.h, written out here so a change on either side shows.
 const K = {
-  'make-private': 1,
-  'root-overlay': 2,
-  mount: 3,
-  bind: 4,
-  mknod: 5,
-  symlink: 6,
-  'write-file': 7,
-  mkdir: 8,
-  'loopback-up': 9,
-  sethostname: 10,
-  'enter-root': 11,
-  setuser: 12,
-  chdir: 13,
-  'resolve-exec': 14,
-  ready: 15,
-  'wait-start': 16,
-  exec: 17,
-  unshare: 18,
-  'root-upper': 19,
-  'clone-tree': 20,
-  'attach-root': 21,
+  'clone-tree': 1,
+  setns: 2,
+  'netns-fresh': 3,
+  unshare: 4,
+  'make-private': 5,
+  'root-upper': 6,
+  'root-upper-detached': 7,
+  'root-overlay': 8,
+  'root-overlay-detached': 9,
+  'attach-root': 10,
+  mount: 11,
+  bind: 12,
+  mknod: 13,
+  symlink: 14,
+  'write-file': 15,
+  mkdir: 16,
+  sethostname: 17,
+  'pivot-root': 18,
+  chroot: 19,
+  setuser: 20,
+  chdir: 21,
+  'resolve-exec': 22,
+  sync: 23,
+  ready: 24,
+  'wait-start': 25,
+  exec: 26,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,
@@ -44,7 +49,7 @@ const STAGE_NO: Record<string, number> = {
   sync: 11,
   exec: 12,
 };
-const F_MKDIR = 0x1;
+const F_PREMOUNTED = 0x1;
 const F_MKFILE = 0x2;
 const F_BIND_FALLBACK = 0x4;
 const F_IGNORE_MISSING = 0x8;
@@ -59,7 +64,7 @@ function makePlan(o: Partial<ContainerOptions> = {}, host = HOST): Plan {
 
 /** A hand-made plan of just these ops, encoded and read back. */
 function encodeOps(ops: Op[]): WireReader {
-  const plan: Plan = { cloneFlags: 0x20000, detached: false, trace: false, base: false, rootfs: '/r', ops };
+  const plan: Plan = { cloneFlags: 0x20000, detached: false, trace: false, base: false, ops };
   return new WireReader(encodePlan(plan));
 }
 
@@ -83,10 +88,10 @@ describe('encodePlan: header and framing', () => {
   const r = new WireReader(buf);
   const h = r.header;
 
-  it("magic 'SBX1', version 1, sizes 72 and 48", () => {
+  it("magic 'SBX1', version 2, sizes 72 and 48", () => {
     expect(buf.subarray(0, 4).toString('latin1')).toBe('SBX1');
     expect(h.magic).toBe(0x31584253);
-    expect(h.version).toBe(1);
+    expect(h.version).toBe(2);
     expect(h.headerSize).toBe(72);
     expect(h.opSize).toBe(48);
   });
@@ -106,7 +111,7 @@ describe('encodePlan: header and framing', () => {
   it('reserved fields are zero', () => {
     expect(h.reserved0).toBe(0);
     expect(h.reserved1).toBe(0);
-    expect(h.reserved2).toEqual([0, 0, 0, 0, 0]);
+    expect(h.reserved2).toEqual([0, 0, 0, 0, 0, 0]);
   });
 
   it('the string table ends with a NUL', () => {
@@ -114,10 +119,13 @@ describe('encodePlan: header and framing', () => {
     expect(buf[buf.length - 1]).toBe(0);
   });
 
-  it('clone flags, rootfs, detached flag', () => {
+  it('clone flags, the rootfs (as the root ops carry it), detached flag', () => {
     expect(h.cloneFlags).toBe(BigInt(plan.cloneFlags));
     expect(h.cloneFlags).toBe(0x20000000n); // CLONE_NEWPID; the other namespaces are the unshare op
-    expect(r.str(h.rootfs)).toBe('/srv/rootfs');
+    const upper = r.ops.find((w) => w.kind === K['root-upper'])!;
+    expect(r.str(upper.s[0])).toBe('/srv/rootfs');
+    const overlay = r.ops.find((w) => w.kind === K['root-overlay'])!;
+    expect([r.list(overlay.s[0], overlay.n[0]), overlay.n[0]]).toEqual([['/srv/rootfs'], 1]);
     expect(h.flags).toBe(0);
     const det = new WireReader(encodePlan(makePlan({ ...OPTS, detached: true })));
     expect(det.header.flags).toBe(1);
@@ -125,7 +133,10 @@ describe('encodePlan: header and framing', () => {
     expect(tr.header.flags).toBe(0x1 | 0x2); // H_DETACHED | H_TRACE
     expect(new WireReader(encodePlan(makePlan({ trace: true }))).header.flags).toBe(0x2);
     const based = new WireReader(encodePlan(makePlan({}, { ...HOST, mountMode: 'base' })));
-    expect(based.header.flags).toBe(0x4); // H_BASE
+    expect(based.header.flags).toBe(0); // the mode is in the ops: setns(base), a detached root, chroot
+    const setns = based.ops.find((w) => w.kind === K.setns)!;
+    expect([setns.stage, setns.n]).toEqual([STAGE_NO.prepare, [5, 0x20000, 0, 0]]); // FD_BASE_MNTNS, CLONE_NEWNS
+    expect(based.ops.some((w) => w.kind === K.chroot) && !based.ops.some((w) => w.kind === K['pivot-root'])).toBe(true);
     const attach = based.ops.find((w) => w.kind === K['attach-root'])!;
     expect([attach.stage, attach.flags, attach.s, attach.n]).toEqual([STAGE_NO.rootfs, 0, [NO_STRING, NO_STRING, NO_STRING, NO_STRING], [0, 0, 0, 0]]);
     const ns = new WireReader(encodePlan(makePlan({ namespaces: { network: false, cgroup: true, time: true } })));
@@ -163,11 +174,13 @@ describe('encodePlan: ops', () => {
     }
   });
 
-  it('unshare: first op after the clones, stage prepare, CLONE_NEW* flags in mflags', () => {
+  it('unshare: first op after the clones and the network namespace, stage prepare, CLONE_NEW* flags in mflags', () => {
     const u = one('unshare');
-    expect(r.ops.slice(0, r.ops.indexOf(u)).every((w) => w.kind === K['clone-tree'])).toBe(true);
+    const before = r.ops.slice(0, r.ops.indexOf(u));
+    expect(before.slice(0, -1).every((w) => w.kind === K['clone-tree'])).toBe(true);
+    expect(before.at(-1)!.kind).toBe(K['netns-fresh']);
     expect(u.stage).toBe(1);
-    expect(u.mflags).toBe(0x4c020000n); // NEWNS|NEWNET|NEWIPC|NEWUTS
+    expect(u.mflags).toBe(0x0c020000n); // NEWNS|NEWIPC|NEWUTS (the network namespace is netns-fresh)
     expect(u.s).toEqual([NO_STRING, NO_STRING, NO_STRING, NO_STRING]);
     expect(u.n).toEqual([0, 0, 0, 0]);
   });
@@ -180,7 +193,7 @@ describe('encodePlan: ops', () => {
     expect(ro.flags).toBe(0);
   });
 
-  it('mount: source, target, fstype, data (or NO_STRING), mflags, F_MKDIR', () => {
+  it('mount: source, target, fstype, data (or NO_STRING), mflags; sysfs premounted', () => {
     const mounts = of('mount');
     expect(mounts).toHaveLength(6);
     for (const [op, w] of mounts) {
@@ -190,27 +203,29 @@ describe('encodePlan: ops', () => {
       if (op.data) expect(r.str(w.s[3])).toBe(op.data);
       else expect(w.s[3]).toBe(NO_STRING);
       expect(w.mflags).toBe(BigInt(op.flags));
-      expect(w.flags).toBe(F_MKDIR);
+      expect(w.flags).toBe(op.fstype === 'sysfs' ? F_PREMOUNTED : 0);
+      // sysfs: the one the pooled network namespace came with (FD_POOLED_SYSFS), MOUNT_ATTR_* of ro,nosuid,nodev,noexec
+      expect(w.n).toEqual(op.fstype === 'sysfs' ? [4, 0xf, 0, 0] : [0, 0, 0, 0]);
     }
     const dev = mounts.find(([op]) => op.target === 'dev')![1];
     expect(r.str(dev.s[3])).toBe('mode=755,size=65536k');
     expect(dev.mflags).toBe(0x1000002n);
   });
 
-  it('bind: source, target, recursive, propagation, attrs in mflags, MKDIR/MKFILE/IGNORE_MISSING', () => {
+  it('bind: source, target, recursive, propagation, attrs in mflags, MKFILE/IGNORE_MISSING', () => {
     const binds = of('bind');
     expect(binds.map(([op]) => op.target)).toEqual(['sys/fs/cgroup', 'data', 'etc/app.conf']);
     const [cg, data, file] = binds.map(([, w]) => w) as [WireOp, WireOp, WireOp];
     expect(r.str(cg.s[0])).toBe('/sys/fs/cgroup');
     expect(r.str(cg.s[1])).toBe('sys/fs/cgroup');
     expect(cg.n[0]).toBe(1);
-    expect(cg.flags).toBe(F_MKDIR | F_IGNORE_MISSING);
+    expect(cg.flags).toBe(F_IGNORE_MISSING);
     expect(cg.mflags).toBe(0xfn);
     expect(r.str(data.s[0])).toBe('/srv/data');
     expect(data.n[0]).toBe(1);
     expect(data.n[1]).toBe(0x100000); // MS_SHARED
     expect(data.mflags).toBe(0x3n); // MOUNT_ATTR_RDONLY|NOSUID
-    expect(data.flags).toBe(F_MKDIR);
+    expect(data.flags).toBe(0);
     expect(r.str(file.s[1])).toBe('etc/app.conf');
     expect(file.n[0]).toBe(0);
     expect(file.flags).toBe(F_MKFILE);
@@ -289,7 +304,7 @@ describe('encodePlan: ops', () => {
       { bindSourceIsFile: [true] },
     );
     const rr = new WireReader(encodePlan(withFile));
-    const mk = rr.ops.filter((w) => w.kind === 8);
+    const mk = rr.ops.filter((w) => w.kind === K.mkdir);
     expect(mk.map((w) => [rr.str(w.s[0]), w.flags])).toEqual([
       ['etc', 0],
       ['etc/hosts', 0x2],
@@ -355,7 +370,7 @@ describe('encodePlan: ops', () => {
   });
 
   it('ops without operands have NO_STRING slots and zero numbers', () => {
-    for (const kind of ['loopback-up', 'enter-root', 'ready', 'wait-start'] as const) {
+    for (const kind of ['netns-fresh', 'pivot-root', 'ready', 'wait-start'] as const) {
       const w = one(kind);
       expect(w.s, kind).toEqual([NO_STRING, NO_STRING, NO_STRING, NO_STRING]);
       expect(w.n, kind).toEqual([0, 0, 0, 0]);
@@ -366,7 +381,7 @@ describe('encodePlan: ops', () => {
 
   it('bind fallback and userxattr flags', () => {
     const rr = encodeOps([
-      { stage: 'rootfs', kind: 'root-overlay', userxattr: true },
+      { stage: 'rootfs', kind: 'root-overlay', lowers: ['/r'], userxattr: true },
       { stage: 'device', kind: 'mknod', path: 'dev/null', mode: 0o20666, major: 1, minor: 3, hostPath: '/dev/null', bindFallback: true },
       { stage: 'exec', kind: 'exec', args: ['x'], env: ['A=1'], umask: 0 },
     ]);
@@ -389,14 +404,13 @@ describe('encodePlan: string table', () => {
     // every distinct (non-list) string appears at one offset only
     const byText = new Map<string, Set<number>>();
     for (const o of r.ops) {
-      if (o.kind === K.exec || o.kind === K.setuser) continue;
+      if (o.kind === K.exec || o.kind === K.setuser || o.kind === K['root-overlay']) continue; // lists
       for (const off of o.s)
         if (off !== NO_STRING) {
           const t = r.str(off);
           byText.set(t, (byText.get(t) ?? new Set()).add(off));
         }
     }
-    byText.set('/srv/rootfs', (byText.get('/srv/rootfs') ?? new Set()).add(r.header.rootfs));
     for (const [t, offs] of byText) expect(offs.size, t).toBe(1);
     expect(flat.length).toBeGreaterThan(byText.size);
   });
@@ -407,7 +421,6 @@ describe('encodePlan: string table', () => {
       detached: false,
       trace: false,
       base: false,
-      rootfs: '/r',
       ops: [{ stage: 'user', kind: 'setuser', uid: 1, gid: 2, groups: [0x01020304, 0xff000000] }],
     };
     const buf = encodePlan(plan);
@@ -423,7 +436,6 @@ describe('encodePlan: string table', () => {
       detached: true,
       trace: false,
       base: false,
-      rootfs: '/r',
       ops: [
         { stage: 'mount', kind: 'mount', source: 's', target: 't', fstype: 'tmpfs', flags: 0x1000000 | 0x2000000, data: '' },
         { stage: 'exec', kind: 'exec', args: ['x'], env: [], umask: 0 },

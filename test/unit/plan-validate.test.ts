@@ -19,7 +19,7 @@ const tail: Op[] = [
   { stage: 'sync', kind: 'wait-start' },
   { stage: 'exec', kind: 'exec', args: ['/x'], env: [], umask: 0o22 },
 ];
-const unshare: Op = { stage: 'prepare', kind: 'unshare', flags: 0x20000, sharedNetwork: false };
+const unshare: Op = { stage: 'prepare', kind: 'unshare', flags: 0x20000 };
 const clone = (slot: number, source = '/srv'): Op => ({ stage: 'mount', kind: 'clone-tree', source, recursive: false, slot, ignoreMissing: false });
 const bind = (slot: number, target = 'data'): Op => ({
   stage: 'mount',
@@ -36,7 +36,7 @@ const bind = (slot: number, target = 'data'): Op => ({
 
 /** The addon's verdict on a plan of these ops: the error message, or null if it would spawn. */
 function refusal(ops: Op[]): string | null {
-  const plan: Plan = { cloneFlags: 0, detached: false, trace: false, base: false, rootfs: '/r', ops: [...ops, ...tail] };
+  const plan: Plan = { cloneFlags: 0, detached: false, trace: false, base: false, ops: [...ops, ...tail] };
   try {
     // A valid plan would clone a child here; every case below must throw first.
     new addon.Child(encodePlan(plan), [-3, -3, -3], () => {});
@@ -63,7 +63,7 @@ describe('PreparePlan: clone-tree slots', () => {
   });
 
   it('attach-root in a plan that is not for the base mount namespace', () => {
-    expect(refusal([unshare, { stage: 'rootfs', kind: 'attach-root' }])).toMatch(/ATTACH_ROOT without H_BASE/);
+    expect(refusal([unshare, { stage: 'rootfs', kind: 'attach-root' }])).toMatch(/ATTACH_ROOT without a detached root/);
   });
 
   it('a second unshare', () => {

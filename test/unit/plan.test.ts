@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildPlan, cloneFlagsOf, hostsFile, opPath, unshareFlagsOf, type FsFacts, type HostInfo, type Op } from '../../src-ts/plan/plan.js';
-import { CLONE } from '../../src-ts/plan/wire.js';
+import { CLONE, FD } from '../../src-ts/plan/wire.js';
 import { MOUNT_ATTR, MS, defaultMounts, type MountSpec } from '../../src-ts/spec/mounts.js';
 import { DEFAULT_PATH, buildSpec, type ContainerOptions, type Spec } from '../../src-ts/spec/spec.js';
 
@@ -35,9 +35,10 @@ describe('buildPlan with the defaults (hybrid host)', () => {
     const link = (path: string, target: string): Op => ({ stage: 'device', kind: 'symlink', target, path });
     const expected: Op[] = [
       { stage: 'mount', kind: 'clone-tree', source: '/sys/fs/cgroup', recursive: true, slot: 0, ignoreMissing: true },
-      { stage: 'prepare', kind: 'unshare', flags: CLONE.NEWNS | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS, sharedNetwork: false },
+      { stage: 'network', kind: 'netns-fresh' },
+      { stage: 'prepare', kind: 'unshare', flags: CLONE.NEWNS | CLONE.NEWIPC | CLONE.NEWUTS },
       { stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE },
-      { stage: 'rootfs', kind: 'root-upper' },
+      { stage: 'rootfs', kind: 'root-upper', dir: '/srv/rootfs' },
       { stage: 'file', kind: 'mkdir', path: 'etc' },
       { stage: 'file', kind: 'write-file', path: 'etc/hostname', content: '0123456789ab\n', mode: 0o644 },
       {
@@ -52,7 +53,7 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       { stage: 'rootfs', kind: 'mkdir', path: 'proc' },
       { stage: 'rootfs', kind: 'mkdir', path: 'dev' },
       { stage: 'rootfs', kind: 'mkdir', path: 'sys' },
-      { stage: 'rootfs', kind: 'root-overlay', userxattr: false },
+      { stage: 'rootfs', kind: 'root-overlay', lowers: ['/srv/rootfs'], userxattr: false },
       { stage: 'mount', kind: 'mount', source: 'proc', target: 'proc', fstype: 'proc', flags: 0, data: '' },
       { stage: 'mount', kind: 'mount', source: 'tmpfs', target: 'dev', fstype: 'tmpfs', flags: MS.NOSUID | MS.STRICTATIME, data: 'mode=755,size=65536k' },
       {
@@ -66,7 +67,17 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       },
       { stage: 'mount', kind: 'mount', source: 'shm', target: 'dev/shm', fstype: 'tmpfs', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: 'mode=1777,size=65536k' },
       { stage: 'mount', kind: 'mount', source: 'mqueue', target: 'dev/mqueue', fstype: 'mqueue', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: '' },
-      { stage: 'mount', kind: 'mount', source: 'sysfs', target: 'sys', fstype: 'sysfs', flags: MS.RDONLY | MS.NOSUID | MS.NOEXEC | MS.NODEV, data: '' },
+      {
+        stage: 'mount',
+        kind: 'mount',
+        source: 'sysfs',
+        target: 'sys',
+        fstype: 'sysfs',
+        flags: MS.RDONLY | MS.NOSUID | MS.NOEXEC | MS.NODEV,
+        data: '',
+        premounted: FD.POOLED_SYSFS,
+        premountedAttrs: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC | MOUNT_ATTR.NODEV,
+      },
       {
         stage: 'mount',
         kind: 'bind',
@@ -91,9 +102,8 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       link('dev/stderr', '/proc/self/fd/2'),
       link('dev/ptmx', 'pts/ptmx'),
       link('dev/core', '/proc/kcore'),
-      { stage: 'network', kind: 'loopback-up' },
       { stage: 'hostname', kind: 'sethostname', hostname: '0123456789ab' },
-      { stage: 'pivot', kind: 'enter-root' },
+      { stage: 'pivot', kind: 'pivot-root' },
       { stage: 'user', kind: 'setuser', uid: 0, gid: 0, groups: [] },
       { stage: 'cwd', kind: 'chdir', path: '/' },
       { stage: 'exec', kind: 'resolve-exec', file: '/sleep', searchPath: DEFAULT_PATH },
@@ -107,6 +117,7 @@ describe('buildPlan with the defaults (hybrid host)', () => {
   it('kinds in order', () => {
     expect(kinds(p.ops)).toEqual([
       'clone-tree',
+      'netns-fresh',
       'unshare',
       'make-private',
       'root-upper',
@@ -123,9 +134,8 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       'bind',
       ...Array(6).fill('mknod'),
       ...Array(6).fill('symlink'),
-      'loopback-up',
       'sethostname',
-      'enter-root',
+      'pivot-root',
       'setuser',
       'chdir',
       'resolve-exec',
@@ -152,9 +162,9 @@ describe('buildPlan with the defaults (hybrid host)', () => {
     ]);
   });
 
-  it('header fields: clone flags (pid only: the rest is the unshare op), rootfs, detached', () => {
+  it('header fields: clone flags (pid only: the rest is the unshare op), detached; the rootfs in the root ops', () => {
     expect(p.cloneFlags).toBe(CLONE.NEWPID);
-    expect(p.rootfs).toBe('/srv/rootfs');
+    expect(p.ops.find((o) => o.kind === 'root-upper')).toMatchObject({ dir: '/srv/rootfs' });
     expect(p.detached).toBe(false);
     expect(plan({ detached: true }).detached).toBe(true);
     expect(p.trace).toBe(false);
@@ -167,16 +177,23 @@ describe('buildPlan with the defaults (hybrid host)', () => {
 });
 
 describe('buildPlan variations', () => {
-  it('no loopback-up without a network namespace', () => {
+  it('no network namespace op without a network namespace; a setns of the shared one for "shared"', () => {
     const ops = plan({ namespaces: { network: false } }).ops;
-    expect(kinds(ops)).not.toContain('loopback-up');
+    expect(kinds(ops)).not.toContain('netns-fresh');
+    expect(ops.find((o) => o.kind === 'setns')).toBeUndefined();
+    expect(ops.find((o) => o.kind === 'unshare')).toMatchObject({ flags: CLONE.NEWNS | CLONE.NEWIPC | CLONE.NEWUTS });
+    const shared = plan({ namespaces: { network: 'shared' } }).ops;
+    expect(kinds(shared)).not.toContain('netns-fresh');
+    expect(shared.find((o) => o.kind === 'setns')).toEqual({ stage: 'network', kind: 'setns', fd: FD.SHARED_NETNS, nstype: CLONE.NEWNET });
+    // Only a fresh namespace comes with a sysfs made for it.
+    expect(shared.find((o) => o.kind === 'mount' && o.fstype === 'sysfs')).not.toHaveProperty('premounted');
     expect(kinds(ops)).toContain('sethostname');
   });
 
   it('no sethostname without a uts namespace', () => {
     const ops = plan({ namespaces: { uts: false } }).ops;
     expect(kinds(ops)).not.toContain('sethostname');
-    expect(kinds(ops)).toContain('loopback-up');
+    expect(kinds(ops)).toContain('netns-fresh');
     // /etc/hostname is still written
     expect(ops.find((op) => op.kind === 'write-file' && op.path === 'etc/hostname')).toBeTruthy();
   });
@@ -207,8 +224,8 @@ describe('buildPlan variations', () => {
       flags: MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.RELATIME,
       data: '',
     });
-    expect(p.ops[0]).toMatchObject({ kind: 'unshare' });
-    expect((p.ops[0] as { flags: number }).flags & CLONE.NEWCGROUP).toBe(CLONE.NEWCGROUP);
+    expect(p.ops[1]).toMatchObject({ kind: 'unshare' });
+    expect((p.ops[1] as { flags: number }).flags & CLONE.NEWCGROUP).toBe(CLONE.NEWCGROUP);
   });
 
   it('no cgroup op at all on a host without cgroups', () => {
@@ -244,7 +261,7 @@ describe('buildPlan variations', () => {
     const s = spec({ mounts: [...defaultMounts, { destination: '/data', source: '/srv/data', options: ['rbind', 'ro', 'rslave'] }] });
     const p = buildPlan(s, HOST, noFiles(s));
     const i = p.ops.findIndex((o) => o.kind === 'bind' && o.target === 'data');
-    expect(i).toBe(22); // after 2 clone-trees, unshare, make-private, root-upper, 5 /etc ops, 4 mount points, root-overlay, 6 mounts, the cgroup bind
+    expect(i).toBe(23); // after 2 clone-trees, netns-fresh, unshare, make-private, root-upper, 5 /etc ops, 4 mount points, root-overlay, 6 mounts, the cgroup bind
     expect(p.ops[i]).toEqual({
       stage: 'mount',
       kind: 'bind',
@@ -258,7 +275,7 @@ describe('buildPlan variations', () => {
       slot: 1,
     });
     // Its host tree is cloned before the namespaces are made, into the slot the bind takes.
-    const unshare = p.ops.findIndex((o) => o.kind === 'unshare');
+    const unshare = p.ops.findIndex((o) => o.kind === 'netns-fresh');
     expect(p.ops.slice(0, unshare)).toEqual([
       { stage: 'mount', kind: 'clone-tree', source: '/sys/fs/cgroup', recursive: true, slot: 0, ignoreMissing: true },
       { stage: 'mount', kind: 'clone-tree', source: '/srv/data', recursive: true, slot: 1, ignoreMissing: false },
@@ -364,7 +381,7 @@ describe('opPath', () => {
   });
 
   it('undefined for ops without a path', () => {
-    for (const k of ['unshare', 'make-private', 'root-overlay', 'loopback-up', 'sethostname', 'enter-root', 'setuser', 'ready', 'wait-start'])
+    for (const k of ['unshare', 'make-private', 'root-overlay', 'netns-fresh', 'sethostname', 'pivot-root', 'setuser', 'ready', 'wait-start'])
       expect(opPath(find((o) => o.kind === k)), k).toBeUndefined();
   });
 });
@@ -374,12 +391,12 @@ describe('buildPlan for the base mount namespace', () => {
   const host = plan();
   const base = plan({}, BASE);
 
-  it('builds the root before unshare, then attaches it; no make-private; the same ops otherwise', () => {
+  it('builds the root detached before the namespaces, then attaches it; no make-private; the same ops otherwise', () => {
     const k = kinds(base.ops);
     expect(base.base).toBe(true);
-    expect(k.slice(0, 12)).toEqual([
+    expect(k.slice(0, 14)).toEqual([
       'clone-tree',
-      'root-upper',
+      'root-upper-detached',
       'mkdir',
       'write-file',
       'write-file',
@@ -388,22 +405,30 @@ describe('buildPlan for the base mount namespace', () => {
       'mkdir',
       'mkdir',
       'mkdir',
-      'root-overlay',
+      'root-overlay-detached',
+      'setns',
+      'netns-fresh',
       'unshare',
     ]);
-    expect(k[12]).toBe('attach-root');
+    expect(base.ops[11]).toEqual({ stage: 'prepare', kind: 'setns', fd: FD.BASE_MNTNS, nstype: CLONE.NEWNS });
+    expect(k[14]).toBe('attach-root');
     expect(k).not.toContain('make-private');
-    // The same ops as the host-mode plan, but for make-private and attach-root, in another order.
-    const sorted = (ops: Op[]) => ops.filter((o) => o.kind !== 'make-private' && o.kind !== 'attach-root').map((o) => JSON.stringify(o)).sort();
+    expect(k).toContain('chroot');
+    expect(k).not.toContain('pivot-root');
+    // The same ops as the host-mode plan, but for the root's variants, in another order.
+    const variant = new Set(['make-private', 'attach-root', 'setns', 'root-upper', 'root-upper-detached', 'root-overlay', 'root-overlay-detached', 'pivot-root', 'chroot']);
+    const sorted = (ops: Op[]) => ops.filter((o) => !variant.has(o.kind)).map((o) => JSON.stringify(o)).sort();
     expect(sorted(base.ops)).toEqual(sorted(host.ops));
-    // From the mounts on, the two plans agree.
-    expect(base.ops.slice(13)).toEqual(host.ops.slice(host.ops.findIndex((o) => o.kind === 'root-overlay') + 1));
+    expect(base.ops.find((o) => o.kind === 'root-overlay-detached')).toEqual({ stage: 'rootfs', kind: 'root-overlay-detached', lowers: ['/srv/rootfs'], userxattr: false });
+    // From the mounts on, the two plans agree but for how the root is entered.
+    const enter = (ops: Op[]) => ops.map((o) => (o.kind === 'chroot' ? { ...o, kind: 'pivot-root' as const } : o));
+    expect(enter(base.ops.slice(15))).toEqual(host.ops.slice(host.ops.findIndex((o) => o.kind === 'root-overlay') + 1));
   });
 
   it('a user namespace keeps the host mode (proc needs a fully visible proc in the namespace)', () => {
     const s = { ...spec(), namespaces: { ...spec().namespaces, user: true } };
     const u = buildPlan(s, BASE, noFiles(s));
     expect(u.base).toBe(false);
-    expect(kinds(u.ops).slice(0, 3)).toEqual(['clone-tree', 'unshare', 'make-private']);
+    expect(kinds(u.ops).slice(0, 4)).toEqual(['clone-tree', 'netns-fresh', 'unshare', 'make-private']);
   });
 });

@@ -18,7 +18,6 @@ export interface WireHeader {
   flags: number;
   reserved1: number;
   cloneFlags: bigint;
-  rootfs: number;
   reserved2: number[];
 }
 
@@ -54,8 +53,7 @@ export class WireReader {
       flags: v.getUint32(32, true),
       reserved1: v.getUint32(36, true),
       cloneFlags: v.getBigUint64(40, true),
-      rootfs: v.getUint32(48, true),
-      reserved2: [0, 1, 2, 3, 4].map((i) => v.getUint32(52 + 4 * i, true)),
+      reserved2: [0, 1, 2, 3, 4, 5].map((i) => v.getUint32(48 + 4 * i, true)),
     };
     const h = this.header;
     this.ops = [];

@@ -1,6 +1,7 @@
 /*
  * Parent side of the wire format: validate a plan buffer once and prepare what the child needs
- * (argv/envp pointer arrays, an aligned gid array), so the child can trust every offset.
+ * (argv/envp pointer arrays, an aligned gid array), so the child can trust every offset; and say
+ * which of the parent's resources the plan's ops ask for (sent in MSG_FDS).
  */
 #ifndef SBX_PLAN_H
 #define SBX_PLAN_H
@@ -9,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "wire.h"
+#include "../wire/wire.h"
 
 namespace sbx {
 
@@ -21,8 +22,7 @@ struct Plan {
   std::vector<char*> argv;  // NULL-terminated, pointing into storage
   std::vector<char*> envp;
   std::vector<uint32_t> groups;
-  uint64_t unshare_flags = 0;  // the UNSHARE op's namespaces (the parent may hand over a netns)
-  bool shared_netns = false;   // UNSHARE n0: join the shared network namespace
+  uint32_t wants = 0;  // bit i: an op uses fd SBX_FD_<i> (a resource of the parent, or a plan fd)
 };
 
 // Returns an empty string when the plan is valid, else what is wrong with it.

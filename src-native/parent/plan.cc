@@ -1,45 +1,35 @@
 #include "plan.h"
 
-#include <cstring>
-
 #include <linux/sched.h>
+
+#include <cstring>
 
 namespace sbx {
 
 namespace {
 
-// Which string and number slots an op kind uses (strings that must be present).
+// Which strings an op kind carries (bit i: s[i]), from the op table.
 struct Shape {
-  uint8_t required;  // bit i: s[i] must be a valid string
-  uint8_t optional;  // bit i: s[i] may be a string or SBX_NO_STRING
+  uint8_t required;  // s[i] must be a valid string
+  uint8_t optional;  // s[i] may be a string or SBX_NO_STRING
 };
 
 Shape ShapeOf(uint16_t kind) {
   switch (kind) {
-    case SBX_OP_MAKE_PRIVATE: return {0, 0};
-    case SBX_OP_ROOT_OVERLAY: return {0, 0};
-    case SBX_OP_MOUNT: return {0b0110, 0b1001};  // target, fstype; source, data optional
-    case SBX_OP_BIND: return {0b0011, 0};
-    case SBX_OP_MKNOD: return {0b0001, 0b0010};
-    case SBX_OP_SYMLINK: return {0b0011, 0};
-    case SBX_OP_WRITE_FILE: return {0b0011, 0};
-    case SBX_OP_MKDIR: return {0b0001, 0};
-    case SBX_OP_LOOPBACK_UP: return {0, 0};
-    case SBX_OP_SETHOSTNAME: return {0b0001, 0};
-    case SBX_OP_ENTER_ROOT: return {0, 0};
-    case SBX_OP_SETUSER: return {0, 0b0001};
-    case SBX_OP_CHDIR: return {0b0001, 0};
-    case SBX_OP_RESOLVE_EXEC: return {0b0001, 0b0010};
-    case SBX_OP_READY: return {0, 0};
-    case SBX_OP_WAIT_START: return {0, 0};
-    case SBX_OP_EXEC: return {0b0001, 0b0010};  // argv; envp absent when empty
-    case SBX_OP_UNSHARE: return {0, 0};
-    case SBX_OP_ROOT_UPPER: return {0, 0};
-    case SBX_OP_CLONE_TREE: return {0b0001, 0};
-    case SBX_OP_ATTACH_ROOT: return {0, 0};
-    default: return {0xff, 0};
+#define SBX_OP_SHAPE(NAME, num, name, stage, req, opt, handler) \
+  case SBX_OP_##NAME:                                            \
+    return {req, opt};
+    SBX_OPS(SBX_OP_SHAPE)
+#undef SBX_OP_SHAPE
+    default:
+      return {0xff, 0};
   }
 }
+
+constexpr uint64_t kNamespaces =
+    CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWUSER;
+
+bool OneNamespace(uint64_t t) { return t && !(t & (t - 1)) && (t & (kNamespaces | CLONE_NEWPID | CLONE_NEWTIME)); }
 
 }  // namespace
 
@@ -59,6 +49,7 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
   if (ops_end > h->strtab_offset) return "ops overlap the string table";
   if (uint64_t(h->strtab_offset) + h->strtab_size != len) return "string table does not end the plan";
   if (h->strtab_size == 0 || base[len - 1] != 0) return "string table not NUL-terminated";
+  if (h->clone_flags & ~(kNamespaces | CLONE_NEWPID | CLONE_NEWTIME)) return "clone flags beyond namespaces";
 
   const char* strtab = reinterpret_cast<const char*>(base + h->strtab_offset);
   const uint32_t strsize = h->strtab_size;
@@ -75,11 +66,9 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
     return true;
   };
 
-  if (!valid(h->rootfs)) return "rootfs string out of range";
-  out->unshare_flags = 0;
-  out->shared_netns = false;
+  out->wants = 0;
   const auto* ops = reinterpret_cast<const sbx_op*>(base + h->ops_offset);
-  bool has_exec = false, unshared = false;
+  bool has_exec = false, unshared = false, detached_root = false;
   // A slot is filled by one CLONE_TREE, then taken by one BIND after it.
   bool filled[SBX_MAX_SLOTS] = {}, taken[SBX_MAX_SLOTS] = {};
   auto slot_of = [&](uint32_t n, bool fill) -> bool {
@@ -87,10 +76,18 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
     if (fill) return !filled[n] && (filled[n] = true);
     return filled[n] && !taken[n] && (taken[n] = true);
   };
+  // An fd index an op names: one of the parent's resources or a plan fd, never stdio.
+  auto want = [&](uint32_t index) -> bool {
+    if (index <= SBX_FD_STDERR || index >= SBX_FD_COUNT_) return false;
+    out->wants |= 1u << index;
+    return true;
+  };
+  std::vector<char*> scratch;
   for (uint32_t i = 0; i < h->n_ops; i++) {
     const sbx_op& op = ops[i];
-    if (op.kind == 0 || op.kind >= SBX_OP_MAX_) return "unknown op kind at " + std::to_string(i);
-    if (op.stage >= SBX_STAGE_MAX_) return "unknown stage at " + std::to_string(i);
+    const std::string at = " at " + std::to_string(i);
+    if (op.kind == 0 || op.kind >= SBX_OP_MAX_) return "unknown op kind" + at;
+    if (op.stage >= SBX_STAGE_MAX_) return "unknown stage" + at;
     Shape shape = ShapeOf(op.kind);
     for (int s = 0; s < 4; s++) {
       bool req = shape.required & (1 << s), opt = shape.optional & (1 << s);
@@ -117,22 +114,39 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
       }
       case SBX_OP_CLONE_TREE:
         // Only while the child still shares the host's mount namespace.
-        if (unshared) return "CLONE_TREE after UNSHARE at " + std::to_string(i);
-        if (!slot_of(op.n[1], true)) return "CLONE_TREE: slot out of range or filled twice at " + std::to_string(i);
+        if (unshared) return "CLONE_TREE after UNSHARE" + at;
+        if (!slot_of(op.n[1], true)) return "CLONE_TREE: slot out of range or filled twice" + at;
         break;
       case SBX_OP_BIND:
-        if (!slot_of(op.n[2], false)) return "BIND: slot not filled by a CLONE_TREE, or taken twice, at " + std::to_string(i);
+        if (!slot_of(op.n[2], false)) return "BIND: slot not filled by a CLONE_TREE, or taken twice," + at;
+        break;
+      case SBX_OP_ROOT_UPPER_DETACHED:
+      case SBX_OP_ROOT_OVERLAY_DETACHED:
+        // Built from the host's view: before the container's mount namespace exists.
+        if (unshared) return "a detached root after UNSHARE" + at;
+        if (op.kind == SBX_OP_ROOT_OVERLAY_DETACHED) detached_root = true;
+        [[fallthrough]];
+      case SBX_OP_ROOT_OVERLAY:
+        if (op.kind != SBX_OP_ROOT_UPPER_DETACHED &&
+            (op.n[0] == 0 || op.n[0] > 500 || !list(op.s[0], op.n[0], &scratch)))
+          return "root overlay: layer list out of range" + at;
         break;
       case SBX_OP_ATTACH_ROOT:
-        if (!(h->flags & SBX_H_BASE) || !unshared) return "ATTACH_ROOT without H_BASE, or before UNSHARE, at " + std::to_string(i);
+        if (!detached_root || !unshared) return "ATTACH_ROOT without a detached root, or before UNSHARE," + at;
+        break;
+      case SBX_OP_SETNS:
+        if (!want(op.n[0]) || !OneNamespace(op.n[1])) return "SETNS: bad fd index or namespace type" + at;
+        break;
+      case SBX_OP_NETNS_FRESH:
+        out->wants |= 1u << SBX_FD_POOLED_NETNS;
+        break;
+      case SBX_OP_MOUNT:
+        if ((op.flags & SBX_F_PREMOUNTED) && !want(op.n[0])) return "MOUNT: bad premounted fd index" + at;
         break;
       case SBX_OP_UNSHARE:
-        if (unshared) return "a second UNSHARE at " + std::to_string(i);
+        if (unshared) return "a second UNSHARE" + at;
         unshared = true;
-        if (op.mflags & ~uint64_t(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWUSER))
-          return "UNSHARE: flags beyond namespaces";
-        out->unshare_flags |= op.mflags;
-        out->shared_netns = op.n[0] == 1 && (op.mflags & CLONE_NEWNET);
+        if (op.mflags & ~kNamespaces) return "UNSHARE: flags beyond namespaces";
         break;
       case SBX_OP_WRITE_FILE:
         if (uint64_t(op.s[1]) + op.n[1] > strsize) return "WRITE_FILE content out of range";

@@ -11,7 +11,11 @@
 #include <stdint.h>
 #include <sys/syscall.h>
 
-#if defined(__x86_64__)
+#if defined(SBX_SYS_RECORD)
+/* The recording table of test/native/recorder.cc: the same child code, run without root against a
+ * syscall table that logs each call and answers it, so the op sequence of a plan can be checked. */
+long sbx_sys6(long n, long a, long b, long c, long d, long e, long f);
+#elif defined(__x86_64__)
 static inline long sbx_sys6(long n, long a, long b, long c, long d, long e, long f) {
   long ret;
   register long r10 __asm__("r10") = d;

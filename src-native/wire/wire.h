@@ -16,43 +16,20 @@
 
 #include <stdint.h>
 
+#include "ops.h"
+
 #define SBX_WIRE_MAGIC 0x31584253u /* "SBX1" little-endian */
-#define SBX_WIRE_VERSION 1u
+#define SBX_WIRE_VERSION 2u
 #define SBX_NO_STRING 0xffffffffu
 
-/* Op kinds. Each runs in the child, in plan order; the stage reported on failure is the op's. */
+/* Op kinds: the op table (ops.h). Each runs in the child, in plan order; the stage reported on
+ * failure is the op's. What each op reads of s[] and n[] is said at its handler (child/) and named
+ * in src-ts/plan/ops.ts. */
 enum sbx_op_kind {
-  SBX_OP_MAKE_PRIVATE = 1,  /* mount("/", MS_REC|flags): stop propagation to/from the host     */
-  SBX_OP_ROOT_OVERLAY = 2,  /* overlay(lower = rootfs, upper = the tmpfs) as the new root         */
-  SBX_OP_MOUNT = 3,         /* s0 source, s1 target (in root), s2 fstype, s3 data, mflags        */
-  SBX_OP_BIND = 4,          /* s0 host path, s1 target, n0 recursive, n1 propagation, n2 slot,   */
-                            /* mflags MOUNT_ATTR_*: attach the tree CLONE_TREE put in the slot  */
-  SBX_OP_MKNOD = 5,         /* s0 path, s1 host node, n0 mode, n1 major, n2 minor                */
-  SBX_OP_SYMLINK = 6,       /* s0 link target, s1 path                                           */
-  SBX_OP_WRITE_FILE = 7,    /* s0 path, s1 content, n0 mode, n1 length                           */
-  SBX_OP_MKDIR = 8,         /* s0 path (components made 0755); F_MKFILE: the last one a file      */
-  SBX_OP_LOOPBACK_UP = 9,   /* ioctl SIOCSIFFLAGS on "lo"                                        */
-  SBX_OP_SETHOSTNAME = 10,  /* s0 hostname, n0 its length                                        */
-  SBX_OP_ENTER_ROOT = 11,   /* make the new root the process's root: chroot into it when the    */
-                            /* mount namespace was copied from the base one (nothing of the host */
-                            /* in it), else pivot_root(".", ".") + umount2(".", MNT_DETACH)     */
-  SBX_OP_SETUSER = 12,      /* n0 uid, n1 gid, s0 gid array (binary u32), n2 count               */
-  SBX_OP_CHDIR = 13,        /* s0 path                                                           */
-  SBX_OP_RESOLVE_EXEC = 14, /* s0 argv[0], s1 PATH: find the binary now, so create() fails early */
-  SBX_OP_READY = 15,        /* send MSG_READY: setup is done, the container is 'created'         */
-  SBX_OP_WAIT_START = 16,   /* re-arm pdeathsig, block until MSG_START (EOF = parent gone: exit) */
-  SBX_OP_EXEC = 17,         /* s0 argv (n0 count), s1 envp (n1 count), n2 umask                  */
-  SBX_OP_UNSHARE = 18,      /* mflags CLONE_NEW* flags: namespaces made by the child, off the    */
-                            /* parent's thread (pid and time must be made by clone3 itself);    */
-                            /* n0 = 1: join the process's one shared network namespace instead  */
-  SBX_OP_ROOT_UPPER = 19,   /* tmpfs for the overlay; ops until ROOT_OVERLAY write its upper dir */
-  SBX_OP_CLONE_TREE = 20,   /* s0 host path, n0 recursive, n1 slot: open_tree(OPEN_TREE_CLONE)   */
-                            /* of a bind source while the child still sees the host, made        */
-                            /* private; only before UNSHARE                                      */
-  SBX_OP_ATTACH_ROOT = 21,  /* H_BASE: attach the upper tmpfs, then the overlay, on "/" of the    */
-                            /* namespace UNSHARE made (ROOT_UPPER and ROOT_OVERLAY, run before   */
-                            /* UNSHARE in such a plan, left them detached)                       */
-  SBX_OP_MAX_ = 22
+#define SBX_OP_ENUM(NAME, num, name, stage, req, opt, handler) SBX_OP_##NAME = num,
+  SBX_OPS(SBX_OP_ENUM)
+#undef SBX_OP_ENUM
+  SBX_OP_MAX_
 };
 
 /* Stages: where in the container's life an op belongs; reported with every failure. */
@@ -74,7 +51,8 @@ enum sbx_stage {
 };
 
 /* Op flags. */
-#define SBX_F_MKDIR 0x1u          /* create the mount target as a directory when missing   */
+#define SBX_F_PREMOUNTED 0x1u     /* mount: attach the file system the parent sent in fd n[0] */
+                                  /* when it sent one (a sysfs made in a pooled netns)      */
 #define SBX_F_MKFILE 0x2u         /* create the mount target as an empty file when missing */
 #define SBX_F_BIND_FALLBACK 0x4u  /* mknod: bind the host's node when mknod is not allowed */
 #define SBX_F_IGNORE_MISSING 0x8u /* bind of a host path that may not exist: skip it      */
@@ -86,8 +64,6 @@ enum sbx_stage {
 /* Header flags. */
 #define SBX_H_DETACHED 0x1u /* no PR_SET_PDEATHSIG: the container outlives the Node process */
 #define SBX_H_TRACE 0x2u    /* time every op (CLOCK_MONOTONIC) and send MSG_TRACE before READY */
-#define SBX_H_BASE 0x4u     /* the mount namespace is a copy of the addon's base namespace: the */
-                            /* root is built detached before UNSHARE, attached, and chroot'ed  */
 #define SBX_TRACE_MAX 64u   /* ops timed at most */
 
 struct sbx_header {
@@ -104,8 +80,7 @@ struct sbx_header {
   uint32_t flags;       /* SBX_H_* */
   uint32_t reserved1;
   uint64_t clone_flags; /* namespaces: CLONE_NEW*; the addon adds CLONE_PIDFD etc. */
-  uint32_t rootfs;      /* string: the rootfs path, the overlay's lower layer */
-  uint32_t reserved2[5];
+  uint32_t reserved2[6];
 };
 
 struct sbx_op {
@@ -118,28 +93,36 @@ struct sbx_op {
 };
 
 /* Parent <-> child messages over a SOCK_SEQPACKET|SOCK_CLOEXEC socketpair. The child's end closes
- * at execve: EOF after MSG_START means the user's binary is running. */
+ * at execve: EOF after MSG_START means the user's binary is running. The parent's side is a state
+ * machine over these steps (parent/protocol.h, docs/protocol.md); anything out of order kills the
+ * child. */
 enum sbx_msg_type {
   SBX_MSG_READY = 1, /* child -> parent: every op before WAIT_START succeeded   */
   SBX_MSG_ERROR = 2, /* child -> parent: {stage, op, err}; the child then exits */
   SBX_MSG_TRACE = 3, /* child -> parent: struct sbx_trace (only with SBX_H_TRACE) */
-  /* 4..15 reserved child -> parent: idmap request, init pid, console fd, ... */
-  SBX_MSG_START = 16, /* parent -> child: execve now                              */
-  SBX_MSG_FDS = 17,   /* parent -> child, first on the socket: struct sbx_fds_msg  */
-  /* 18.. reserved parent -> child: idmap written, cgroup joined, abort, ...     */
+  SBX_MSG_SYNC = 4,  /* child -> parent: the SYNC op reached point `op`; waits for MSG_RESUME */
+  /* 5..15 reserved child -> parent */
+  SBX_MSG_START = 16,  /* parent -> child: execve now                              */
+  SBX_MSG_FDS = 17,    /* parent -> child, first on the socket: struct sbx_fds_msg  */
+  SBX_MSG_RESUME = 18, /* parent -> child: go on past sync point `op` (err != 0: exit)    */
+  /* 19.. reserved parent -> child */
 };
 
 /* MSG_FDS carries (SCM_RIGHTS) the fds the child needs besides the sync socket, one for each bit
  * of `mask`, in bit order. They come over the socket rather than through the fd table because the
- * child drops that table (or never copies it): see sbx_child_args.fd_limit. */
+ * child drops that table (or never copies it): see sbx_child_args.fd_limit. Indexes below
+ * SBX_FD_PLAN0 are the parent's own resources, sent when the plan's ops ask for them
+ * (parent/plan.cc); from SBX_FD_PLAN0 on, fds the caller gave for the plan (Child's `fds`). */
 enum sbx_fd_index {
-  SBX_FD_STDIN = 0,  /* source of fd 0 (absent: fd 0 as inherited) */
+  SBX_FD_STDIN = 0, /* source of fd 0 (absent: fd 0 as inherited) */
   SBX_FD_STDOUT = 1,
   SBX_FD_STDERR = 2,
-  SBX_FD_NETNS = 3,  /* a network namespace to join: pooled (fresh) or the shared one */
-  SBX_FD_SYSFS = 4,  /* a detached sysfs made in that (pooled) namespace */
-  SBX_FD_BASE_MNTNS = 5, /* the base mount namespace (H_BASE): copy it instead of the host's */
-  SBX_FD_COUNT_ = 6
+  SBX_FD_POOLED_NETNS = 3, /* NETNS_FRESH: a fresh network namespace the helper thread made */
+  SBX_FD_POOLED_SYSFS = 4, /* MOUNT F_PREMOUNTED: a detached sysfs made in that namespace */
+  SBX_FD_BASE_MNTNS = 5,   /* SETNS: the base mount namespace (one empty read-only tmpfs) */
+  SBX_FD_SHARED_NETNS = 6, /* SETNS: the one network namespace of network: 'shared' */
+  SBX_FD_PLAN0 = 8,        /* SETNS and others: fds the caller gave with the plan, in order */
+  SBX_FD_COUNT_ = 24
 };
 
 struct sbx_fds_msg {
@@ -151,7 +134,7 @@ struct sbx_fds_msg {
 struct sbx_msg {
   uint32_t type;
   int32_t stage;
-  int32_t op;  /* index of the failing op, -1 for the prelude */
+  int32_t op;  /* ERROR: index of the failing op, -1 for the prelude; SYNC/RESUME: the point */
   int32_t err; /* positive errno */
 };
 

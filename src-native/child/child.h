@@ -1,14 +1,15 @@
 /*
  * The child side: what runs between clone and execve.
  *
- * Everything here is prepared by the parent (addon.cc, plan.cc) before clone; the child only reads it.
+ * Everything here is prepared by the parent (parent/spawn.cc, parent/plan.cc) before clone; the
+ * child only reads it.
  */
 #ifndef SBX_CHILD_H
 #define SBX_CHILD_H
 
 #include <stdint.h>
 
-#include "wire.h"
+#include "../wire/wire.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,96 @@
+/*
+ * The child's half of the handshake (docs/protocol.md): messages on the sync socket, the fds the
+ * parent sends first, and the ops that wait for the parent.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+
+#include "state.h"
+#include "util.h"
+
+int send_msg(int fd, uint32_t type, int stage, int op, int err) {
+  struct sbx_msg m = {type, stage, op, err};
+  long r;
+  do r = sbx_sys3(SYS_write, fd, &m, sizeof m);
+  while (r == -EINTR);
+  return (int)r;
+}
+
+/* The raw syscall, not the vDSO: nothing of libc's runs here. Only used with SBX_H_TRACE. */
+uint64_t now_ns(void) {
+  struct {
+    long sec, nsec;
+  } ts = {0, 0};
+  sbx_sys2(SYS_clock_gettime, 1 /* CLOCK_MONOTONIC */, &ts);
+  return (uint64_t)ts.sec * 1000000000u + (uint64_t)ts.nsec;
+}
+
+/* MSG_FDS, the parent's first message: the fds the plan needs, received into the child's table. */
+int recv_fds(struct child_state *st) {
+  struct sbx_fds_msg m;
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * SBX_FD_COUNT_)];
+    struct cmsghdr align;
+  } u;
+  struct iovec iov = {&m, sizeof m};
+  struct msghdr mh = {0};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = u.buf;
+  mh.msg_controllen = sizeof u.buf;
+  long r;
+  do r = sbx_sys3(SYS_recvmsg, st->a->sync_fd, &mh, MSG_CMSG_CLOEXEC);
+  while (r == -EINTR);
+  if (r < 0) return (int)r;
+  if (r != sizeof m || m.type != SBX_MSG_FDS || (mh.msg_flags & MSG_CTRUNC)) return -EPROTO;
+  int n = 0;
+  for (int i = 0; i < SBX_FD_COUNT_; i++) n += (m.mask >> i) & 1;
+  const int *fds = (const int *)0;
+  if (n > 0) {
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(n * sizeof(int)))
+      return -EPROTO;
+    fds = (const int *)CMSG_DATA(c);
+  }
+  for (int i = 0, k = 0; i < SBX_FD_COUNT_; i++) st->fd[i] = (m.mask >> i) & 1 ? fds[k++] : -1;
+  return 0;
+}
+
+/* Blocks for the parent's next message; EOF (the parent is gone, or gave up on us): exit quietly. */
+static int await_msg(struct child_state *st, uint32_t type, struct sbx_msg *m) {
+  long r;
+  do r = sbx_sys3(SYS_read, st->a->sync_fd, m, sizeof *m);
+  while (r == -EINTR);
+  if (r == 0) sbx_sys1(SYS_exit_group, 0);
+  if (r < 0) return (int)r;
+  if (r != sizeof *m || m->type != type) return -EPROTO;
+  return 0;
+}
+
+/* n0: the point. Tells the parent, then waits until it has done its part (an id map, a cgroup)
+ * and says MSG_RESUME for this point; a RESUME with err set ends the child with that errno. */
+int op_sync(struct child_state *st, const struct sbx_op *op) {
+  if (send_msg(st->a->sync_fd, SBX_MSG_SYNC, op->stage, (int)op->n[0], 0) < 0) return -EPIPE;
+  struct sbx_msg m;
+  int r = await_msg(st, SBX_MSG_RESUME, &m);
+  if (r < 0) return r;
+  if (m.op != (int32_t)op->n[0]) return -EPROTO;
+  return m.err > 0 ? -m.err : 0;
+}
+
+int op_ready(struct child_state *st, const struct sbx_op *op) {
+  (void)op;
+  return send_msg(st->a->sync_fd, SBX_MSG_READY, 0, 0, 0) < 0 ? -EPIPE : 0;
+}
+
+int op_wait_start(struct child_state *st, const struct sbx_op *op) {
+  (void)op;
+  const struct sbx_child_args *a = st->a;
+  /* Credentials may have changed (SETUSER), which clears the parent-death signal: arm it again.
+   * If the parent died before this point, the read below sees EOF: nobody will ever start us. */
+  if (!(a->hdr->flags & SBX_H_DETACHED)) sbx_sys2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+  struct sbx_msg m;
+  return await_msg(st, SBX_MSG_START, &m);
+}

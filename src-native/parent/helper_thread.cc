@@ -1,0 +1,99 @@
+#include "helper_thread.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <thread>
+
+#include "fdpass.h"
+#include "netns_pool.h"
+#include "settings.h"
+#include "teardown.h"
+
+namespace sbx {
+
+// Never destroyed: its thread blocks in poll until the process ends.
+HelperThread& HelperThread::Get() {
+  static HelperThread* h = new HelperThread;
+  return *h;
+}
+
+bool HelperThread::Running() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!started_) Start();
+  return running_;
+}
+
+int HelperThread::Post(const HelperMsg& m, const int* fds, int n) { return SendFds(channel_, &m, sizeof m, fds, n); }
+
+int HelperThread::TryReceive(HelperMsg* m, int* fds, int max) { return RecvFds(channel_, m, sizeof *m, fds, max, MSG_DONTWAIT); }
+
+void HelperThread::Start() {  // with mu_ held; the thread never takes it
+  started_ = true;
+  settings().frozen = true;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return;
+  // The thread unshares the fd table (a copy of this one), keeps only its end of the channel, and
+  // says so; then this table closes that end.
+  std::mutex m;
+  std::condition_variable cv;
+  int state = 0;  // 1: running, -1: failed
+  std::thread([this, sv, &m, &cv, &state] {
+    bool ok = unshare(CLONE_FILES) == 0;
+    if (ok) {
+      close(sv[0]);
+      if (sv[1] > 0) syscall(SYS_close_range, 0u, unsigned(sv[1] - 1), 0u);
+      syscall(SYS_close_range, unsigned(sv[1] + 1), ~0u, 0u);
+    }
+    {
+      std::lock_guard<std::mutex> l(m);
+      state = ok ? 1 : -1;
+    }
+    cv.notify_one();
+    if (ok) Run(sv[1]);
+  }).detach();
+  std::unique_lock<std::mutex> l(m);
+  cv.wait(l, [&] { return state != 0; });
+  close(sv[1]);
+  if (state < 0) {
+    close(sv[0]);
+    return;
+  }
+  channel_ = sv[0];
+  running_ = true;
+}
+
+void HelperThread::Run(int ch) {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);  // Node's signals are not this thread's business
+  // Teardown first: the namespaces it closes free what new ones use.
+  HelperJob* jobs[] = {&Teardown::Get().job(), &NetnsPool::Get().job()};
+  for (;;) {
+    for (;;) {  // every message there is, without blocking
+      HelperMsg m;
+      int fds[2];
+      int n = RecvFds(ch, &m, sizeof m, fds, 2, MSG_DONTWAIT);
+      if (n == -EAGAIN || n == -EWOULDBLOCK) break;
+      if (n == -EPROTO) continue;
+      if (n < 0) return;  // the channel is gone
+      HelperJob* to = m.type == HelperMsg::kWake ? jobs[1] : jobs[0];
+      to->OnMessage(m, fds, n);
+    }
+    bool busy = false;
+    for (HelperJob* j : jobs)
+      if ((busy = j->Step(ch))) break;
+    if (busy) continue;
+    // Nothing to do: block until the main thread says something.
+    struct pollfd p = {ch, POLLIN, 0};
+    if (poll(&p, 1, -1) < 0 && errno != EINTR) return;
+  }
+}
+
+}  // namespace sbx

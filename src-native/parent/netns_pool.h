@@ -1,0 +1,54 @@
+// Fresh network namespaces, made ahead of need on the helper thread. A new network namespace is
+// the slowest part of a container's setup (~1 ms in the kernel); made there, it overlaps with the
+// work of the container before. Each one is handed to exactly one container (NETNS_FRESH: setns in
+// the child) and never reused, so isolation is the same as unshare(CLONE_NEWNET). When the pool is
+// empty (a burst) or fails (no CAP_SYS_ADMIN), the child makes its own. Settings::netns_pool sets
+// its size (0: off). With each one goes a sysfs mounted for it (detached): mounting sysfs in a new
+// network namespace looks through every sysfs superblock in the system, which grows with the
+// number of live containers; done here, that lookup is off the critical path too.
+#ifndef SBX_NETNS_POOL_H
+#define SBX_NETNS_POOL_H
+
+#include <atomic>
+#include <cstddef>
+
+#include "helper_thread.h"
+
+namespace sbx {
+
+struct Netns {
+  int net = -1;
+  int sysfs = -1;
+};
+
+// A new network namespace with lo up (and a sysfs of it), made by the calling thread, which
+// returns to `home` after. Both -1 on failure.
+Netns MakeNetns(int home, bool with_sysfs);
+
+class NetnsPool {
+ public:
+  static NetnsPool& Get();
+  // A pooled namespace (and its sysfs), now in the caller's fd table; empty if none is ready.
+  Netns Take();
+  HelperJob& job() { return job_; }
+
+ private:
+  class Job : public HelperJob {
+   public:
+    explicit Job(NetnsPool* pool) : pool_(pool) {}
+    void OnMessage(const HelperMsg& m, int* fds, int n) override;
+    bool Step(int channel) override;
+
+   private:
+    NetnsPool* pool_;
+    int home_ = -2;  // the helper thread's own network namespace; -2 until opened
+    bool failed_ = false;
+  };
+  Job job_{this};
+  size_t target_ = 0;
+  std::atomic<size_t> sent_{0}, taken_{0};
+};
+
+}  // namespace sbx
+
+#endif

@@ -1,0 +1,275 @@
+#include "process.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "sync_slots.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace sbx {
+
+Napi::Error SysError(Napi::Env env, int err, const char* stage, const char* syscall_name, const std::string& path) {
+  std::string msg = std::string(syscall_name) + ": " + strerror(err);
+  if (!path.empty()) msg += " (" + path + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("stage", Napi::String::New(env, stage));
+  e.Set("syscall", Napi::String::New(env, syscall_name));
+  if (!path.empty()) e.Set("path", Napi::String::New(env, path));
+  return e;
+}
+
+Napi::Function Child::Init(Napi::Env env) {
+  return DefineClass(env, "Child",
+                     {InstanceMethod("start", &Child::Start), InstanceMethod("resume", &Child::Resume),
+                      InstanceMethod("kill", &Child::Kill), InstanceMethod("trace", &Child::Trace),
+                      InstanceAccessor("pid", &Child::Pid, nullptr), InstanceAccessor("stdio", &Child::Stdio, nullptr)});
+}
+
+Child::Child(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Child>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsTypedArray() || !info[1].IsArray() || !info[2].IsFunction() ||
+      (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsArray())) {
+    Napi::TypeError::New(env, "Child(plan: Uint8Array, stdio: number[3], onEvent: Function, fds?: number[])")
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  auto plan = info[0].As<Napi::Uint8Array>();
+  std::string why = PreparePlan(plan.Data(), plan.ByteLength(), &plan_);
+  if (!why.empty()) {
+    Napi::Error e = Napi::Error::New(env, "invalid plan: " + why);
+    e.Set("stage", Napi::String::New(env, "plan"));
+    e.ThrowAsJavaScriptException();
+    return;
+  }
+  auto stdio = info[1].As<Napi::Array>();
+  int spec[3];
+  for (uint32_t i = 0; i < 3; i++) spec[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
+  std::vector<int> fds;
+  if (info.Length() > 3 && info[3].IsArray()) {
+    auto a = info[3].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length() && i < SBX_FD_COUNT_ - SBX_FD_PLAN0; i++) fds.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+  }
+  SpawnError err;
+  if (!Spawn(plan_, spec, fds, &args_, &p_, &err)) {
+    SysError(env, err.err, err.stage, err.syscall, err.path).ThrowAsJavaScriptException();
+    return;
+  }
+  cb_ = Napi::Persistent(info[2].As<Napi::Function>());
+  ctx_ = new Napi::AsyncContext(env, "scratchbox:container");
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  uv_poll_init(loop, &sync_poll_, p_.sync);
+  sync_poll_.data = this;
+  uv_poll_start(&sync_poll_, UV_READABLE, [](uv_poll_t* h, int, int) { static_cast<Child*>(h->data)->OnSync(); });
+  uv_poll_init(loop, &pid_poll_, p_.pidfd);
+  pid_poll_.data = this;
+  uv_poll_start(&pid_poll_, UV_READABLE, [](uv_poll_t* h, int, int) { static_cast<Child*>(h->data)->OnPidfd(); });
+  open_handles_ = 2;
+  Ref();  // alive while the process or its sync socket is
+}
+
+Child::~Child() {
+  Settle();
+  FreeChildMemory();
+  if (p_.pidfd >= 0) close(p_.pidfd);
+  if (p_.sync >= 0) close(p_.sync);
+  Teardown::Get().Release(mntns_);
+  delete ctx_;
+}
+
+// The stack (and the plan, freed with this object) are the child's until it has exec'd or died:
+// known from the sync socket's EOF (its end is O_CLOEXEC and closes only at execve or exit).
+void Child::FreeChildMemory() {
+  if (p_.stack) GiveStack(p_.stack);
+  p_.stack = nullptr;
+}
+
+// The child has an fd table of its own (READY, ERROR, EOF or exit): its sync slot can be reused.
+void Child::Settle() {
+  if (p_.slot >= 0) SyncSlots::Get().Give(p_.slot);
+  p_.slot = -1;
+}
+
+void Child::Emit(std::initializer_list<int> values) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  std::vector<napi_value> args;
+  for (int v : values) args.push_back(Napi::Number::New(env, v));
+  napi_value result;
+  napi_status s = napi_make_callback(env, *ctx_, Value(), cb_.Value(), args.size(), args.data(), &result);
+  if (s == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+}
+
+void Child::CloseHandle(uv_poll_t* h) {
+  uv_poll_stop(h);
+  uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) {
+    Child* self = static_cast<Child*>(hh->data);
+    if (--self->open_handles_ == 0) {
+      // No event can follow. The callback closes over the JS Container, which holds this object:
+      // a persistent reference to it would keep the pair alive forever.
+      self->cb_.Reset();
+      delete self->ctx_;
+      self->ctx_ = nullptr;
+      self->Unref();
+    }
+  });
+}
+
+void Child::OnSync() {
+  for (;;) {
+    union {
+      sbx_msg m;
+      sbx_trace t;
+    } u;
+    ssize_t n = recv(p_.sync, &u, sizeof u, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n == 0) {  // EOF: exec'd or exited, so the child no longer runs on our stack
+      protocol_.OnEof();
+      Settle();
+      FreeChildMemory();
+      CloseSync();
+      Emit({kEvEof});
+      return;
+    }
+    if (n < 0) return ProtocolError(errno);
+    Protocol::Event ev = protocol_.OnMessage(&u, n);
+    switch (ev.kind) {
+      case Protocol::Event::kTrace:
+        break;
+      case Protocol::Event::kSync:
+        Emit({kEvSync, ev.op});
+        break;
+      case Protocol::Event::kReady:
+        OnReady();
+        break;
+      case Protocol::Event::kError:
+        Settle();
+        Emit({kEvError, ev.stage, ev.op, ev.err});
+        break;
+      case Protocol::Event::kReject:
+        return ProtocolError(ev.err);
+    }
+    if (p_.sync < 0) return;  // a callback above deleted or closed us
+  }
+}
+
+void Child::OnReady() {
+  // The promise first: what follows talks to the helper thread, which would compete with the
+  // JavaScript that create() resumes (~60 us of create() here).
+  Emit({kEvReady});
+  Settle();  // its prelude is long past
+  // Hold the container's mount namespace (teardown.h): its teardown then happens after the exit
+  // is reported, on the helper thread. Even if the JavaScript above has started the container and
+  // it has exited already, this pid is still ours: it is reaped only in OnPidfd. (Then there is no
+  // namespace left to hold, and the open fails: nothing lost.)
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/mnt", p_.pid);
+  int ns = open(path, O_RDONLY | O_CLOEXEC);
+  if (ns >= 0) mntns_ = Teardown::Get().Hold(ns);
+}
+
+// The child broke the protocol (or the socket did): report it as the child's error, kill it, and
+// stop listening. The stack is freed once the exit is seen, not before.
+void Child::ProtocolError(int err) {
+  if (!exited_ && p_.pidfd >= 0) syscall(SYS_pidfd_send_signal, p_.pidfd, SIGKILL, nullptr, 0);
+  bool failed = protocol_.step() == Protocol::Step::kFailed;  // its own ERROR came first
+  CloseSync();
+  if (!failed) Emit({kEvError, SBX_STAGE_SYNC, -1, err});
+  Emit({kEvEof});
+}
+
+void Child::CloseSync() {
+  if (p_.sync < 0) return;
+  CloseHandle(&sync_poll_);
+  close(p_.sync);
+  p_.sync = -1;
+}
+
+void Child::OnPidfd() {
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  int r = waitid(idtype_t(P_PIDFD), id_t(p_.pidfd), &si, WEXITED | WNOHANG);
+  if (r == 0 && si.si_pid == 0) return;  // not exited yet (spurious wakeup)
+  // r < 0: someone else reaped it (a waitpid(-1) elsewhere in the process): the status is lost.
+  exited_ = true;
+  CloseHandle(&pid_poll_);
+  close(p_.pidfd);
+  p_.pidfd = -1;
+  FreeChildMemory();  // reaped: it runs on nothing of ours any more
+  bool signaled = r == 0 && (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED);
+  int code = r < 0 ? -1 : signaled ? -1 : si.si_status;
+  int sig = r < 0 ? 0 : signaled ? si.si_status : 0;
+  Emit({kEvExit, code, sig});  // first, as at READY: the rest talks to the helper thread
+  Settle();
+  Teardown::Get().Release(mntns_);
+  mntns_ = Held{};
+}
+
+Napi::Value Child::Start(const Napi::CallbackInfo& info) {
+  if (p_.sync < 0) return Napi::Number::New(info.Env(), -EPIPE);
+  if (!protocol_.Start()) return Napi::Number::New(info.Env(), -EPROTO);
+  sbx_msg m = {SBX_MSG_START, 0, 0, 0};
+  ssize_t n;
+  do n = send(p_.sync, &m, sizeof m, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return Napi::Number::New(info.Env(), n < 0 ? -errno : 0);
+}
+
+// resume(point, err = 0): the parent's part at a SYNC point is done (err: it failed; the child
+// exits reporting it).
+Napi::Value Child::Resume(const Napi::CallbackInfo& info) {
+  int point = info[0].As<Napi::Number>().Int32Value();
+  int err = info.Length() > 1 ? info[1].As<Napi::Number>().Int32Value() : 0;
+  if (p_.sync < 0) return Napi::Number::New(info.Env(), -EPIPE);
+  if (!protocol_.Resume(point)) return Napi::Number::New(info.Env(), -EPROTO);
+  sbx_msg m = {SBX_MSG_RESUME, 0, point, err};
+  ssize_t n;
+  do n = send(p_.sync, &m, sizeof m, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return Napi::Number::New(info.Env(), n < 0 ? -errno : 0);
+}
+
+Napi::Value Child::Kill(const Napi::CallbackInfo& info) {
+  int sig = info[0].As<Napi::Number>().Int32Value();
+  if (exited_ || p_.pidfd < 0) return Napi::Number::New(info.Env(), -ESRCH);
+  long r = syscall(SYS_pidfd_send_signal, p_.pidfd, sig, nullptr, 0);
+  return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
+}
+
+// With SBX_H_TRACE: [t0, end of op 0, end of op 1, ...] in ns (CLOCK_MONOTONIC), else empty.
+Napi::Value Child::Trace(const Napi::CallbackInfo& info) {
+  const sbx_trace& t = protocol_.trace();
+  uint32_t n = t.type == SBX_MSG_TRACE ? t.count : 0;
+  Napi::Float64Array a = Napi::Float64Array::New(info.Env(), n ? n + 1 : 0);
+  if (n) {
+    a[0] = double(t.t0);
+    for (uint32_t i = 0; i < n; i++) a[i + 1] = double(t.end[i]);
+  }
+  return a;
+}
+
+Napi::Value Child::Pid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), p_.pid); }
+
+Napi::Value Child::Stdio(const Napi::CallbackInfo& info) {
+  Napi::Array a = Napi::Array::New(info.Env(), 3);
+  for (uint32_t i = 0; i < 3; i++) a.Set(i, Napi::Number::New(info.Env(), p_.stdio[i]));
+  return a;
+}
+
+}  // namespace sbx

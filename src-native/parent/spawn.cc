@@ -1,0 +1,194 @@
+#include "spawn.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+#include "base_mntns.h"
+#include "fd.h"
+#include "fdpass.h"
+#include "netns_pool.h"
+#include "shared_netns.h"
+#include "sync_slots.h"
+
+namespace sbx {
+
+namespace {
+
+constexpr size_t kStackSize = 128 * 1024;
+
+// Child stacks are reused (their pages stay mapped and warm). Only the threads that spawn take and
+// give them, one at a time per Node thread: a small lock.
+std::mutex g_stacks_mu;
+std::vector<void*>* g_stacks = new std::vector<void*>;
+
+void* TakeStack() {
+  {
+    std::lock_guard<std::mutex> lock(g_stacks_mu);
+    if (!g_stacks->empty()) {
+      void* s = g_stacks->back();
+      g_stacks->pop_back();
+      return s;
+    }
+  }
+  void* s = mmap(nullptr, kStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+  return s == MAP_FAILED ? nullptr : s;
+}
+
+int DevNull() {
+  static int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  return fd;
+}
+
+bool Fail(SpawnError* e, int err, const char* syscall, const char* stage = "prepare", std::string path = "") {
+  e->err = err;
+  e->syscall = syscall;
+  e->stage = stage;
+  e->path = std::move(path);
+  return false;
+}
+
+// MSG_FDS: the fds >= 0 of `fds`, by SBX_FD_* index, as SCM_RIGHTS. 0 or -errno.
+int SendFdsMsg(int sock, const int fds[SBX_FD_COUNT_]) {
+  sbx_fds_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = SBX_MSG_FDS;
+  int list[SBX_FD_COUNT_], n = 0;
+  for (int i = 0; i < SBX_FD_COUNT_; i++)
+    if (fds[i] >= 0) {
+      m.mask |= 1u << i;
+      list[n++] = fds[i];
+    }
+  return SendFds(sock, &m, sizeof m, list, n);
+}
+
+// A reserved low slot holding the child's end of the sync socket (given back unless released).
+struct SlotHold {
+  int slot = -1;
+  ~SlotHold() {
+    if (slot >= 0) SyncSlots::Get().Give(slot);
+  }
+};
+
+struct StackHold {
+  void* stack = nullptr;
+  ~StackHold() {
+    if (stack) GiveStack(stack);
+  }
+};
+
+}  // namespace
+
+void GiveStack(void* s) {
+  std::lock_guard<std::mutex> lock(g_stacks_mu);
+  if (g_stacks->size() < 16) g_stacks->push_back(s);
+  else munmap(s, kStackSize);
+}
+
+bool Spawn(const Plan& plan, const int stdio[3], const std::vector<int>& plan_fds, sbx_child_args* args, Spawned* out,
+           SpawnError* e) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return Fail(e, errno, "socketpair");
+  Fd parent_sync(sv[0]), child_sync(sv[1]);
+
+  // What the child needs besides its sync socket goes in MSG_FDS, the first message on it
+  // (wire.h): it reaches the child's own fd table, whatever this one looks like.
+  int fds[SBX_FD_COUNT_];
+  for (int i = 0; i < SBX_FD_COUNT_; i++) fds[i] = -1;
+  Fd child_ends[3], parent_ends[3];
+  for (int i = 0; i < 3; i++) {
+    if (stdio[i] == kStdioPipe) {
+      int p[2];
+      if (pipe2(p, O_CLOEXEC) < 0) return Fail(e, errno, "pipe2");
+      // stdin: the child reads p[0]; stdout/stderr: the child writes p[1].
+      child_ends[i].reset(i == 0 ? p[0] : p[1]);
+      parent_ends[i].reset(i == 0 ? p[1] : p[0]);
+      fds[SBX_FD_STDIN + i] = child_ends[i].fd;
+    } else if (stdio[i] == kStdioIgnore) {
+      if (DevNull() < 0) return Fail(e, errno, "open", "prepare", "/dev/null");
+      fds[SBX_FD_STDIN + i] = DevNull();
+    } else if (stdio[i] >= 0) {
+      fds[SBX_FD_STDIN + i] = stdio[i];
+    } else if (stdio[i] != kStdioInherit) {
+      return Fail(e, EINVAL, "stdio");
+    }
+  }
+  // The parent's resources the plan's ops name (parent/plan.cc, Plan::wants).
+  auto wants = [&](int i) { return (plan.wants >> i) & 1u; };
+  Netns pooled = wants(SBX_FD_POOLED_NETNS) ? NetnsPool::Get().Take() : Netns{};
+  Fd netns(pooled.net), sysfs(pooled.sysfs);  // the message holds them from here on
+  fds[SBX_FD_POOLED_NETNS] = netns.fd;
+  fds[SBX_FD_POOLED_SYSFS] = sysfs.fd;
+  if (wants(SBX_FD_SHARED_NETNS)) fds[SBX_FD_SHARED_NETNS] = SharedNetns();
+  if (wants(SBX_FD_BASE_MNTNS)) {
+    fds[SBX_FD_BASE_MNTNS] = BaseMntns();
+    if (fds[SBX_FD_BASE_MNTNS] < 0) return Fail(e, ENOTSUP, "setns", "prepare", "the base mount namespace");
+  }
+  for (int i = SBX_FD_PLAN0; i < SBX_FD_COUNT_; i++) {
+    if (!wants(i)) continue;
+    size_t k = size_t(i - SBX_FD_PLAN0);
+    if (k >= plan_fds.size() || plan_fds[k] < 0) return Fail(e, EBADF, "plan fd", "plan");
+    fds[i] = plan_fds[k];
+  }
+  if (int err = SendFdsMsg(parent_sync.fd, fds)) return Fail(e, -err, "sendmsg");
+
+  StackHold stack{TakeStack()};
+  if (!stack.stack) return Fail(e, errno, "mmap");
+
+  // The child's end of the sync socket: in a reserved low slot, so the child can start in this fd
+  // table and keep only what lies below the slots (CLONE_FILES); else in a copy of the table.
+  SlotHold slot{SyncSlots::Get().Take()};
+  if (slot.slot >= 0 && dup3(child_sync.fd, slot.slot, O_CLOEXEC) < 0) {
+    SyncSlots::Get().Give(slot.slot);
+    slot.slot = -1;
+  }
+  args->hdr = plan.hdr;
+  args->ops = plan.ops;
+  args->strtab = plan.strtab;
+  args->argv = plan.argv.data();
+  args->envp = plan.envp.data();
+  args->groups = plan.groups.data();
+  args->n_groups = uint32_t(plan.groups.size());
+  args->sync_fd = slot.slot >= 0 ? slot.slot : child_sync.fd;
+  args->fd_limit = slot.slot >= 0 ? SyncSlots::Get().limit() : 0;
+
+  struct clone_args ca;
+  memset(&ca, 0, sizeof ca);
+  int pidfd = -1;
+  ca.flags = plan.hdr->clone_flags | CLONE_VM | CLONE_PIDFD | (slot.slot >= 0 ? CLONE_FILES : 0);
+  ca.pidfd = uint64_t(uintptr_t(&pidfd));
+  ca.exit_signal = SIGCHLD;
+  ca.stack = uint64_t(uintptr_t(stack.stack));
+  ca.stack_size = kStackSize;
+
+  // Every signal stays blocked in the child until just before execve (child/interp.c resets the
+  // handlers first). The mask is per thread: this thread's, restored at once.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  long pid = sbx_clone3(&ca, sizeof ca, sbx_child_main, args);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return Fail(e, int(-pid), "clone3", "clone");
+
+  // The child has, or will have, its own copies of everything still held here.
+  out->pid = int(pid);
+  out->pidfd = pidfd;
+  out->sync = parent_sync.release();
+  fcntl(out->sync, F_SETFL, O_NONBLOCK);
+  for (int i = 0; i < 3; i++) out->stdio[i] = parent_ends[i].release();
+  out->stack = stack.stack;
+  stack.stack = nullptr;
+  out->slot = slot.slot;
+  slot.slot = -1;
+  return true;
+}
+
+}  // namespace sbx

@@ -1,0 +1,100 @@
+/**
+ * The op table, TypeScript half: every op kind with its wire code, its default stage, and which of
+ * its fields go into which slot of the record (wire.h `struct sbx_op`). The encoder is driven by
+ * this table alone. The native half is src-native/wire/ops.h; test/unit/wire.test.ts fails when the
+ * two disagree (codes, names, stages, which strings are required or optional).
+ *
+ * Slot words, by field name of the op:
+ *   s (strings, up to 4): a string, a string list stored back to back (argv), or a u32 array
+ *     (groups). A trailing '?' marks it optional: an empty or absent value is encoded as no string.
+ *   n (numbers, up to 4): a number or boolean field; '#field' the length of a list field;
+ *     '@field' the UTF-8 byte length of a string field.
+ *   flags: field → SBX_F_* bit, set when the field is present and not false.
+ *   mflags: a number field (64-bit on the wire).
+ */
+import type { Op } from './plan.js';
+import { F, STAGES, type ChildStage } from './wire.js';
+
+type Kind = Op['kind'];
+type OpOf<K extends Kind> = Extract<Op, { kind: K }>;
+type Field<K extends Kind> = Exclude<keyof OpOf<K>, 'kind' | 'stage'> & string;
+
+/** Any line of the table, as the encoder and the tests read it. */
+export interface AnyOpShape {
+  code: number;
+  stage: ChildStage;
+  s?: readonly string[];
+  n?: readonly string[];
+  flags?: Readonly<Record<string, number>>;
+  mflags?: string;
+}
+
+export interface OpShape<K extends Kind> {
+  code: number;
+  stage: ChildStage;
+  s?: readonly (Field<K> | `${Field<K>}?`)[];
+  n?: readonly (Field<K> | `#${Field<K>}` | `@${Field<K>}`)[];
+  flags?: Partial<Record<Field<K>, number>>;
+  mflags?: Field<K>;
+}
+
+export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
+  // Namespaces, while the child still sees the host's mount namespace.
+  'clone-tree': { code: 1, stage: 'mount', s: ['source'], n: ['recursive', 'slot'], flags: { ignoreMissing: F.IGNORE_MISSING } },
+  setns: { code: 2, stage: 'prepare', n: ['fd', 'nstype'] },
+  'netns-fresh': { code: 3, stage: 'network' },
+  unshare: { code: 4, stage: 'prepare', mflags: 'flags' },
+  // The root.
+  'make-private': { code: 5, stage: 'rootfs', mflags: 'flags' },
+  'root-upper': { code: 6, stage: 'rootfs', s: ['dir'] },
+  'root-upper-detached': { code: 7, stage: 'rootfs' },
+  'root-overlay': { code: 8, stage: 'rootfs', s: ['lowers'], n: ['#lowers'], flags: { userxattr: F.USERXATTR } },
+  'root-overlay-detached': { code: 9, stage: 'rootfs', s: ['lowers'], n: ['#lowers'], flags: { userxattr: F.USERXATTR } },
+  'attach-root': { code: 10, stage: 'rootfs' },
+  // What goes into it.
+  mount: {
+    code: 11,
+    stage: 'mount',
+    s: ['source?', 'target', 'fstype', 'data?'],
+    n: ['premounted', 'premountedAttrs'],
+    flags: { premounted: F.PREMOUNTED },
+    mflags: 'flags',
+  },
+  bind: {
+    code: 12,
+    stage: 'mount',
+    s: ['source', 'target'],
+    n: ['recursive', 'propagation', 'slot'],
+    flags: { file: F.MKFILE, ignoreMissing: F.IGNORE_MISSING },
+    mflags: 'attrs',
+  },
+  mknod: { code: 13, stage: 'device', s: ['path', 'hostPath?'], n: ['mode', 'major', 'minor'], flags: { bindFallback: F.BIND_FALLBACK } },
+  symlink: { code: 14, stage: 'file', s: ['target', 'path'] },
+  'write-file': { code: 15, stage: 'file', s: ['path', 'content'], n: ['mode', '@content'] },
+  mkdir: { code: 16, stage: 'rootfs', s: ['path'], flags: { file: F.MKFILE } },
+  sethostname: { code: 17, stage: 'hostname', s: ['hostname'], n: ['@hostname'] },
+  // Into the root, and who the process is.
+  'pivot-root': { code: 18, stage: 'pivot' },
+  chroot: { code: 19, stage: 'pivot' },
+  setuser: { code: 20, stage: 'user', s: ['groups?'], n: ['uid', 'gid', '#groups'] },
+  chdir: { code: 21, stage: 'cwd', s: ['path'] },
+  'resolve-exec': { code: 22, stage: 'exec', s: ['file', 'searchPath?'] },
+  // The handshake.
+  sync: { code: 23, stage: 'sync', n: ['point'] },
+  ready: { code: 24, stage: 'sync' },
+  'wait-start': { code: 25, stage: 'sync' },
+  exec: { code: 26, stage: 'exec', s: ['args', 'env?'], n: ['#args', '#env', 'umask'] },
+};
+
+/** Bit i set: s[i] is a required string (resp. optional), as the native table says it. */
+export function stringMasks(shape: AnyOpShape): { required: number; optional: number } {
+  let required = 0;
+  let optional = 0;
+  (shape.s ?? []).forEach((f, i) => {
+    if (f.endsWith('?')) optional |= 1 << i;
+    else required |= 1 << i;
+  });
+  return { required, optional };
+}
+
+export const STAGE_INDEX: ReadonlyMap<string, number> = new Map(STAGES.map((s, i) => [s, i]));
