@@ -1,0 +1,9 @@
+/**
+ * scratchbox/internals: the pipeline's pieces, for tests, tools and the curious. Not covered by
+ * semver: the plan's ops and the wire format change whenever the engine does.
+ */
+export { buildSpec, type Spec } from './spec/spec.js';
+export { buildPlan, DEFAULT_DEVICES, DEFAULT_DEV_LINKS, opPath } from './plan/plan.js';
+export type { FsFacts, HostInfo, Op, Plan } from './plan/plan.js';
+export { OP_TABLE, type OpShape } from './plan/ops.js';
+export { encodePlan } from './plan/encode.js';

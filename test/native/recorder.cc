@@ -1,0 +1,233 @@
+// The child's interpreter run without root, against a recording syscall table (as youki tests its
+// mount sequence): src-native/child/*.c compiled with -DSBX_SYS_RECORD call sbx_sys6 below instead
+// of the kernel. It logs each call with its strings and flags, answers it (fresh fake fds, a START
+// message, a file for statx), and prints the log when the child execs or exits.
+//
+//   recorder PLAN_FILE FDS_MASK   (FDS_MASK: which SBX_FD_* the "parent" sent in MSG_FDS)
+//
+// This is test code: it may allocate and print as it likes; the child code it runs may not.
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <linux/stat.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "../../src-native/child/child.h"
+#include "../../src-native/parent/plan.h"
+
+namespace {
+
+std::vector<std::string> g_log;
+long g_next_fd = 10;
+uint32_t g_mask = 0;
+int g_sync = -1;
+
+std::string Str(long p) { return p ? std::string("\"") + reinterpret_cast<const char*>(p) + "\"" : "null"; }
+std::string Hex(long v) {
+  char b[32];
+  snprintf(b, sizeof b, "0x%lx", v);
+  return b;
+}
+
+[[noreturn]] void Finish(int code) {
+  for (const auto& l : g_log) printf("%s\n", l.c_str());
+  fflush(stdout);
+  _exit(code);
+}
+
+long FakeFd(const std::string& line) {
+  g_log.push_back(line);
+  return g_next_fd++;
+}
+
+long RecvFds(long mhp) {
+  auto* mh = reinterpret_cast<struct msghdr*>(mhp);
+  sbx_fds_msg m{};
+  m.type = SBX_MSG_FDS;
+  m.mask = g_mask;
+  memcpy(mh->msg_iov[0].iov_base, &m, sizeof m);
+  int fds[SBX_FD_COUNT_], n = 0;
+  for (int i = 0; i < SBX_FD_COUNT_; i++)
+    if (g_mask & (1u << i)) fds[n++] = 100 + i;
+  if (n > 0) {
+    struct cmsghdr* c = CMSG_FIRSTHDR(mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(n * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+    mh->msg_controllen = CMSG_SPACE(n * sizeof(int));
+  }
+  mh->msg_flags = 0;
+  g_log.push_back("recvmsg MSG_FDS");
+  return sizeof m;
+}
+
+}  // namespace
+
+extern "C" long sbx_sys6(long n, long a, long b, long c, long d, long e, long f) {
+  (void)f;
+  switch (n) {
+    case SYS_rt_sigaction:
+    case SYS_close:
+    case SYS_umask:
+    case SYS_rt_sigprocmask:
+    case SYS_fcntl:
+      return 0;  // the prelude's bookkeeping: not part of the sequence under test
+    case SYS_close_range:
+      return 0;
+    case SYS_prctl:
+      g_log.push_back("prctl " + std::to_string(a));
+      return 0;
+    case SYS_recvmsg:
+      return RecvFds(b);
+    case SYS_write:
+      if (a == g_sync) {
+        uint32_t type;
+        memcpy(&type, reinterpret_cast<const void*>(b), sizeof type);
+        g_log.push_back(type == SBX_MSG_READY ? "send READY" : type == SBX_MSG_ERROR ? "send ERROR" : "send " + std::to_string(type));
+        if (type == SBX_MSG_ERROR) {
+          const sbx_msg* m = reinterpret_cast<const sbx_msg*>(b);
+          g_log.push_back("  error stage " + std::to_string(m->stage) + " op " + std::to_string(m->op) + " errno " + std::to_string(m->err));
+        }
+        return c;
+      }
+      g_log.push_back("write " + std::to_string(c));
+      return c;
+    case SYS_read:
+      if (a == g_sync) {
+        sbx_msg m = {SBX_MSG_START, 0, 0, 0};
+        memcpy(reinterpret_cast<void*>(b), &m, sizeof m);
+        g_log.push_back("recv START");
+        return sizeof m;
+      }
+      return 0;
+    case SYS_openat:
+      return FakeFd("openat " + Str(b));
+    case SYS_openat2:
+      return FakeFd("openat2 " + Str(b));
+    case SYS_open_tree:
+      return FakeFd("open_tree " + Str(b) + " " + Hex(c & ~long(OPEN_TREE_CLOEXEC)));
+    case SYS_fsopen:
+      return FakeFd("fsopen " + Str(a));
+    case SYS_fsmount:
+      return FakeFd("fsmount");
+    case SYS_socket:
+      return FakeFd("socket " + std::to_string(a));
+    case SYS_fsconfig:
+      g_log.push_back("fsconfig " + (b == 6 ? std::string("create") : Str(c) + (b == 1 ? " " + Str(d) : "")));
+      return 0;
+    case SYS_mkdirat:
+      g_log.push_back("mkdirat " + Str(b));
+      return 0;
+    case SYS_mknodat:
+      g_log.push_back("mknodat " + Str(b) + " " + Hex(c));
+      return 0;
+    case SYS_symlinkat:
+      g_log.push_back("symlinkat " + Str(a) + " " + Str(c));
+      return 0;
+    case SYS_unlinkat:
+      g_log.push_back("unlinkat " + Str(b));
+      return 0;
+    case SYS_move_mount:
+      g_log.push_back("move_mount");
+      return 0;
+    case SYS_mount_setattr:
+      g_log.push_back("mount_setattr " + Str(b));
+      return 0;
+    case SYS_mount:
+      g_log.push_back("mount " + Str(a) + " " + Str(b) + " " + Str(c) + " " + Hex(d) + " " + Str(e));
+      return 0;
+    case SYS_setns:
+      g_log.push_back("setns " + std::to_string(a) + " " + Hex(b));
+      return 0;
+    case SYS_unshare:
+      g_log.push_back("unshare " + Hex(a));
+      return 0;
+    case SYS_ioctl:
+      g_log.push_back("ioctl " + Hex(b));
+      return 0;
+    case SYS_sethostname:
+      g_log.push_back("sethostname " + Str(a));
+      return 0;
+    case SYS_fchdir:
+      g_log.push_back("fchdir");
+      return 0;
+    case SYS_chdir:
+      g_log.push_back("chdir " + Str(a));
+      return 0;
+    case SYS_chroot:
+      g_log.push_back("chroot " + Str(a));
+      return 0;
+    case SYS_pivot_root:
+      g_log.push_back("pivot_root " + Str(a) + " " + Str(b));
+      return 0;
+    case SYS_umount2:
+      g_log.push_back("umount2 " + Str(a) + " " + std::to_string(b));
+      return 0;
+    case SYS_setgroups:
+      g_log.push_back("setgroups " + std::to_string(a));
+      return 0;
+    case SYS_setresgid:
+      g_log.push_back("setresgid " + std::to_string(a));
+      return 0;
+    case SYS_setresuid:
+      g_log.push_back("setresuid " + std::to_string(a));
+      return 0;
+    case SYS_statx: {
+      auto* sx = reinterpret_cast<struct statx*>(e);
+      memset(sx, 0, sizeof *sx);
+      sx->stx_mode = S_IFREG | 0755;
+      g_log.push_back("statx " + Str(b));
+      return 0;
+    }
+    case SYS_faccessat2:
+      return 0;
+    case SYS_execve:
+      g_log.push_back("execve " + Str(a));
+      Finish(0);
+    case SYS_exit_group:
+      g_log.push_back("exit_group " + std::to_string(a));
+      Finish(int(a));
+    default:
+      g_log.push_back("syscall " + std::to_string(n));
+      return 0;
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: recorder PLAN_FILE FDS_MASK\n");
+    return 2;
+  }
+  std::ifstream in(argv[1], std::ios::binary);
+  std::vector<uint8_t> buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  g_mask = uint32_t(strtoul(argv[2], nullptr, 0));
+  sbx::Plan plan;
+  std::string why = sbx::PreparePlan(buf.data(), buf.size(), &plan);
+  if (!why.empty()) {
+    fprintf(stderr, "invalid plan: %s\n", why.c_str());
+    return 2;
+  }
+  sbx_child_args args{};
+  args.hdr = plan.hdr;
+  args.ops = plan.ops;
+  args.strtab = plan.strtab;
+  args.argv = plan.argv.data();
+  args.envp = plan.envp.data();
+  args.groups = plan.groups.data();
+  args.n_groups = uint32_t(plan.groups.size());
+  args.sync_fd = g_sync = 3;
+  args.fd_limit = 0;
+  sbx_child_main(&args);
+  g_log.push_back("returned");
+  Finish(3);
+}
