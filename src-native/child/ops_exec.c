@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/stat.h>
 #include <signal.h>
+#include <sys/prctl.h>
 
 #include "state.h"
 #include "util.h"
@@ -21,6 +22,13 @@ int op_setuser(struct child_state *st, const struct sbx_op *op) {
   if (r >= 0) r = sbx_sys3(SYS_setresgid, op->n[1], op->n[1], op->n[1]);
   if (r >= 0) r = sbx_sys3(SYS_setresuid, op->n[0], op->n[0], op->n[0]);
   return (int)r;
+}
+
+/* No execve from here on grants privileges (setuid bits, file capabilities): OCI's
+ * noNewPrivileges, and what lets an unprivileged process load a seccomp filter. */
+int op_no_new_privs(struct child_state *st, const struct sbx_op *op) {
+  (void)st, (void)op;
+  return (int)sbx_sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
 /* s0 path. */

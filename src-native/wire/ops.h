@@ -47,7 +47,9 @@
   X(SYNC,                 23, "sync",                  SYNC,     0x0, 0x0, op_sync)                  \
   X(READY,                24, "ready",                 SYNC,     0x0, 0x0, op_ready)                 \
   X(WAIT_START,           25, "wait-start",            SYNC,     0x0, 0x0, op_wait_start)            \
-  X(EXEC,                 26, "exec",                  EXEC,     0x1, 0x2, op_exec)
+  X(EXEC,                 26, "exec",                  EXEC,     0x1, 0x2, op_exec)                  \
+  /* Isolation (new kinds take the next code: the table stays in code order).                   */ \
+  X(NO_NEW_PRIVS,         27, "no-new-privs",          USER,     0x0, 0x0, op_no_new_privs)
 /* clang-format on */
 
 #endif

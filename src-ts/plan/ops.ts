@@ -84,6 +84,8 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   ready: { code: 24, stage: 'sync' },
   'wait-start': { code: 25, stage: 'sync' },
   exec: { code: 26, stage: 'exec', s: ['args', 'env?'], n: ['#args', '#env', 'umask'] },
+  // Isolation (new kinds take the next code: the table stays in code order).
+  'no-new-privs': { code: 27, stage: 'user' },
 };
 
 /** Bit i set: s[i] is a required string (resp. optional), as the native table says it. */

@@ -74,6 +74,8 @@ export type Op = Base &
     | { kind: 'setuser'; uid: number; gid: number; groups: number[] }
     | { kind: 'chdir'; path: string }
     | { kind: 'resolve-exec'; file: string; searchPath: string | null }
+    /** prctl(PR_SET_NO_NEW_PRIVS): execve never grants privileges again (setuid bits, file caps). */
+    | { kind: 'no-new-privs' }
     /** Wait for the parent at this point (EV_SYNC, Child.resume). */
     | { kind: 'sync'; point: number }
     | { kind: 'ready' }
@@ -292,6 +294,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
   ops.push({ stage: 'pivot', kind: base ? 'chroot' : 'pivot-root' });
   ops.push({ stage: 'user', kind: 'setuser', uid: spec.user.uid, gid: spec.user.gid, groups: spec.user.additionalGids });
   ops.push({ stage: 'cwd', kind: 'chdir', path: spec.cwd });
+  ops.push({ stage: 'user', kind: 'no-new-privs' });
 
   // 8. Find the binary now, so a missing one fails create(), then wait for start() and exec.
   const pathVar = spec.env.find((e) => e.startsWith('PATH='));

@@ -131,6 +131,8 @@ export interface ProbeReport {
   ns: Record<string, string | null>;
   sigmask: { SigBlk: string; SigIgn: string };
   pdeathsig: number;
+  /** prctl(PR_GET_NO_NEW_PRIVS). */
+  noNewPrivs: number | null;
 }
 
 /** Awaits a promise that must reject with a ContainerError, and returns that error. */

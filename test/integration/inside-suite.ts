@@ -123,6 +123,7 @@ export function insideSuite(mode: MountMode): void {
       expect([r.uid, r.gid, r.groups]).toEqual([0, 0, []]);
       expect(r.cwd).toBe('/');
       expect(r.pdeathsig).toBe(9);
+      expect(r.noNewPrivs).toBe(1); // no execve inside gains privileges (OCI noNewPrivileges)
     });
 
     it('gets exactly the env it was given, plus a default PATH', () => {

@@ -38,7 +38,7 @@ function record(mode: HostInfo['mountMode'], fds: number[]): string[] {
 }
 
 /** The calls that decide where things are mounted and who runs: the sequence under test. */
-const KEY = /^(open_tree|openat "\/|fsopen|setns|unshare|mount |move_mount|pivot_root|umount2|chroot|chdir|set(groups|resgid|resuid)|execve|send|recv)/;
+const KEY = /^(open_tree|openat "\/|fsopen|setns|unshare|mount |move_mount|pivot_root|umount2|chroot|chdir|set(groups|resgid|resuid)|prctl 38|execve|send|recv)/; // 38: PR_SET_NO_NEW_PRIVS
 const key = (log: string[]) => log.filter((l) => KEY.test(l));
 
 const MOUNTS = [
@@ -48,7 +48,7 @@ const MOUNTS = [
   'mount "shm" "." "tmpfs" 0xe "mode=1777,size=65536k"',
   'mount "mqueue" "." "mqueue" 0xe null',
 ];
-const TAIL = ['setgroups 0', 'setresgid 0', 'setresuid 0', 'chdir "/"', 'send READY', 'recv START', 'execve "/sleep"'];
+const TAIL = ['setgroups 0', 'setresgid 0', 'setresuid 0', 'chdir "/"', 'prctl 38', 'send READY', 'recv START', 'execve "/sleep"'];
 
 describe('the child against a recording syscall table: the default plan', () => {
   it('base mode: host paths taken first, then the base namespace copied, the root attached and chroot', () => {

@@ -34,6 +34,7 @@ const K = {
   ready: 24,
   'wait-start': 25,
   exec: 26,
+  'no-new-privs': 27,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,
@@ -370,7 +371,7 @@ describe('encodePlan: ops', () => {
   });
 
   it('ops without operands have NO_STRING slots and zero numbers', () => {
-    for (const kind of ['netns-fresh', 'pivot-root', 'ready', 'wait-start'] as const) {
+    for (const kind of ['netns-fresh', 'pivot-root', 'no-new-privs', 'ready', 'wait-start'] as const) {
       const w = one(kind);
       expect(w.s, kind).toEqual([NO_STRING, NO_STRING, NO_STRING, NO_STRING]);
       expect(w.n, kind).toEqual([0, 0, 0, 0]);
