@@ -37,6 +37,7 @@
 
 #include "child.h"
 #include "plan.h"
+#include "parent/seccomp.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -920,6 +921,7 @@ Napi::Object Constants(Napi::Env env) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Child", Child::Init(env));
   exports.Set("constants", Constants(env));
+  exports.Set("compileSeccomp", Napi::Function::New(env, sbx::CompileSeccomp));
   // 'base' when containers get a copy of the base mount namespace (and chroot), 'host' when a
   // copy of the host's (and pivot_root). Makes the base namespace if not made yet.
   exports.Set("mountMode", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
