@@ -17,3 +17,8 @@ export { buildSpec } from './spec/spec.js';
 export { buildPlan, DEFAULT_DEVICES, DEFAULT_DEV_LINKS } from './plan/plan.js';
 export type { Op, Plan, HostInfo } from './plan/plan.js';
 export { encodePlan } from './plan/encode.js';
+export { parseSeccomp, SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPS } from './security/seccomp-profile.js';
+export type { OciSeccomp, OciSeccompArg, OciSeccompSyscall, SeccompAction, SeccompArch, SeccompArg, SeccompFlag, SeccompOp, SeccompProfile, SeccompRule } from './security/seccomp-profile.js';
+export { defaultSeccompOci, defaultSeccompProfile } from './security/default-seccomp.js';
+export { seccompFilter } from './security/seccomp.js';
+export type { SeccompFilter } from './security/seccomp.js';

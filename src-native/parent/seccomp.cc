@@ -324,6 +324,9 @@ bool PrefixEnosys(const std::vector<ArchMax>& maxes, std::vector<sock_filter>& p
     a.Bind(blocks[i]);
     a.Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr));
     if (m.audit != AUDIT_ARCH_X86_64) {
+      // s390 multiplexes numbers it cannot encode through 0 (setup(2), long gone): a number the
+      // kernel does not know arrives as 0, and would get the default action.
+      if (m.audit == AUDIT_ARCH_S390 || m.audit == AUDIT_ARCH_S390X) a.Jump(BPF_JEQ, 0, enosys, Asm::kNext);
       a.Jump(BPF_JGT, static_cast<uint32_t>(m.max), enosys, program);
       continue;
     }
