@@ -40,11 +40,11 @@ constexpr uint32_t kX32FirstLegacy = 512;  // x32's own numbers (512..547) sit a
 struct Failure {
   int err = 0;
   std::string message;
-  int rule = -1;
+  std::string field;  // the profile field at fault, e.g. "syscalls[3]"; empty for the whole
 };
 
-bool Fail(Failure& f, int err, const std::string& message, int rule = -1) {
-  f = {err, message, rule};
+bool Fail(Failure& f, int err, const std::string& message, const std::string& field = "") {
+  f = {err, message, field};
   return false;
 }
 
@@ -65,6 +65,7 @@ struct Rule {
 struct Profile {
   uint32_t default_action;
   std::vector<uint32_t> arches;  // libseccomp tokens, beyond the native one
+  std::vector<std::string> arch_names;  // as given ('SCMP_ARCH_X86'), same order
   unsigned flags = 0;            // SECCOMP_FILTER_FLAG_* for seccomp(2)
   std::vector<Rule> rules;
   bool enosys = false;
@@ -77,7 +78,7 @@ class Reader {
   explicit Reader(Failure& f) : f_(f) {}
 
   bool Fail(const std::string& what, int err = EINVAL) {
-    if (f_.err == 0) f_ = {err, what, rule_};
+    if (f_.err == 0) f_ = {err, what, field_};
     return false;
   }
 
@@ -193,16 +194,21 @@ class Reader {
     if (!enosys.IsBoolean()) return Fail("enosys must be a boolean");
     p.enosys = enosys.As<Napi::Boolean>().Value();
     p.arches.resize(arches.Length());
-    for (uint32_t i = 0; i < arches.Length(); i++)
-      if (!String(arches.Get(i), "architecture", s) || !Arch(s, p.arches[i])) return false;
-    for (uint32_t i = 0; i < flags.Length(); i++)
+    p.arch_names.resize(arches.Length());
+    for (uint32_t i = 0; i < arches.Length(); i++) {
+      field_ = "architectures[" + std::to_string(i) + "]";
+      if (!String(arches.Get(i), "architecture", p.arch_names[i]) || !Arch(p.arch_names[i], p.arches[i])) return false;
+    }
+    for (uint32_t i = 0; i < flags.Length(); i++) {
+      field_ = "flags[" + std::to_string(i) + "]";
       if (!String(flags.Get(i), "flag", s) || !Flag(s, p.flags)) return false;
+    }
     p.rules.resize(rules.Length());
     for (uint32_t i = 0; i < rules.Length(); i++) {
-      rule_ = static_cast<int>(i);
+      field_ = "syscalls[" + std::to_string(i) + "]";
       if (!ReadRule(rules.Get(i), p.rules[i])) return false;
     }
-    rule_ = -1;
+    field_.clear();
     return true;
   }
 
@@ -213,7 +219,7 @@ class Reader {
 
  private:
   Failure& f_;
-  int rule_ = -1;
+  std::string field_;
 };
 
 struct CtxRelease {
@@ -373,18 +379,30 @@ bool ExportBpf(void* ctx, std::vector<sock_filter>& prog, Failure& f) {
   return true;
 }
 
-bool Compile(const Profile& p, std::vector<sock_filter>& prog, std::vector<std::string>& unknown, Failure& f) {
+struct Output {
+  std::vector<sock_filter> prog;
+  std::vector<std::string> unknown;         // syscall names libseccomp does not know
+  std::vector<std::string> skipped_arches;  // of the other byte order than the native one
+};
+
+bool Compile(const Profile& p, Output& out, Failure& f) {
   Ctx ctx(seccomp_init(p.default_action));
   if (!ctx) return Fail(f, EINVAL, "seccomp_init failed");
   // A binary tree of syscall numbers: a profile of 300+ names stays a few hundred instructions.
   int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2);
   if (rc < 0) return Fail(f, -rc, "seccomp_attr_set(OPTIMIZE)");
   std::vector<uint32_t> arches{seccomp_arch_native()};
-  for (uint32_t arch : p.arches) {
-    rc = seccomp_arch_add(ctx.get(), arch);
+  for (size_t i = 0; i < p.arches.size(); i++) {
+    rc = seccomp_arch_add(ctx.get(), p.arches[i]);
     if (rc == -EEXIST) continue;
-    if (rc < 0) return Fail(f, -rc, Errno("seccomp_arch_add", -rc));
-    arches.push_back(arch);
+    // One filter holds one byte order (EDOM): the kernel of this host never reports the other,
+    // so a profile written for several hosts keeps working here without them.
+    if (rc == -EDOM) {
+      out.skipped_arches.push_back(p.arch_names[i]);
+      continue;
+    }
+    if (rc < 0) return Fail(f, -rc, Errno("seccomp_arch_add", -rc), "architectures[" + std::to_string(i) + "]");
+    arches.push_back(p.arches[i]);
   }
   for (size_t i = 0; i < p.rules.size(); i++) {
     const Rule& r = p.rules[i];
@@ -393,16 +411,17 @@ bool Compile(const Profile& p, std::vector<sock_filter>& prog, std::vector<std::
     for (const std::string& name : r.names) {
       int nr = seccomp_syscall_resolve_name(name.c_str());
       if (nr == __NR_SCMP_ERROR) {
-        unknown.push_back(name);
+        out.unknown.push_back(name);
         continue;
       }
       // libseccomp refuses a rule that repeats the default action (EACCES): it is a no-op.
       if (r.action == p.default_action) continue;
       rc = seccomp_rule_add_array(ctx.get(), r.action, nr, static_cast<unsigned>(cmp.size()), cmp.data());
       if (rc < 0)
-        return Fail(f, -rc, "seccomp_rule_add(" + name + "): " + std::string(strerror(-rc)), static_cast<int>(i));
+        return Fail(f, -rc, Errno(("seccomp_rule_add(" + name + ")").c_str(), -rc), "syscalls[" + std::to_string(i) + "]");
     }
   }
+  std::vector<sock_filter>& prog = out.prog;
   if (!ExportBpf(ctx.get(), prog, f)) return false;
   if (p.enosys) {
     std::vector<ArchMax> maxes = HighestNamed(p, arches);
@@ -422,26 +441,29 @@ Napi::Value CompileSeccomp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Failure f;
   Profile p;
-  std::vector<sock_filter> prog;
-  std::vector<std::string> unknown;
-  if (Reader(f).Read(info[0], p)) Compile(p, prog, unknown, f);
+  Output o;
+  if (Reader(f).Read(info[0], p)) Compile(p, o, f);
   if (env.IsExceptionPending()) return env.Undefined();
   if (f.err != 0) {
     Napi::Error e = Napi::Error::New(env, f.message);
     e.Set("errno", Napi::Number::New(env, f.err));
-    if (f.rule >= 0) e.Set("rule", Napi::Number::New(env, f.rule));
+    if (!f.field.empty()) e.Set("field", Napi::String::New(env, f.field));
     e.ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Object out = Napi::Object::New(env);
-  size_t bytes = prog.size() * sizeof(sock_filter);
+  size_t bytes = o.prog.size() * sizeof(sock_filter);
   Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, bytes);
-  memcpy(buf.Data(), prog.data(), bytes);
+  memcpy(buf.Data(), o.prog.data(), bytes);
   out.Set("bpf", Napi::Uint8Array::New(env, bytes, buf, 0));
   out.Set("flags", Napi::Number::New(env, p.flags));
-  Napi::Array u = Napi::Array::New(env, unknown.size());
-  for (uint32_t i = 0; i < unknown.size(); i++) u.Set(i, Napi::String::New(env, unknown[i]));
-  out.Set("unknown", u);
+  auto strings = [&](const std::vector<std::string>& v) {
+    Napi::Array a = Napi::Array::New(env, v.size());
+    for (uint32_t i = 0; i < v.size(); i++) a.Set(i, Napi::String::New(env, v[i]));
+    return a;
+  };
+  out.Set("unknown", strings(o.unknown));
+  out.Set("skippedArches", strings(o.skipped_arches));
   out.Set("version", Napi::String::New(env, Reader::Version()));
   return out;
 }

@@ -8,8 +8,8 @@
 namespace sbx {
 
 // compileSeccomp({defaultAction, defaultErrno, arches, flags, rules, enosys})
-//   -> {bpf: Uint8Array, flags: number, unknown: string[]}
-// Throws an Error with `errno` (positive) and, for a failing rule, `rule` (its index).
+//   -> {bpf: Uint8Array, flags: number, unknown: string[], skippedArches: string[], version: string}
+// Throws an Error with `errno` (positive) and, when one is at fault, `field` ("syscalls[3]").
 Napi::Value CompileSeccomp(const Napi::CallbackInfo& info);
 
 }  // namespace sbx

@@ -58,6 +58,8 @@ export interface CompiledSeccomp {
   flags: number;
   /** Names libseccomp does not know on any architecture (skipped). */
   unknown: string[];
+  /** Architectures of the other byte order than the host's: one filter cannot hold both (skipped). */
+  skippedArches: string[];
   /** libseccomp's version, e.g. '2.5.4'. */
   version: string;
 }

@@ -15,6 +15,11 @@ export interface SeccompFilter {
   readonly flags: number;
   /** Syscall names of the profile that libseccomp does not know: skipped, as runc does. */
   readonly unknownSyscalls: readonly string[];
+  /**
+   * Architectures of the profile with the other byte order than this host's (a profile written
+   * for several hosts): one filter cannot hold both, and this kernel never reports them. Skipped.
+   */
+  readonly skippedArchitectures: readonly string[];
 }
 
 /**
@@ -57,9 +62,9 @@ function compile(flat: FlatSeccomp, option: string): SeccompFilter {
   try {
     out = native().compileSeccomp(flat);
   } catch (e) {
-    const err = e as Error & { errno?: number; rule?: number };
+    const err = e as Error & { errno?: number; field?: string };
     if (typeof err.errno !== 'number') throw new ContainerError(`seccomp: ${err.message}`, { code: 'ERR_INTERNAL', stage: 'validate', option, cause: e });
-    const at = err.rule === undefined ? option : `${option}.syscalls[${err.rule}]`;
+    const at = err.field === undefined ? option : `${option}.${err.field}`;
     const code = errnoName(err.errno);
     throw new ContainerError(`invalid ${at}: ${err.message}`, {
       code,
@@ -68,7 +73,12 @@ function compile(flat: FlatSeccomp, option: string): SeccompFilter {
       ...(errnoNumber(code) === undefined ? {} : { errno: err.errno }),
     });
   }
-  return Object.freeze({ bpf: out.bpf, flags: out.flags, unknownSyscalls: Object.freeze(out.unknown) });
+  return Object.freeze({
+    bpf: out.bpf,
+    flags: out.flags,
+    unknownSyscalls: Object.freeze(out.unknown),
+    skippedArchitectures: Object.freeze(out.skippedArches),
+  });
 }
 
 /**
