@@ -126,11 +126,17 @@ export function isParsedProfile(p: unknown): p is SeccompProfile {
   return typeof p === 'object' && p !== null && parsed.has(p as SeccompProfile);
 }
 
+/** Fields of Docker's profile format (moby's default.json), which is not the OCI one. */
+const DOCKER_FIELDS = new Set(['archMap', 'includes', 'excludes', 'comment', 'name']);
+
 function record(v: unknown, option: string, fields: readonly string[]): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(option, 'must be an object');
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o))
-    if (!fields.includes(k)) throw invalid(`${option}.${k}`, `unknown field (known: ${fields.join(', ')})`);
+  for (const k of Object.keys(o)) {
+    if (fields.includes(k)) continue;
+    const docker = DOCKER_FIELDS.has(k) ? "; it belongs to Docker's profile format, give the OCI form (linux.seccomp)" : '';
+    throw invalid(`${option}.${k}`, `unknown field (known: ${fields.join(', ')})${docker}`);
+  }
   return o;
 }
 

@@ -154,6 +154,13 @@ describe('parseSeccomp refuses, naming the field', () => {
     expect(err.message).toContain(option);
   });
 
+  it("says when a field is Docker's profile format rather than OCI", () => {
+    const err = expectInvalid(() => parseSeccomp({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW', includes: { caps: [] } }] }), {
+      option: 'seccomp.syscalls[0].includes',
+    });
+    expect(err.message).toContain("Docker's profile format");
+  });
+
   it('uses the option name it is given', () => {
     expectInvalid(() => parseSeccomp({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['read'], action: 'x' }] }, 'linux.seccomp'), {
       option: 'linux.seccomp.syscalls[0].action',
