@@ -6,7 +6,7 @@
 import { ContainerError, errnoName, errnoNumber } from '../errors.js';
 import { native, type FlatSeccomp } from '../native/addon.js';
 import { defaultSeccompProfile } from './default-seccomp.js';
-import { isParsedProfile, parseSeccomp, type SeccompAction, type SeccompProfile } from './seccomp-profile.js';
+import { isParsedProfile, parseSeccomp, type OciSeccomp, type SeccompAction, type SeccompProfile } from './seccomp-profile.js';
 
 export interface SeccompFilter {
   /** struct sock_filter[] in host byte order, for seccomp(SECCOMP_SET_MODE_FILTER). Shared: do not modify. */
@@ -86,7 +86,7 @@ function compile(flat: FlatSeccomp, option: string): SeccompFilter {
  * per process, when first asked for). Any other value goes through parseSeccomp first unless it
  * came from there; `option` names it in errors.
  */
-export function seccompFilter(profile?: SeccompProfile, option = 'seccomp'): SeccompFilter {
+export function seccompFilter(profile?: SeccompProfile | OciSeccomp, option = 'seccomp'): SeccompFilter {
   if (profile === undefined) {
     defaultFilter ??= compile(flattenSeccomp(defaultSeccompProfile()), 'defaultSeccompProfile');
     return defaultFilter;
