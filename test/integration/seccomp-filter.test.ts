@@ -5,7 +5,7 @@
  * filter, to show that the EPERM comes from the filter and not from the kernel.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { seccompFilter } from '../../src-ts/security/seccomp.js';
@@ -105,6 +105,37 @@ describe.skipIf(!isRoot)('seccomp filters, loaded by seccomp-run (needs root: th
     it.skipIf(process.arch !== 'x64')('covers x32 numbers (bit 30) on x86_64 (x86_64 only)', () => {
       // x32 unshare is 272 | bit 30; 500 lies between x86_64's numbers and x32's own (512…)
       expect(results(filter, ['x32:272', 'x32:500', 'x32:1000'])).toEqual({ 'x32:272': EPERM, 'x32:500': ENOSYS, 'x32:1000': EPERM });
+    });
+  });
+
+  describe('real programs under the default profile (seccomp-run --exec)', () => {
+    const filter = filterFile();
+    const exec = (file: string, ...args: string[]) => spawnSync(runner, [filter, '--exec', file, ...args], { encoding: 'utf8' });
+
+    it('Node starts, listens on a socket, writes a file and runs a child process', () => {
+      const script = `
+        require('fs').writeFileSync(${JSON.stringify(`${dir}/node-wrote`)}, 'x');
+        require('child_process').execFileSync('/bin/sh', ['-c', 'exit 0']);
+        require('net').createServer().listen(0, '127.0.0.1', function () { console.log('listening'); this.close(); });`;
+      const r = exec(process.execPath, '-e', script);
+      expect([r.status, r.signal, r.stdout.trim(), r.stderr]).toEqual([0, null, 'listening', '']);
+      expect(existsSync(`${dir}/node-wrote`)).toBe(true);
+    });
+
+    it('a shell pipeline works', () => {
+      const r = exec('/bin/sh', '-c', 'ls / | wc -l >/dev/null && echo ok');
+      expect([r.status, r.stdout.trim()]).toEqual([0, 'ok']);
+    });
+
+    it.skipIf(!existsSync('/usr/bin/python3'))('Python starts threads and makes a socket (needs /usr/bin/python3)', () => {
+      const r = exec('/usr/bin/python3', '-c', 'import socket, threading; t = threading.Thread(target=print, args=("thread",)); t.start(); t.join(); socket.socket().close()');
+      expect([r.status, r.stdout.trim(), r.stderr]).toEqual([0, 'thread', '']);
+    });
+
+    it.skipIf(!existsSync('/usr/bin/unshare'))('unshare(1) cannot make a user namespace (needs util-linux unshare)', () => {
+      const r = exec('/usr/bin/unshare', '-U', '/bin/true');
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(/Operation not permitted/);
     });
   });
 
