@@ -32,6 +32,7 @@
         "src-native/parent/plan.cc",
         "src-native/parent/process.cc",
         "src-native/parent/protocol.cc",
+        "src-native/parent/seccomp.cc",
         "src-native/parent/shared_netns.cc",
         "src-native/parent/spawn.cc",
         "src-native/parent/sync_slots.cc",
@@ -41,7 +42,8 @@
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags": ["-Wall", "-Wextra", "-O2"],
       "cflags_cc": ["-std=c++17", "-Wno-missing-field-initializers"],
-      "ldflags": ["-Wl,-z,now", "-Wl,-z,relro"]
+      "ldflags": ["-Wl,-z,now", "-Wl,-z,relro"],
+      "libraries": ["-l:libseccomp.a", "-Wl,--exclude-libs,libseccomp.a"]
     },
     {
       "target_name": "scratch-sleep",

@@ -5,6 +5,7 @@
 #include "../wire/wire.h"
 #include "base_mntns.h"
 #include "process.h"
+#include "seccomp.h"
 #include "settings.h"
 
 namespace sbx {
@@ -86,6 +87,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("constants", Constants(env));
   exports.Set("opTable", OpTable(env));
   exports.Set("configure", Napi::Function::New(env, Configure));
+  exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
   // 'base' when containers get a copy of the base mount namespace (and chroot), 'host' when a copy
   // of the host's (and pivot_root). Makes the base namespace if not made yet.
   exports.Set("mountMode", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

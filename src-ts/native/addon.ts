@@ -59,6 +59,33 @@ export interface NativeAddon {
    * (the base cannot be made, SCRATCHBOX_BASE_MNTNS=0, or a user namespace).
    */
   mountMode(): 'base' | 'host';
+  /** A flattened seccomp profile to BPF (src-native/parent/seccomp.cc; src-ts/security/seccomp.ts). */
+  compileSeccomp(profile: FlatSeccomp): CompiledSeccomp;
+}
+
+/** What src-ts/security/seccomp.ts hands the addon: strings, numbers and arrays only. */
+export interface FlatSeccomp {
+  defaultAction: string;
+  defaultErrno: number;
+  arches: string[];
+  flags: string[];
+  /** args: [index, op, value low 32 bits, value high 32, valueTwo low 32, valueTwo high 32]. */
+  rules: { names: readonly string[]; action: string; errno: number; args: [number, string, number, number, number, number][] }[];
+  /** Give ENOSYS to syscall numbers above the highest the profile names (per architecture). */
+  enosys: boolean;
+}
+
+export interface CompiledSeccomp {
+  /** struct sock_filter[], host byte order. */
+  bpf: Uint8Array;
+  /** SECCOMP_FILTER_FLAG_* bits for seccomp(2). */
+  flags: number;
+  /** Names libseccomp does not know on any architecture (skipped). */
+  unknown: string[];
+  /** Architectures of the other byte order than the host's: one filter cannot hold both (skipped). */
+  skippedArches: string[];
+  /** libseccomp's version, e.g. '2.5.4'. */
+  version: string;
 }
 
 /** The package root: this file is src-ts/native/addon.ts or dist/native/addon.js. */

@@ -1,7 +1,9 @@
 /**
  * Builds what the integration tests run inside containers: the probe (test/fixtures/probe.c,
- * static glibc) and the demo's libc-free sleep, into test/.build/. Needs gcc and glibc's static
- * libraries (present on this kind of machine; .ci/run installs them on a fresh one).
+ * static glibc) and the demo's libc-free sleep, into test/.build/; and seccomp-run
+ * (test/fixtures/seccomp-run.c), which loads a filter and reports what syscalls return under it.
+ * Needs gcc and glibc's static libraries (present on this kind of machine; .ci/run installs them
+ * on a fresh one).
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
@@ -16,9 +18,11 @@ function newer(src: string, out: string): boolean {
 
 export default function setup(): void {
   mkdirSync(buildDir, { recursive: true });
-  const probeSrc = `${root}test/fixtures/probe.c`;
-  if (newer(probeSrc, `${buildDir}/probe`))
-    execFileSync('gcc', ['-static', '-O2', '-o', `${buildDir}/probe`, probeSrc], { stdio: 'inherit' });
+  for (const name of ['probe', 'seccomp-run']) {
+    const src = `${root}test/fixtures/${name}.c`;
+    if (newer(src, `${buildDir}/${name}`))
+      execFileSync('gcc', ['-static', '-O2', '-o', `${buildDir}/${name}`, src], { stdio: 'inherit' });
+  }
   const sleepBin = `${root}build/Release/scratch-sleep`;
   if (!existsSync(sleepBin)) throw new Error(`${sleepBin} is missing: run npm ci (it builds the addon and the demo binary)`);
   copyFileSync(sleepBin, `${buildDir}/sleep`);
