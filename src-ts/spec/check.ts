@@ -154,6 +154,7 @@ type Resolved =
 
 const MAX_SYMLINKS = 40; // the kernel's limit for one lookup
 const BINPRM_BUF = 256; // what the kernel reads of a file to choose its loader (the #! line must fit)
+const HEAD = 1024; // read at once: the ELF header and, in most binaries, the program headers too
 const MAX_INTERP_DEPTH = 4; // scripts whose interpreter is a script, as the kernel allows
 
 /**
@@ -223,10 +224,10 @@ function interpreterOf(host: string): { interp: string; script: boolean } | null
     return null;
   }
   try {
-    const head = Buffer.alloc(BINPRM_BUF);
-    const n = readSync(fd, head, 0, BINPRM_BUF, 0);
+    const head = Buffer.alloc(HEAD);
+    const n = readSync(fd, head, 0, HEAD, 0);
     if (n >= 2 && head[0] === 0x23 && head[1] === 0x21) {
-      const line = head.subarray(2, n).toString('latin1').split('\n', 1)[0]!;
+      const line = head.subarray(2, Math.min(n, BINPRM_BUF)).toString('latin1').split('\n', 1)[0]!;
       const interp = line.trim().split(/[ \t]/, 1)[0]!;
       return interp ? { interp, script: true } : null;
     }
@@ -240,8 +241,11 @@ function interpreterOf(host: string): { interp: string; script: boolean } | null
     const phentsize = u16(head, is64 ? 54 : 42);
     const phnum = u16(head, is64 ? 56 : 44);
     if (phentsize < (is64 ? 56 : 32) || phnum * phentsize > 65536) return null; // the kernel refuses these too
-    const ph = Buffer.alloc(phnum * phentsize);
-    if (readSync(fd, ph, 0, ph.length, phoff) !== ph.length) return null;
+    let ph = head.subarray(phoff, phoff + phnum * phentsize);
+    if (phoff + phnum * phentsize > n) {
+      ph = Buffer.alloc(phnum * phentsize);
+      if (readSync(fd, ph, 0, ph.length, phoff) !== ph.length) return null;
+    }
     for (let i = 0; i < phnum; i++) {
       const o = i * phentsize;
       if (u32(ph, o) !== 3 /* PT_INTERP */) continue;

@@ -157,7 +157,7 @@ export function busyboxRootfs(): string {
   const dir = mkdtempSync(`${tmpdir()}/sbx-busybox-`);
   mkdirSync(`${dir}/bin`);
   copyFileSync(BUSYBOX, `${dir}/bin/busybox`);
-  for (const applet of ['sh', 'echo', 'cat', 'ls', 'sleep', 'true', 'false', 'printf'])
+  for (const applet of ['sh', 'echo', 'cat', 'ls', 'sleep', 'true', 'false', 'printf', 'hostname'])
     symlinkSync('busybox', `${dir}/bin/${applet}`);
   return dir;
 }

@@ -9,13 +9,14 @@ import { buildSpec, type ContainerOptions } from '../../src-ts/spec/spec.js';
 import { thrown } from './helpers.js';
 
 /** A minimal ELF file: one program header, PT_INTERP naming `interp`, or PT_LOAD without one. */
-function elf(interp: string | null, opts: { bits?: 32 | 64; bigEndian?: boolean } = {}): Buffer {
+function elf(interp: string | null, opts: { bits?: 32 | 64; bigEndian?: boolean; pad?: number } = {}): Buffer {
   const is64 = (opts.bits ?? 64) === 64;
   const le = !opts.bigEndian;
   const ehsize = is64 ? 64 : 52;
   const phentsize = is64 ? 56 : 32;
   const text = Buffer.from(`${interp ?? ''}\0`, 'latin1');
-  const b = Buffer.alloc(ehsize + phentsize + text.length);
+  const ph = ehsize + (opts.pad ?? 0); // where the program header is
+  const b = Buffer.alloc(ph + phentsize + text.length);
   const u16 = (v: number, o: number) => (le ? b.writeUInt16LE(v, o) : b.writeUInt16BE(v, o));
   const u32 = (v: number, o: number) => (le ? b.writeUInt32LE(v, o) : b.writeUInt32BE(v, o));
   const word = (v: number, o: number) => (is64 ? (le ? b.writeBigUInt64LE(BigInt(v), o) : b.writeBigUInt64BE(BigInt(v), o)) : u32(v, o));
@@ -24,14 +25,13 @@ function elf(interp: string | null, opts: { bits?: 32 | 64; bigEndian?: boolean 
   b[5] = le ? 1 : 2;
   b[6] = 1;
   u16(2, 16); // ET_EXEC
-  word(ehsize, is64 ? 32 : 28); // e_phoff
+  word(ph, is64 ? 32 : 28); // e_phoff
   u16(phentsize, is64 ? 54 : 42);
   u16(1, is64 ? 56 : 44);
-  const ph = ehsize;
   u32(interp === null ? 1 : 3, ph); // PT_LOAD or PT_INTERP
-  word(ehsize + phentsize, ph + (is64 ? 8 : 4)); // p_offset
+  word(ph + phentsize, ph + (is64 ? 8 : 4)); // p_offset
   word(text.length, ph + (is64 ? 32 : 16)); // p_filesz
-  text.copy(b, ehsize + phentsize);
+  text.copy(b, ph + phentsize);
   return b;
 }
 
@@ -79,6 +79,8 @@ describe('checkExec: the ELF interpreter', () => {
     expect(fails(['/a']).path).toBe('/lib/ld-32.so');
     expect(fails(['/b']).path).toBe('/lib/ld-be.so');
     expect(fails(['/c']).path).toBe('/lib/ld-32be.so');
+    put('d', elf('/lib/ld-far.so', { pad: 5000 })); // program headers beyond the first read
+    expect(fails(['/d']).path).toBe('/lib/ld-far.so');
   });
 
   it("a real dynamically linked binary (this host's /bin/true)", () => {
