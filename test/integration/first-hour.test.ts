@@ -124,6 +124,36 @@ describe.skipIf(busyboxSkip !== null)(`the first hour (${busyboxSkip ?? 'busybox
     expect(children()).toEqual([]);
   });
 
+  it("what the README says of stdio 'pipe', the default: unread output blocks the container once the pipe is full", async () => {
+    const args = ['/bin/sh', '-c', 'i=0; while [ $i -lt 2000 ]; do echo 0123456789012345678901234567890123456789012345678901234567890123; i=$((i+1)); done'];
+    const blocked = await Container.create({ rootfs, args }); // 130 KB of output, nobody reading
+    await blocked.start();
+    const early = await Promise.race([blocked.wait(), new Promise((r) => setTimeout(() => r('still running'), 500))]);
+    expect(early).toBe('still running');
+    let bytes = 0;
+    blocked.stdout!.on('data', (d: Buffer) => (bytes += d.length)); // read it: it finishes
+    expect(await blocked.wait()).toEqual({ exitCode: 0, signal: null });
+    await blocked.delete();
+    expect(bytes).toBe(2000 * 65);
+    const ignored = await Container.create({ rootfs, args, stdio: 'ignore' });
+    await ignored.start();
+    expect(await ignored.wait()).toEqual({ exitCode: 0, signal: null });
+    await ignored.delete();
+  });
+
+  it('what the README says of delete(): a created container keeps Node running until it is deleted', async () => {
+    const script = (del: boolean) => `
+      import { Container } from ${JSON.stringify(new URL('dist/index.js', `file://${repoRoot}`).href)};
+      const c = await Container.create({ rootfs: ${JSON.stringify(rootfs)}, args: ['/bin/true'], stdio: 'ignore' });
+      ${del ? 'await c.delete();' : ''}`;
+    await expect(run(process.execPath, ['--input-type=module', '-e', script(true)], { timeout: 5000 })).resolves.toBeDefined();
+    const hung = await run(process.execPath, ['--input-type=module', '-e', script(false)], { timeout: 1000 }).then(
+      () => 'exited',
+      (e: { killed?: boolean }) => (e.killed ? 'still running after 1 s' : 'failed'),
+    );
+    expect(hung).toBe('still running after 1 s');
+  });
+
   it('run() failures name the container containerId, once', async () => {
     const e = await rejection(Container.run({ rootfs, args: ['/bin/false'] }));
     expect(e.code).toBe('ERR_CONTAINER_EXIT');

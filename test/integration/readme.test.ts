@@ -44,6 +44,14 @@ describe.skipIf(busyboxSkip !== null)(`the README's API section (${busyboxSkip ?
     for (const b of blocks) expect(expectedLines(b.code).length).toBeGreaterThan(0);
   });
 
+  it("says that stdio is 'pipe' by default, what that blocks, and the remedies (read, 'ignore', delete())", () => {
+    const readme = readFileSync(`${repoRoot}README.md`, 'utf8');
+    const api = readme.slice(readme.indexOf('\n## The API\n'), readme.indexOf('\n## Speed'));
+    expect(api).toContain("**stdio is `'pipe'` by default.**");
+    for (const words of ['nobody reads', 'Read the streams', "`stdio: 'ignore'`", 'keeps Node\'s event loop alive', '`delete()` every container'])
+      expect(api).toContain(words);
+  });
+
   it('the ts blocks type-check against the package (strict)', () => {
     const files = blocks.flatMap((b, i) => (b.lang === 'ts' ? [`${buildDir}readme-${i}.ts`] : []));
     blocks.forEach((b, i) => b.lang === 'ts' && writeFileSync(`${buildDir}readme-${i}.ts`, b.code));
