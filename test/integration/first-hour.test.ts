@@ -128,7 +128,7 @@ describe.skipIf(busyboxSkip !== null)(`the first hour (${busyboxSkip ?? 'busybox
     const args = ['/bin/sh', '-c', 'i=0; while [ $i -lt 2000 ]; do echo 0123456789012345678901234567890123456789012345678901234567890123; i=$((i+1)); done'];
     const blocked = await Container.create({ rootfs, args }); // 130 KB of output, nobody reading
     await blocked.start();
-    const early = await Promise.race([blocked.wait(), new Promise((r) => setTimeout(() => r('still running'), 500))]);
+    const early = await Promise.race([blocked.wait(), new Promise((r) => setTimeout(() => r('still running'), 300))]);
     expect(early).toBe('still running');
     let bytes = 0;
     blocked.stdout!.on('data', (d: Buffer) => (bytes += d.length)); // read it: it finishes
@@ -147,11 +147,11 @@ describe.skipIf(busyboxSkip !== null)(`the first hour (${busyboxSkip ?? 'busybox
       const c = await Container.create({ rootfs: ${JSON.stringify(rootfs)}, args: ['/bin/true'], stdio: 'ignore' });
       ${del ? 'await c.delete();' : ''}`;
     await expect(run(process.execPath, ['--input-type=module', '-e', script(true)], { timeout: 5000 })).resolves.toBeDefined();
-    const hung = await run(process.execPath, ['--input-type=module', '-e', script(false)], { timeout: 1000 }).then(
+    const hung = await run(process.execPath, ['--input-type=module', '-e', script(false)], { timeout: 700 }).then(
       () => 'exited',
-      (e: { killed?: boolean }) => (e.killed ? 'still running after 1 s' : 'failed'),
+      (e: { killed?: boolean }) => (e.killed ? 'still running after 0.7 s' : 'failed'),
     );
-    expect(hung).toBe('still running after 1 s');
+    expect(hung).toBe('still running after 0.7 s');
   });
 
   it('run() failures name the container containerId, once', async () => {
