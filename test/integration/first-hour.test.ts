@@ -125,8 +125,9 @@ describe.skipIf(busyboxSkip !== null)(`the first hour (${busyboxSkip ?? 'busybox
   });
 
   it("what the README says of stdio 'pipe', the default: unread output blocks the container once the pipe is full", async () => {
-    const args = ['/bin/sh', '-c', 'i=0; while [ $i -lt 2000 ]; do echo 0123456789012345678901234567890123456789012345678901234567890123; i=$((i+1)); done'];
-    const blocked = await Container.create({ rootfs, args }); // 130 KB of output, nobody reading
+    // 1 MB: far more than the pipe (64 KiB) and the stream's buffer (up to another ~64 KiB) hold.
+    const args = ['/bin/sh', '-c', 'i=0; while [ $i -lt 16000 ]; do echo 0123456789012345678901234567890123456789012345678901234567890123; i=$((i+1)); done'];
+    const blocked = await Container.create({ rootfs, args }); // nobody reading
     await blocked.start();
     const early = await Promise.race([blocked.wait(), new Promise((r) => setTimeout(() => r('still running'), 300))]);
     expect(early).toBe('still running');
@@ -134,7 +135,7 @@ describe.skipIf(busyboxSkip !== null)(`the first hour (${busyboxSkip ?? 'busybox
     blocked.stdout!.on('data', (d: Buffer) => (bytes += d.length)); // read it: it finishes
     expect(await blocked.wait()).toEqual({ exitCode: 0, signal: null });
     await blocked.delete();
-    expect(bytes).toBe(2000 * 65);
+    expect(bytes).toBe(16000 * 65); // all of it, the buffered part included
     const ignored = await Container.create({ rootfs, args, stdio: 'ignore' });
     await ignored.start();
     expect(await ignored.wait()).toEqual({ exitCode: 0, signal: null });
