@@ -1,5 +1,4 @@
-import { constants as osConstants } from 'node:os';
-import { getSystemErrorMap } from 'node:util';
+import { ERRNO_ALIASES, ERRNO_TABLE } from './errno.js';
 
 /**
  * Where a failure happened. 'validate' is before anything is cloned; 'clone' and 'plan' are the
@@ -34,9 +33,9 @@ export interface ContainerErrorFields {
   op?: number;
   /** The option at fault (validation failures), e.g. 'mounts[2].destination'. */
   option?: string;
+  /** The container's id: on every failure after validation (RunResult's `id` is this, on errors). */
   containerId?: string;
-  /** run() failures carry the result so far, like execa's errors (also id and timedOut). */
-  id?: string;
+  /** run() failures carry the result so far, like execa's errors (also timedOut). */
   timedOut?: boolean;
   exitCode?: number | null;
   signal?: NodeJS.Signals | null;
@@ -61,7 +60,6 @@ export class ContainerError extends Error {
   declare readonly stdout?: string;
   declare readonly stderr?: string;
   declare readonly durationMs?: number;
-  declare readonly id?: string;
   declare readonly timedOut?: boolean;
 
   constructor(message: string, fields: ContainerErrorFields) {
@@ -73,18 +71,21 @@ export class ContainerError extends Error {
   }
 }
 
-const systemErrors = getSystemErrorMap(); // -errno → [name, message]
+const byNumber = new Map<number, readonly [number, string, string]>(ERRNO_TABLE.map((e) => [e[0], e]));
+const byName = new Map<string, number>([...ERRNO_TABLE.map((e) => [e[1], e[0]] as const), ...Object.entries(ERRNO_ALIASES)]);
 
+/** 'ENOEXEC' for 8; `E${errno}` for a number Linux does not define. */
 export function errnoName(errno: number): string {
-  return systemErrors.get(-errno)?.[0] ?? `E${errno}`;
+  return byNumber.get(errno)?.[1] ?? `E${errno}`;
 }
 
+/** strerror's text: 'Exec format error' for 8. */
 export function errnoMessage(errno: number): string {
-  return systemErrors.get(-errno)?.[1] ?? `error ${errno}`;
+  return byNumber.get(errno)?.[2] ?? `error ${errno}`;
 }
 
 export function errnoNumber(name: string): number | undefined {
-  return (osConstants.errno as Record<string, number>)[name];
+  return byName.get(name);
 }
 
 /** A validation failure: thrown before anything is cloned. */

@@ -13,8 +13,9 @@ import { EV, native, STDIO, type NativeChild } from '../native/addon.js';
 import { encodePlan } from '../plan/encode.js';
 import { buildPlan, opPath, type Op, type Plan } from '../plan/plan.js';
 import { STAGES } from '../plan/wire.js';
-import { checkBindSources, checkRootfs, checkSymlinks } from '../spec/check.js';
-import { buildSpec, type ContainerOptions, type Spec, type StdioOption } from '../spec/spec.js';
+import { checkBindSources, checkExec, checkRootfs, checkSymlinks } from '../spec/check.js';
+import { checkKeys, type KeyTable } from '../spec/keys.js';
+import { buildSpec, OPTION_KEYS, type ContainerOptions, type Spec, type StdioOption } from '../spec/spec.js';
 import { hostInfo } from './host.js';
 import { parseMountinfo, treeOrder, type MountInfo } from './mountinfo.js';
 
@@ -48,6 +49,9 @@ export interface RunOptions extends ContainerOptions {
   /** Reject when the process exits non-zero, is killed, or times out (default true, like execa). */
   reject?: boolean;
 }
+
+/** RunOptions' keys: run() rejects any other (buildSpec checks the ContainerOptions among them). */
+const RUN_OPTION_KEYS = { ...OPTION_KEYS, timeout: true, input: true, reject: true } as const satisfies KeyTable<RunOptions>;
 
 export interface RunResult extends ExitStatus {
   /** The container's id. */
@@ -137,9 +141,11 @@ function childError(plan: Plan, id: string, stage: number, opIndex: number, errn
   });
 }
 
-function stdioCode(s: StdioOption): number {
+function stdioCode(s: StdioOption, i: number): number {
   if (s === 'pipe') return STDIO.PIPE;
-  if (s === 'inherit') return STDIO.INHERIT;
+  // Node marks its own fds 0-2 O_CLOEXEC at start-up: an fd the child merely keeps would close at
+  // execve. Passed by number, the child dup3s it onto i without the flag, as child_process does.
+  if (s === 'inherit') return i;
   if (s === 'ignore') return STDIO.IGNORE;
   return s;
 }
@@ -156,6 +162,9 @@ function collect(stream: Readable | null): Promise<string> {
 
 // randomUUID draws from a cached pool of entropy: no getrandom call per container.
 const newId = () => randomUUID().replace(/-/g, '').slice(0, 16);
+
+/** Ids of this process's containers from create() until delete() (or a failed create()). */
+const liveIds = new Set<string>();
 
 export class Container implements AsyncDisposable {
   readonly id: string;
@@ -186,15 +195,26 @@ export class Container implements AsyncDisposable {
   /** Creates the container: its process is set up and waits for start(). */
   static async create(options: ContainerOptions): Promise<Container> {
     const spec = buildSpec(options, newId);
+    if (liveIds.has(spec.id))
+      throw invalid('id', `${JSON.stringify(spec.id)} is the id of a live container of this process (delete() it first)`, 'EEXIST');
     const killSignal = signalNumber(options.killSignal ?? 'SIGKILL', 'killSignal');
     checkRootfs(spec);
     const facts = checkBindSources(spec);
     const plan = buildPlan(spec, hostInfo(), facts);
     checkSymlinks(spec, plan.ops);
+    checkExec(spec);
     const abort = options.signal;
     if (abort?.aborted)
       throw new ContainerError(`container ${spec.id}: aborted before create`, { code: 'ABORT_ERR', stage: 'validate', containerId: spec.id, cause: abort.reason });
-    const c = new Container(spec, plan, encodePlan(plan), killSignal, abort);
+    // Everything since the check above is synchronous: no other create() took the id meanwhile.
+    liveIds.add(spec.id);
+    let c: Container;
+    try {
+      c = new Container(spec, plan, encodePlan(plan), killSignal, abort);
+    } catch (e) {
+      liveIds.delete(spec.id);
+      throw e;
+    }
     try {
       await c.#ready.promise;
       // Aborted while READY was on its way: the abort listener has killed the process already.
@@ -210,6 +230,7 @@ export class Container implements AsyncDisposable {
   /** create + start + wait + delete, collecting output: like execa(). */
   static async run(options: RunOptions): Promise<RunResult> {
     const t0 = performance.now();
+    if (options !== null && typeof options === 'object') checkKeys(options, RUN_OPTION_KEYS, '');
     const { timeout, input, reject = true, ...rest } = options;
     if (timeout !== undefined && (!Number.isFinite(timeout) || timeout <= 0)) throw invalid('timeout', 'must be a positive number of milliseconds');
     const stdio = rest.stdio ?? [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'];
@@ -236,7 +257,8 @@ export class Container implements AsyncDisposable {
             ? `was killed by ${exit.signal}`
             : `exited with code ${exit.exitCode}`;
         const code = timedOut ? 'ETIMEDOUT' : options.signal?.aborted ? 'ABORT_ERR' : 'ERR_CONTAINER_EXIT';
-        throw new ContainerError(`container ${c.id} (${rest.args.join(' ')}) ${why}`, { code, stage: 'run', containerId: c.id, ...result });
+        const { id: containerId, ...fields } = result; // one name for the id on errors
+        throw new ContainerError(`container ${c.id} (${rest.args.join(' ')}) ${why}`, { code, stage: 'run', containerId, ...fields });
       }
       return result;
     } finally {
@@ -389,6 +411,7 @@ export class Container implements AsyncDisposable {
     if (this.#abort) this.#abort.signal.removeEventListener('abort', this.#abort.listener);
     if (!this.#exit) this.kill('SIGKILL');
     await this.#exited.promise;
+    liveIds.delete(this.id);
     this.stdin?.destroy();
     for (const s of [this.stdout, this.stderr]) if (s && !s.readableEnded) s.destroy();
   }

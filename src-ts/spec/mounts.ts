@@ -4,6 +4,7 @@
  * Pure: no file system access here.
  */
 import { invalid } from '../errors.js';
+import { checkKeys, type KeyTable } from './keys.js';
 
 /** An OCI runtime-spec `mounts` entry. */
 export interface MountSpec {
@@ -12,6 +13,8 @@ export interface MountSpec {
   readonly source?: string;
   readonly options?: readonly string[];
 }
+
+const MOUNT_KEYS = { destination: true, type: true, source: true, options: true } as const satisfies KeyTable<MountSpec>;
 
 const freezeMount = (m: MountSpec): MountSpec =>
   Object.freeze({ ...m, ...(m.options ? { options: Object.freeze([...m.options]) } : {}) });
@@ -190,6 +193,7 @@ export function parseMount(m: MountSpec, index: number): ParsedMount {
 function parseMountUncached(m: MountSpec, index: number): ParsedMount {
   const at = `mounts[${index}]`;
   if (m === null || typeof m !== 'object') throw invalid(at, 'must be an object');
+  checkKeys(m, MOUNT_KEYS, at, 'mount field');
   const destination = normalizeDestination(m.destination, `${at}.destination`);
   const options = m.options ?? [];
   if (!Array.isArray(options)) throw invalid(`${at}.options`, 'must be an array of strings');

@@ -5,11 +5,11 @@
  */
 import { posix } from 'node:path';
 import { invalid } from '../errors.js';
+import { checkKeys, type KeyTable } from './keys.js';
 import { defaultMounts, parseMount, type MountSpec, type ParsedMount } from './mounts.js';
 import { MAX_SLOTS } from '../plan/wire.js';
 
 export type NamespaceName = 'mount' | 'pid' | 'network' | 'ipc' | 'uts' | 'cgroup' | 'user' | 'time';
-export const NAMESPACES: readonly NamespaceName[] = ['mount', 'pid', 'network', 'ipc', 'uts', 'cgroup', 'user', 'time'];
 
 /** 'pipe' gives a Node stream; 'inherit' shares the Node process's fd; 'ignore' is /dev/null. */
 export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number;
@@ -56,6 +56,30 @@ export interface ContainerOptions {
   /** Time each setup step in the child; read it with container.setupTrace(). For profiling. */
   trace?: boolean;
 }
+
+/**
+ * Every key of ContainerOptions: anything else is rejected, naming the key. A new option is a line
+ * here and its field above (the compiler holds the two together).
+ */
+export const OPTION_KEYS = {
+  rootfs: true,
+  args: true,
+  env: true,
+  cwd: true,
+  hostname: true,
+  user: true,
+  stdio: true,
+  mounts: true,
+  namespaces: true,
+  id: true,
+  detached: true,
+  signal: true,
+  killSignal: true,
+  umask: true,
+  trace: true,
+} as const satisfies KeyTable<ContainerOptions>;
+
+const USER_KEYS = { uid: true, gid: true, additionalGids: true } as const satisfies KeyTable<UserOption>;
 
 export interface Spec {
   id: string;
@@ -143,6 +167,7 @@ function envOf(env: ContainerOptions['env']): string[] {
 /** Validates options into a Spec. `newId` makes the default id (injected for tests). */
 export function buildSpec(options: ContainerOptions, newId: () => string): Spec {
   if (options === null || typeof options !== 'object') throw invalid('options', 'must be an object');
+  checkKeys(options, OPTION_KEYS, '');
   const rootfs = str(options.rootfs, 'rootfs');
   if (!rootfs.startsWith('/')) throw invalid('rootfs', `${JSON.stringify(rootfs)} is not an absolute path`, 'EINVAL', rootfs);
   if (rootfs.split('/').some((p) => p === '..')) throw invalid('rootfs', `${JSON.stringify(rootfs)} has a '..' component`, 'EINVAL', rootfs);
@@ -163,6 +188,7 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
 
   const u = options.user ?? { uid: 0, gid: 0 };
   if (u === null || typeof u !== 'object') throw invalid('user', 'must be { uid, gid, additionalGids? }');
+  checkKeys(u, USER_KEYS, 'user');
   const additional = u.additionalGids ?? [];
   if (!Array.isArray(additional) || additional.length > 65536) throw invalid('user.additionalGids', 'must be an array of gids');
   const user = {
@@ -183,8 +209,10 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
 
   const ns = { ...DEFAULT_NAMESPACES };
   let sharedNetwork = false;
-  for (const [k, v] of Object.entries(options.namespaces ?? {})) {
-    if (!(NAMESPACES as readonly string[]).includes(k)) throw invalid(`namespaces.${k}`, `unknown namespace (known: ${NAMESPACES.join(', ')})`);
+  const nsIn = options.namespaces ?? {};
+  if (nsIn === null || typeof nsIn !== 'object') throw invalid('namespaces', 'must be an object, e.g. { network: false }');
+  checkKeys(nsIn, DEFAULT_NAMESPACES, 'namespaces', 'namespace'); // its keys are the namespaces
+  for (const [k, v] of Object.entries(nsIn)) {
     if (k === 'network' && v === 'shared') {
       sharedNetwork = true;
       ns.network = true;

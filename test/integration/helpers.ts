@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { copyFileSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, symlinkSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { expect, it } from 'vitest';
 import { native } from '../../src-ts/native/addon.js';
@@ -144,3 +144,24 @@ export async function rejection(p: Promise<unknown>): Promise<ContainerError> {
   expect(e).toBeInstanceOf(ContainerError);
   return e as ContainerError;
 }
+
+/** busybox-static's binary: a shell and the usual tools in one static file. */
+export const BUSYBOX = '/bin/busybox';
+/** Why busybox tests skip, or null when they run. */
+export const busyboxSkip: string | null = !isRoot
+  ? ROOT_REASON
+  : existsSync(BUSYBOX) && !readFileSync(BUSYBOX).includes('/ld-linux')
+    ? null
+    : `needs ${BUSYBOX} from the Debian package busybox-static (missing tool)`;
+
+/** A rootfs holding only busybox-static as /bin/busybox and links to it (/bin/sh, /bin/echo, …). */
+export function busyboxRootfs(): string {
+  const dir = mkdtempSync(`${tmpdir()}/sbx-busybox-`);
+  mkdirSync(`${dir}/bin`);
+  copyFileSync(BUSYBOX, `${dir}/bin/busybox`);
+  for (const applet of ['sh', 'echo', 'cat', 'ls', 'sleep', 'true', 'false', 'printf', 'hostname'])
+    symlinkSync('busybox', `${dir}/bin/${applet}`);
+  return dir;
+}
+
+export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
