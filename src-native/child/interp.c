@@ -127,7 +127,7 @@ int sbx_child_main(void *arg) {
     const struct sbx_op *op = &a->ops[i];
     if (trace && op->kind == SBX_OP_READY) /* report the setup before the parent hears READY */
       sbx_sys3(SYS_write, a->sync_fd, &tr, sizeof tr);
-    r = handlers[op->kind](&st, op); /* the parent validated every kind */
+    r = handlers[op->kind](&st, op); /* the parent validated every kind: no gap is reached */
     if (r < 0) fail(a, op->stage, (int)i, -r);
     if (trace && tr.count < SBX_TRACE_MAX) tr.end[tr.count++] = now_ns();
   }

@@ -86,7 +86,7 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
   for (uint32_t i = 0; i < h->n_ops; i++) {
     const sbx_op& op = ops[i];
     const std::string at = " at " + std::to_string(i);
-    if (op.kind == 0 || op.kind >= SBX_OP_MAX_) return "unknown op kind" + at;
+    if (op.kind == 0 || op.kind >= SBX_OP_MAX_ || ShapeOf(op.kind).required == 0xff) return "unknown op kind" + at;
     if (op.stage >= SBX_STAGE_MAX_) return "unknown stage" + at;
     Shape shape = ShapeOf(op.kind);
     for (int s = 0; s < 4; s++) {

@@ -10,7 +10,8 @@
  * stage an op reports by default; the plan may give a single op another.
  *
  * Adding an op: a line here, its entry in src-ts/plan/ops.ts, its builder in src-ts/plan, its
- * handler in src-native/child/, a test.
+ * handler in src-native/child/, a test. Lines stay in code order; a new kind takes a code above
+ * every other (gaps are allowed, a code is never reused).
  */
 #ifndef SBX_OPS_H
 #define SBX_OPS_H
