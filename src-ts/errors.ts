@@ -3,7 +3,8 @@ import { ERRNO_ALIASES, ERRNO_TABLE } from './errno.js';
 /**
  * Where a failure happened. 'validate' is before anything is cloned; 'clone' and 'plan' are the
  * parent's native call; 'prepare' … 'exec' are steps of the child (the failing op's stage, see
- * docs/errors.md); 'sync' is the parent/child handshake; 'run' is run() and kill().
+ * docs/errors.md); 'sync' is the parent/child handshake; 'cgroup' the container's cgroup (parent
+ * side); 'image' the image store; 'run' is run() and kill().
  */
 export type Stage =
   | 'validate'
@@ -21,6 +22,9 @@ export type Stage =
   | 'cwd'
   | 'sync'
   | 'exec'
+  | 'security'
+  | 'cgroup'
+  | 'image'
   | 'run';
 
 export interface ContainerErrorFields {

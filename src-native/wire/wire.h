@@ -47,7 +47,8 @@ enum sbx_stage {
   SBX_STAGE_CWD = 10,
   SBX_STAGE_SYNC = 11,
   SBX_STAGE_EXEC = 12,
-  SBX_STAGE_MAX_ = 13
+  SBX_STAGE_SECURITY = 13, /* capabilities, seccomp, rlimits, masked paths: the isolation ops */
+  SBX_STAGE_MAX_ = 14
 };
 
 /* Op flags. */

@@ -27,6 +27,7 @@ export const STAGES = [
   'cwd',
   'sync',
   'exec',
+  'security',
 ] as const;
 export type ChildStage = Exclude<(typeof STAGES)[number], 'none'>;
 

@@ -72,7 +72,7 @@ describe('wire constants: addon vs TypeScript', () => {
     expect(Buffer.from(Uint32Array.of(constants.WIRE_MAGIC!).buffer).toString('latin1')).toBe('SBX1');
   });
 
-  it('stages 1..12 in STAGES order', () => {
+  it('stages 1..13 in STAGES order', () => {
     const stages = Object.entries(constants)
       .filter(([k]) => k.startsWith('STAGE_'))
       .sort(([, a], [, b]) => a - b)
