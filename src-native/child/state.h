@@ -5,6 +5,7 @@
 #ifndef SBX_CHILD_STATE_H
 #define SBX_CHILD_STATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "child.h"

@@ -151,6 +151,11 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
       case SBX_OP_WRITE_FILE:
         if (uint64_t(op.s[1]) + op.n[1] > strsize) return "WRITE_FILE content out of range";
         break;
+      case SBX_OP_SECCOMP:
+        // struct sock_filter[n0] (8 bytes each, 4-byte aligned for its u32), BPF_MAXINSNS at most.
+        if (op.s[0] % 8 || op.n[0] == 0 || op.n[0] > 4096 || uint64_t(op.s[0]) + uint64_t(op.n[0]) * 8 > strsize)
+          return "SECCOMP program out of range" + at;
+        break;
       case SBX_OP_SETHOSTNAME:
         if (op.n[0] != std::strlen(strtab + op.s[0])) return "SETHOSTNAME length mismatch";
         break;

@@ -50,7 +50,8 @@
   X(WAIT_START,           25, "wait-start",            SYNC,     0x0, 0x0, op_wait_start)            \
   X(EXEC,                 26, "exec",                  EXEC,     0x1, 0x2, op_exec)                  \
   /* Isolation (new kinds take the next code: the table stays in code order).                   */ \
-  X(NO_NEW_PRIVS,         27, "no-new-privs",          USER,     0x0, 0x0, op_no_new_privs)
+  X(NO_NEW_PRIVS,         27, "no-new-privs",          USER,     0x0, 0x0, op_no_new_privs)          \
+  X(SECCOMP,              50, "seccomp",               SECURITY, 0x1, 0x0, op_seccomp)
 /* clang-format on */
 
 #endif

@@ -11,7 +11,8 @@ import type { Readable, Writable } from 'node:stream';
 import { ContainerError, errnoMessage, errnoName, invalid } from '../errors.js';
 import { EV, native, STDIO, type NativeChild } from '../native/addon.js';
 import { encodePlan } from '../plan/encode.js';
-import { buildPlan, opPath, type Op, type Plan } from '../plan/plan.js';
+import { buildPlan, opPath, type Compiled, type Op, type Plan } from '../plan/plan.js';
+import { seccompFilter } from '../security/seccomp.js';
 import { STAGES } from '../plan/wire.js';
 import { checkBindSources, checkExec, checkRootfs, checkSymlinks } from '../spec/check.js';
 import { checkKeys, type KeyTable } from '../spec/keys.js';
@@ -121,6 +122,10 @@ function describe(op: Op | undefined): string {
       return `chdir ${op.path}`;
     case 'setuser':
       return `set user ${op.uid}:${op.gid}`;
+    case 'seccomp':
+      return `load the seccomp filter (${op.instructions} instructions)`;
+    case 'no-new-privs':
+      return 'set no_new_privs';
     default:
       return op.kind;
   }
@@ -163,6 +168,13 @@ function collect(stream: Readable | null): Promise<string> {
 // randomUUID draws from a cached pool of entropy: no getrandom call per container.
 const newId = () => randomUUID().replace(/-/g, '').slice(0, 16);
 
+/** What the plan needs compiled: the seccomp program (a cache hit after the first container). */
+function compiledFor(spec: Spec): Compiled {
+  if (spec.seccomp === null) return {};
+  const f = seccompFilter(spec.seccomp === 'default' ? undefined : spec.seccomp);
+  return { seccomp: { bpf: f.bpf, flags: f.flags } };
+}
+
 /** Ids of this process's containers from create() until delete() (or a failed create()). */
 const liveIds = new Set<string>();
 
@@ -200,7 +212,7 @@ export class Container implements AsyncDisposable {
     const killSignal = signalNumber(options.killSignal ?? 'SIGKILL', 'killSignal');
     checkRootfs(spec);
     const facts = checkBindSources(spec);
-    const plan = buildPlan(spec, hostInfo(), facts);
+    const plan = buildPlan(spec, hostInfo(), facts, compiledFor(spec));
     checkSymlinks(spec, plan.ops);
     checkExec(spec);
     const abort = options.signal;

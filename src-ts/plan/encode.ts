@@ -12,7 +12,7 @@ import { H, HEADER_SIZE, NO_STRING, OP_SIZE, WIRE_MAGIC, WIRE_VERSION } from './
  * string part is written followed by its NUL; a number part is the bytes of zero padding.
  */
 class StringTable {
-  private parts: (string | number | readonly number[])[] = [];
+  private parts: (string | number | readonly number[] | Uint8Array)[] = [];
   private offsets: number[] = [];
   size = 0;
   private index = new Map<string, number>();
@@ -38,7 +38,14 @@ class StringTable {
     if (pad) this.push(pad, pad);
     return this.push(values, values.length * 4);
   }
-  private push(p: string | number | readonly number[], bytes: number): number {
+  /** Bytes, 8-byte aligned in the table (and so in the buffer: the table starts 8-aligned). */
+  addBytes(bytes: Uint8Array): number {
+    if (bytes.length === 0) return NO_STRING;
+    const pad = (8 - (this.size % 8)) % 8;
+    if (pad) this.push(pad, pad);
+    return this.push(bytes, bytes.length);
+  }
+  private push(p: string | number | readonly number[] | Uint8Array, bytes: number): number {
     const off = this.size;
     this.parts.push(p);
     this.offsets.push(off);
@@ -55,6 +62,7 @@ class StringTable {
       const o = at + this.offsets[i]!;
       if (typeof p === 'string') buf[o + buf.write(p, o, 'utf8')] = 0;
       else if (typeof p === 'number') buf.fill(0, o, o + p);
+      else if (p instanceof Uint8Array) buf.set(p, o);
       else for (let j = 0; j < p.length; j++) buf.writeUInt32LE(p[j]! >>> 0, o + j * 4);
     }
   }
@@ -86,6 +94,7 @@ function stringOf(word: string): (op: Record<string, unknown>, st: StringTable) 
     const v = op[field];
     if (v === undefined || v === null || v === '') return NO_STRING;
     if (typeof v === 'string') return st.add(v);
+    if (v instanceof Uint8Array) return st.addBytes(v);
     const list = v as readonly (string | number)[];
     if (list.length === 0) return NO_STRING;
     return typeof list[0] === 'number' ? st.addU32(list as readonly number[]) : st.addList(list as readonly string[]);

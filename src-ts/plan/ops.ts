@@ -5,8 +5,9 @@
  * two disagree (codes, names, stages, which strings are required or optional).
  *
  * Slot words, by field name of the op:
- *   s (strings, up to 4): a string, a string list stored back to back (argv), or a u32 array
- *     (groups). A trailing '?' marks it optional: an empty or absent value is encoded as no string.
+ *   s (strings, up to 4): a string, a string list stored back to back (argv), a u32 array
+ *     (groups), or bytes (a Uint8Array, 8-byte aligned: the seccomp program). A trailing '?' marks
+ *     it optional: an empty or absent value is encoded as no string.
  *   n (numbers, up to 4): a number or boolean field; '#field' the length of a list field;
  *     '@field' the UTF-8 byte length of a string field.
  *   flags: field → SBX_F_* bit, set when the field is present and not false.
@@ -86,6 +87,7 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   exec: { code: 26, stage: 'exec', s: ['args', 'env?'], n: ['#args', '#env', 'umask'] },
   // Isolation (new kinds take the next code: the table stays in code order).
   'no-new-privs': { code: 27, stage: 'user' },
+  seccomp: { code: 50, stage: 'security', s: ['bpf'], n: ['instructions', 'flags'] },
 };
 
 /** Bit i set: s[i] is a required string (resp. optional), as the native table says it. */

@@ -21,6 +21,11 @@ export interface HostInfo {
   mountMode: 'base' | 'host';
 }
 
+/** What the parent compiled for the plan (the seccomp filter: ../security/seccomp.ts, cached). */
+export interface Compiled {
+  seccomp?: { bpf: Uint8Array; flags: number };
+}
+
 /** What ../spec/check.ts found on disk, that changes the plan. */
 export interface FsFacts {
   /** Per spec.mounts index: true when a bind source is a file (the target is created as a file). */
@@ -76,6 +81,8 @@ export type Op = Base &
     | { kind: 'resolve-exec'; file: string; searchPath: string | null }
     /** prctl(PR_SET_NO_NEW_PRIVS): execve never grants privileges again (setuid bits, file caps). */
     | { kind: 'no-new-privs' }
+    /** seccomp(SECCOMP_SET_MODE_FILTER, flags) with the compiled program (struct sock_filter[]). */
+    | { kind: 'seccomp'; bpf: Uint8Array; instructions: number; flags: number }
     /** Wait for the parent at this point (EV_SYNC, Child.resume). */
     | { kind: 'sync'; point: number }
     | { kind: 'ready' }
@@ -146,7 +153,7 @@ export function hostsFile(hostname: string): string {
   return `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
 }
 
-export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
+export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: Compiled = {}): Plan {
   // A copy of the base mount namespace holds nothing of the host: whatever the container needs of
   // the host is taken before it is made, while the child still shares the host's namespace. The
   // host trees of bind mounts are cloned first; the root (the overlay on the rootfs) is built there
@@ -292,15 +299,26 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
 
   // 7. Into the new root; then who and where the process is.
   ops.push({ stage: 'pivot', kind: base ? 'chroot' : 'pivot-root' });
+  // The seccomp filter is the last thing loaded before execve (it must allow what follows). Without
+  // no_new_privs, loading one needs CAP_SYS_ADMIN: then it goes before the user switch.
+  const seccomp: Op | undefined = compiled.seccomp && {
+    stage: 'security',
+    kind: 'seccomp',
+    bpf: compiled.seccomp.bpf,
+    instructions: compiled.seccomp.bpf.length / 8,
+    flags: compiled.seccomp.flags,
+  };
+  if (seccomp && !spec.noNewPrivileges) ops.push(seccomp);
   ops.push({ stage: 'user', kind: 'setuser', uid: spec.user.uid, gid: spec.user.gid, groups: spec.user.additionalGids });
   ops.push({ stage: 'cwd', kind: 'chdir', path: spec.cwd });
-  ops.push({ stage: 'user', kind: 'no-new-privs' });
+  if (spec.noNewPrivileges) ops.push({ stage: 'user', kind: 'no-new-privs' });
 
   // 8. Find the binary now, so a missing one fails create(), then wait for start() and exec.
   const pathVar = spec.env.find((e) => e.startsWith('PATH='));
   ops.push({ stage: 'exec', kind: 'resolve-exec', file: spec.args[0]!, searchPath: pathVar ? pathVar.slice(5) : null });
   ops.push({ stage: 'sync', kind: 'ready' });
   ops.push({ stage: 'sync', kind: 'wait-start' });
+  if (seccomp && spec.noNewPrivileges) ops.push(seccomp);
   ops.push({ stage: 'exec', kind: 'exec', args: spec.args, env: spec.env, umask: spec.umask });
 
   return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, trace: spec.trace, base, ops };

@@ -8,6 +8,7 @@ import { invalid } from '../errors.js';
 import { checkKeys, type KeyTable } from './keys.js';
 import { defaultMounts, parseMount, type MountSpec, type ParsedMount } from './mounts.js';
 import { MAX_SLOTS } from '../plan/wire.js';
+import { parseSeccomp, type OciSeccomp, type SeccompProfile } from '../security/seccomp-profile.js';
 
 export type NamespaceName = 'mount' | 'pid' | 'network' | 'ipc' | 'uts' | 'cgroup' | 'user' | 'time';
 
@@ -55,6 +56,22 @@ export interface ContainerOptions {
   umask?: number;
   /** Time each setup step in the child; read it with container.setupTrace(). For profiling. */
   trace?: boolean;
+  /**
+   * Set no_new_privs before execve (OCI process.noNewPrivileges): no setuid bit or file
+   * capability grants anything inside. Default true.
+   */
+  noNewPrivileges?: boolean;
+  /**
+   * The seccomp filter (OCI linux.seccomp, or one parseSeccomp returned: pass the same object
+   * again and it is compiled once). Default: scratchbox's own profile (docs/security.md).
+   * 'unconfined': none.
+   */
+  seccomp?: OciSeccomp | SeccompProfile | 'unconfined';
+  /**
+   * Like `docker run --privileged`: all capabilities, no seccomp filter, no masked paths. For
+   * trusted workloads that need the kernel's full surface. Default false.
+   */
+  privileged?: boolean;
 }
 
 /**
@@ -77,6 +94,9 @@ export const OPTION_KEYS = {
   killSignal: true,
   umask: true,
   trace: true,
+  noNewPrivileges: true,
+  seccomp: true,
+  privileged: true,
 } as const satisfies KeyTable<ContainerOptions>;
 
 const USER_KEYS = { uid: true, gid: true, additionalGids: true } as const satisfies KeyTable<UserOption>;
@@ -97,6 +117,12 @@ export interface Spec {
   detached: boolean;
   umask: number;
   trace: boolean;
+  /** prctl(PR_SET_NO_NEW_PRIVS) before execve. */
+  noNewPrivileges: boolean;
+  /** The seccomp profile to load: 'default' (scratchbox's), a parsed one, or null (none). */
+  seccomp: SeccompProfile | 'default' | null;
+  /** docker run --privileged: all capabilities, no seccomp, no masked paths. */
+  privileged: boolean;
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -243,6 +269,10 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
   if (!Number.isInteger(umask) || umask < 0 || umask > 0o777) throw invalid('umask', 'must be an integer from 0 to 0o777');
 
   if (options.detached !== undefined && typeof options.detached !== 'boolean') throw invalid('detached', 'must be a boolean');
+  const privileged = bool(options.privileged, 'privileged', false);
+  // 'unconfined' is not a profile: anything else must be one (parseSeccomp says what is wrong).
+  if (privileged && options.seccomp !== undefined && options.seccomp !== 'unconfined')
+    throw invalid('seccomp', "privileged containers run without seccomp: leave it out (or 'unconfined')");
 
   return {
     id,
@@ -259,5 +289,14 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
     detached: options.detached ?? false,
     umask,
     trace: options.trace === true,
+    noNewPrivileges: bool(options.noNewPrivileges, 'noNewPrivileges', true),
+    seccomp: privileged || options.seccomp === 'unconfined' ? null : options.seccomp === undefined ? 'default' : parseSeccomp(options.seccomp, 'seccomp'),
+    privileged,
   };
+}
+
+function bool(v: unknown, option: string, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw invalid(option, 'must be a boolean');
+  return v;
 }

@@ -131,6 +131,8 @@ export interface ProbeReport {
   ns: Record<string, string | null>;
   sigmask: { SigBlk: string; SigIgn: string };
   pdeathsig: number;
+  /** /proc/self/status Seccomp: '0' off, '2' a filter. */
+  seccomp: string | null;
   /** prctl(PR_GET_NO_NEW_PRIVS). */
   noNewPrivs: number | null;
 }

@@ -124,6 +124,7 @@ export function insideSuite(mode: MountMode): void {
       expect(r.cwd).toBe('/');
       expect(r.pdeathsig).toBe(9);
       expect(r.noNewPrivs).toBe(1); // no execve inside gains privileges (OCI noNewPrivileges)
+      expect(r.seccomp).toBe('2'); // a filter: scratchbox's default profile
     });
 
     it('gets exactly the env it was given, plus a default PATH', () => {
@@ -157,11 +158,16 @@ export function insideSuite(mode: MountMode): void {
     });
 
     it("network 'shared': one empty network namespace for all such containers, not the host's", async () => {
+      // A container with a fresh namespace, alive meanwhile: namespace ids (nsfs inodes) are reused
+      // once a namespace is gone, so compare with a live one, not with r's long-gone namespace.
+      const fresh = await Container.create({ rootfs, args: ['/probe', 'sleep'], stdio: 'ignore' });
+      const freshNet = readlinkSync(`/proc/${fresh.pid}/ns/net`);
       const a = await report(rootfs, { namespaces: { network: 'shared' } });
       const b = await report(rootfs, { namespaces: { network: 'shared' } });
+      await fresh.delete();
       expect(a.ns.net).toBe(b.ns.net);
       expect(a.ns.net).not.toBe(readlinkSync('/proc/self/ns/net'));
-      expect(a.ns.net).not.toBe(r.ns.net);
+      expect(a.ns.net).not.toBe(freshNet);
       expect(a.netIfaces).toEqual(['lo']);
       expect(a.loUp).toBe(true);
       expect(a.fds).toEqual([0, 1, 2]);

@@ -7,6 +7,7 @@
 //
 // This is test code: it may allocate and print as it likes; the child code it runs may not.
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/mount.h>
 #include <linux/stat.h>
 #include <sys/socket.h>
@@ -191,6 +192,11 @@ extern "C" long sbx_sys6(long n, long a, long b, long c, long d, long e, long f)
     }
     case SYS_faccessat2:
       return 0;
+    case SYS_seccomp: {
+      auto* prog = reinterpret_cast<const struct sock_fprog*>(c);
+      g_log.push_back("seccomp " + std::to_string(a) + " " + Hex(b) + " " + std::to_string(prog->len));
+      return 0;
+    }
     case SYS_execve:
       g_log.push_back("execve " + Str(a));
       Finish(0);

@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodePlan } from '../../src-ts/plan/encode.js';
-import { buildPlan, type HostInfo } from '../../src-ts/plan/plan.js';
+import { buildPlan, type Compiled, type HostInfo } from '../../src-ts/plan/plan.js';
 import { FD } from '../../src-ts/plan/wire.js';
 import { buildSpec } from '../../src-ts/spec/spec.js';
 
@@ -29,8 +29,8 @@ beforeAll(() => {
 const spec = buildSpec({ rootfs: '/srv/rootfs', args: ['/sleep', '1'] }, () => '0123456789abcdef');
 
 /** The child's calls for the default plan in this mode, given these MSG_FDS fds. */
-function record(mode: HostInfo['mountMode'], fds: number[]): string[] {
-  const plan = buildPlan(spec, { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n', mountMode: mode }, { bindSourceIsFile: spec.mounts.map(() => false) });
+function record(mode: HostInfo['mountMode'], fds: number[], compiled: Compiled = {}): string[] {
+  const plan = buildPlan(spec, { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n', mountMode: mode }, { bindSourceIsFile: spec.mounts.map(() => false) }, compiled);
   const file = `${out}.${mode}.plan`;
   writeFileSync(file, encodePlan(plan));
   const mask = fds.reduce((m, i) => m | (1 << i), 0);
@@ -108,5 +108,10 @@ describe('the child against a recording syscall table: the default plan', () => 
     ]);
     expect(log).toContain('fsconfig "lowerdir" "/proc/self/fd/12"'); // the rootfs by its fd, not its covered path
     expect(log).not.toContain('chroot "."');
+  });
+
+  it('with a seccomp program: loaded after the handshake, as the last call before execve', () => {
+    const log = record('base', [FD.BASE_MNTNS], { seccomp: { bpf: new Uint8Array(5 * 8), flags: 2 } });
+    expect(log.slice(-3)).toEqual(['recv START', 'seccomp 1 0x2 5', 'execve "/sleep"']); // SECCOMP_SET_MODE_FILTER, FLAG_LOG
   });
 });

@@ -35,6 +35,7 @@ const K = {
   'wait-start': 25,
   exec: 26,
   'no-new-privs': 27,
+  seccomp: 50,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,
@@ -388,6 +389,24 @@ describe('encodePlan: ops', () => {
     ]);
     expect(rr.ops[0]!.flags).toBe(F_USERXATTR);
     expect(rr.ops[1]!.flags).toBe(F_BIND_FALLBACK);
+  });
+});
+
+describe('encodePlan: bytes (the seccomp program)', () => {
+  it('are copied 8-byte aligned whatever comes before, with n0 instructions and n1 flags', () => {
+    for (const hostname of ['a', 'ab', 'abc']) {
+      const bpf = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
+      const rr = encodeOps([
+        { stage: 'hostname', kind: 'sethostname', hostname },
+        { stage: 'security', kind: 'seccomp', bpf, instructions: 2, flags: 4 },
+        { stage: 'exec', kind: 'exec', args: ['x'], env: [], umask: 0 },
+      ]);
+      const w = rr.ops[1]!;
+      expect([w.kind, w.stage, w.n]).toEqual([K.seccomp, 13, [2, 4, 0, 0]]);
+      expect(w.s[0] % 8, hostname).toBe(0);
+      expect((rr.header.strtabOffset + w.s[0]) % 8).toBe(0);
+      expect([...rr.buf.subarray(rr.header.strtabOffset + w.s[0], rr.header.strtabOffset + w.s[0] + 16)]).toEqual([...bpf]);
+    }
   });
 });
 

@@ -12,7 +12,7 @@ describe('unknown option keys', () => {
     ['capabilities', []],
     ['memory', 1 << 20],
     ['rlimits', [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }]],
-    ['noNewPrivileges', true],
+    ['seccompProfile', {}], // noNewPrivileges was here: it is an option now (isolation issue)
     ['readonly', true],
   ])('%s (an option scratchbox does not have) is EINVAL naming it', (key, value) => {
     const e = expectInvalid(() => build({ [key]: value }), { code: 'EINVAL', option: key });
@@ -63,6 +63,9 @@ describe('unknown option keys', () => {
       killSignal: 'SIGKILL',
       umask: 0o22,
       trace: false,
+      noNewPrivileges: true,
+      seccomp: { defaultAction: 'SCMP_ACT_ALLOW' },
+      privileged: false,
     };
     expect(Object.keys(all).sort()).toEqual(Object.keys(OPTION_KEYS).sort());
     expect(buildSpec(all, () => 'x').id).toBe('all-options');

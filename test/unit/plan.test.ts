@@ -434,3 +434,30 @@ describe('buildPlan for the base mount namespace', () => {
     expect(kinds(u.ops).slice(0, 4)).toEqual(['clone-tree', 'netns-fresh', 'unshare', 'make-private']);
   });
 });
+
+describe('buildPlan: no_new_privs and the seccomp program', () => {
+  const bpf = new Uint8Array(3 * 8).fill(7); // three struct sock_filter
+  const compiled = { seccomp: { bpf, flags: 2 } };
+
+  it('the filter is loaded last before exec, after no_new_privs', () => {
+    const s = spec();
+    const ops = buildPlan(s, HOST, noFiles(s), compiled).ops;
+    expect(kinds(ops).slice(-8)).toEqual(['setuser', 'chdir', 'no-new-privs', 'resolve-exec', 'ready', 'wait-start', 'seccomp', 'exec']);
+    expect(ops.at(-2)).toEqual({ stage: 'security', kind: 'seccomp', bpf, instructions: 3, flags: 2 });
+  });
+
+  it('noNewPrivileges: false: no no-new-privs op, and the filter goes before the user switch (it needs CAP_SYS_ADMIN then)', () => {
+    const s = spec({ noNewPrivileges: false });
+    const ops = buildPlan(s, HOST, noFiles(s), compiled).ops;
+    expect(kinds(ops)).not.toContain('no-new-privs');
+    expect(kinds(ops).indexOf('seccomp')).toBe(kinds(ops).indexOf('setuser') - 1);
+  });
+
+  it("privileged or 'unconfined': the spec asks for no filter", () => {
+    expect(spec({ privileged: true }).seccomp).toBeNull();
+    expect(spec({ seccomp: 'unconfined' }).seccomp).toBeNull();
+    expect(spec().seccomp).toBe('default');
+    const s = spec();
+    expect(kinds(buildPlan(s, HOST, noFiles(s)).ops)).not.toContain('seccomp');
+  });
+});
