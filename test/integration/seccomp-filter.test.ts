@@ -10,6 +10,7 @@ import { release, tmpdir } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { seccompFilter } from '../../src-ts/security/seccomp.js';
 import { parseSeccomp } from '../../src-ts/security/seccomp-profile.js';
+import { defaultSeccompOci } from '../../src-ts/security/default-seccomp.js';
 import { buildDir, isRoot } from './helpers.js';
 
 const EPERM = 1;
@@ -96,15 +97,21 @@ describe.skipIf(!isRoot)('seccomp filters, loaded by seccomp-run (needs root: th
       expect(results('-', ['nr:462'])).toEqual({ 'nr:462': 0 });
     });
 
-    it.skipIf(process.arch !== 'x64')('covers the i386 entry of a 64-bit process (int 0x80) (x86_64 only)', () => {
+    it.skipIf(process.arch !== 'x64')('with compat: covers the i386 entry of a 64-bit process (int 0x80) (x86_64 only)', () => {
       // i386: getpid 20, unshare 310; the kernel reports AUDIT_ARCH_I386 to the filter
-      expect(results(filter, ['i386:20', 'i386:310', 'i386:1000'])).toEqual({ 'i386:20': 0, 'i386:310': EPERM, 'i386:1000': ENOSYS });
+      const compat = filterFile(defaultSeccompOci('x64', { compat: true }));
+      expect(results(compat, ['i386:20', 'i386:310', 'i386:1000'])).toEqual({ 'i386:20': 0, 'i386:310': EPERM, 'i386:1000': ENOSYS });
       expect(results('-', ['i386:310'])).toEqual({ 'i386:310': 0 });
     });
 
-    it.skipIf(process.arch !== 'x64')('covers x32 numbers (bit 30) on x86_64 (x86_64 only)', () => {
+    it.skipIf(process.arch !== 'x64')('with compat: covers x32 numbers (bit 30) on x86_64 (x86_64 only)', () => {
       // x32 unshare is 272 | bit 30; 500 lies between x86_64's numbers and x32's own (512…)
-      expect(results(filter, ['x32:272', 'x32:500', 'x32:1000'])).toEqual({ 'x32:272': EPERM, 'x32:500': ENOSYS, 'x32:1000': EPERM });
+      const compat = filterFile(defaultSeccompOci('x64', { compat: true }));
+      expect(results(compat, ['x32:272', 'x32:500', 'x32:1000'])).toEqual({ 'x32:272': EPERM, 'x32:500': ENOSYS, 'x32:1000': EPERM });
+    });
+
+    it.skipIf(process.arch !== 'x64')('by default (native ABI only): an i386 system call kills the process (x86_64 only)', () => {
+      expect(run(filter, ['i386:20']).signal).toBe('SIGSYS');
     });
   });
 
