@@ -4,7 +4,8 @@ import { getSystemErrorMap } from 'node:util';
 /**
  * Where a failure happened. 'validate' is before anything is cloned; 'clone' and 'plan' are the
  * parent's native call; 'prepare' … 'exec' are steps of the child (the failing op's stage, see
- * docs/errors.md); 'sync' is the parent/child handshake; 'run' is run() and kill().
+ * docs/errors.md); 'sync' is the parent/child handshake; 'run' is run() and kill(); 'image' is the image store
+ * (import, pull, build, export: bad archives, digest mismatches, unknown refs).
  */
 export type Stage =
   | 'validate'
@@ -22,7 +23,8 @@ export type Stage =
   | 'cwd'
   | 'sync'
   | 'exec'
-  | 'run';
+  | 'run'
+  | 'image';
 
 export interface ContainerErrorFields {
   code: string;

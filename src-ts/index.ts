@@ -11,6 +11,8 @@ export { parseMountinfo, treeOrder } from './container/mountinfo.js';
 export { ContainerError } from './errors.js';
 export type { ContainerErrorFields, Stage } from './errors.js';
 export { defaultMounts } from './spec/mounts.js';
+export { Image, ImageStore, ScratchBuilder } from './image/index.js';
+export type { ExportFormat, ImageConfig, ImageProgress, ImportOptions, PullOptions, RegistryAuth, ResolvedImage, StoreOptions } from './image/index.js';
 export type { MountSpec } from './spec/mounts.js';
 export type { ContainerOptions, NamespaceName, StdioOption, UserOption } from './spec/spec.js';
 export { buildSpec } from './spec/spec.js';
