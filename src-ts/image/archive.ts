@@ -117,7 +117,7 @@ async function readArchive(store: ImageStore, path: string, size: number, opts: 
   } catch (e) {
     stream.destroy();
     await piping.catch(() => {});
-    throw corrupt(e);
+    throw corrupt(e, path);
   }
   return contents;
 }

@@ -195,12 +195,12 @@ async function* countChunks(src: AsyncIterable<Buffer>, onBytes?: (n: number) =>
 }
 
 /** Errors from zlib, fzstd and tar-stream mean a damaged blob; ours pass through. */
-export function corrupt(e: unknown): ContainerError {
+export function corrupt(e: unknown, what = 'the layer'): ContainerError {
   if (e instanceof ContainerError) return e;
   const err = e as NodeJS.ErrnoException;
   if (typeof err?.code === 'string' && /^E[A-Z]+$/.test(err.code) && err.code !== 'EPIPE')
-    return imageError(err.code, `unpacking the layer: ${err.message}`, { cause: e, ...(typeof err.path === 'string' ? { path: err.path } : {}) });
-  return imageError('ERR_IMAGE_CORRUPT', `the layer is not a valid (compressed) tar: ${err?.message ?? String(e)}`, { cause: e });
+    return imageError(err.code, `reading ${what}: ${err.message}`, { cause: e, ...(typeof err.path === 'string' ? { path: err.path } : {}) });
+  return imageError('ERR_IMAGE_CORRUPT', `${what} is not a valid (compressed) tar: ${err?.message ?? String(e)}`, { cause: e });
 }
 
 class LayerWriter {
@@ -274,6 +274,8 @@ class LayerWriter {
       await this.clear(p, false);
       if (!isRoot()) throw imageError('EPERM', `whiteout ${h.name}: making the overlay whiteout (a 0:0 device) needs root`, { path: h.name });
       await mknod(p, 'c', 0, 0, 0o000);
+      const mtime = h.mtime ?? new Date(0);
+      await lutimes(p, mtime, mtime);
       return;
     }
     const p = this.abs(parts);
