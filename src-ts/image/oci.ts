@@ -253,6 +253,7 @@ export function parseReference(ref: string): Reference {
   const parts = rest.split('/');
   let registry = DOCKER_HUB;
   if (parts.length > 1 && (parts[0]!.includes('.') || parts[0]!.includes(':') || parts[0] === 'localhost')) registry = parts.shift()!;
+  if (!/^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::\d{1,5})?$/.test(registry)) bad(`registry host ${JSON.stringify(registry)}`);
   if (parts.length === 0 || parts.some((p) => !NAME_COMPONENT.test(p))) bad('the repository path must be lower-case name components separated by /');
   if (registry === DOCKER_HUB && parts.length === 1) parts.unshift('library');
   if (tag === undefined && digest === undefined) tag = 'latest';
