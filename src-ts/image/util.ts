@@ -77,16 +77,26 @@ export function parseJson(data: Uint8Array | string, what: string): unknown {
   }
 }
 
-/** Runs fn over items with at most `limit` running at once; the first failure rejects the whole. */
+/**
+ * Runs fn over items with at most `limit` running at once. After a failure no new item starts, and
+ * the first error is thrown once the running ones have settled: nothing goes on writing in the
+ * store after the caller has released its lock.
+ */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
+  let failed: { error: unknown } | undefined;
   const worker = async () => {
-    while (next < items.length) {
+    while (next < items.length && !failed) {
       const i = next++;
-      out[i] = await fn(items[i]!, i);
+      try {
+        out[i] = await fn(items[i]!, i);
+      } catch (error) {
+        failed ??= { error };
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed) throw failed.error;
   return out;
 }

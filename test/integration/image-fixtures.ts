@@ -29,8 +29,8 @@ export const MTIME = 1_700_000_000;
 export async function tarOf(entries: readonly TarEntry[]): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
-  p.on('data', (c: Buffer) => chunks.push(c));
-  const ended = new Promise((res) => p.on('end', res));
+  p.on('data', (c: unknown) => void chunks.push(c as Buffer));
+  const ended = new Promise<void>((res) => p.on('end', () => res()));
   for (const e of entries) {
     const type = e.type ?? 'file';
     const content = type === 'file' ? Buffer.from(e.content ?? '') : undefined;
