@@ -52,9 +52,12 @@ const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
 /** Progress on stderr: one bar for the bytes of all layers on a TTY, a line per layer elsewhere. */
 async function progressReporter(): Promise<{ onProgress: (e: ImageProgress) => void; stop: () => void }> {
   if (!process.stderr.isTTY) {
+    const cached = new Set<string>();
     return {
       onProgress: (e) => {
-        if (e.type === 'layer-done') process.stderr.write(`${e.phase} layer ${e.index + 1}/${e.count} ${e.digest.slice(0, 19)} ${mib(e.size)}\n`);
+        if (e.type === 'layer' && e.cached) cached.add(`${e.phase} ${e.digest}`);
+        if (e.type === 'layer-done')
+          process.stderr.write(`${e.phase} layer ${e.index + 1}/${e.count} ${e.digest.slice(0, 19)} ${mib(e.size)}${cached.has(`${e.phase} ${e.digest}`) ? ' (had it)' : ''}\n`);
       },
       stop: () => {},
     };

@@ -4,12 +4,12 @@
  * and run from its unpacked layer.
  */
 import { execFileSync } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ImageStore, type Image } from '../../src-ts/index.js';
 import { buildDir, isRoot, rejection, ROOT_REASON, treeDigest } from './helpers.js';
+import { sleepSaysHelloAndStops } from './image-fixtures.js';
 
 const tarOut = (args: string[]) => execFileSync('tar', args, { maxBuffer: 1 << 28 });
 
@@ -75,12 +75,7 @@ describe.skipIf(!isRoot)(`FROM scratch, as in the article (${ROOT_REASON})`, () 
     const { layers, config } = await store.resolve('sleep:latest');
     const before = treeDigest(layers[0]!);
     const c = await Container.create({ rootfs: layers[0]!, args: [...config.entrypoint, ...config.cmd], env: config.env, cwd: config.workingDir, hostname: 'scratch' });
-    await c.start();
-    const [hello] = (await once(c.stdout!, 'data')) as [Buffer];
-    expect(hello.toString()).toBe('hello from scratch: pid 1, hostname scratch, waiting for SIGTERM\n');
-    c.kill('SIGTERM');
-    expect(await c.wait()).toEqual({ exitCode: 0, signal: null });
-    await c.delete();
+    await sleepSaysHelloAndStops(c, 'scratch');
     expect(treeDigest(layers[0]!)).toBe(before);
   });
 });

@@ -4,14 +4,12 @@
  * working directory and user from the image config. Skipped until the lead wires image support
  * into Container.create (the multi-layer overlay lives in the native child).
  */
-import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ImageStore, type Image } from '../../src-ts/index.js';
 import { buildDir, isRoot, ROOT_REASON } from './helpers.js';
-import { dockerSaveOci, layer, writeArchive } from './image-fixtures.js';
-import { readFileSync } from 'node:fs';
+import { dockerSaveOci, layer, sleepSaysHelloAndStops, writeArchive } from './image-fixtures.js';
 
 /** The contract's options; ContainerOptions gains `image` (and `rootfs` becomes optional) at the merge. */
 type ImageOptions = { image: Image | string; args?: string[]; store?: ImageStore; hostname?: string };
@@ -32,12 +30,7 @@ describe.skip('needs the multi-layer overlay (lead wires Container.create({ imag
 
   it('Container.create({ image: img, args }) runs the FROM-scratch sleep', async () => {
     const c = await create({ image: img, args: ['/sleep', '5'], hostname: 'scratch', store });
-    await c.start();
-    const [hello] = (await once(c.stdout!, 'data')) as [Buffer];
-    expect(hello.toString()).toBe('hello from scratch: pid 1, hostname scratch, waiting for SIGTERM\n');
-    c.kill('SIGTERM');
-    expect(await c.wait()).toEqual({ exitCode: 0, signal: null });
-    await c.delete();
+    await sleepSaysHelloAndStops(c, 'scratch');
   });
 
   it("Container.run({ image: 'ref' }) uses the config's entrypoint, cmd and env", async () => {

@@ -4,11 +4,14 @@
  * And a listing of an unpacked tree that says everything a layer must preserve.
  */
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
+import { expect } from 'vitest';
+import type { Container } from '../../src-ts/index.js';
 
 export interface TarEntry {
   name: string;
@@ -215,4 +218,14 @@ export function listing(dir: string): string[] {
   };
   walk('');
   return out;
+}
+
+/** Starts a container of the FROM-scratch sleep, checks its hello, stops it with SIGTERM (exit 0) and deletes it. */
+export async function sleepSaysHelloAndStops(c: Container, hostname: string): Promise<void> {
+  await c.start();
+  const [hello] = (await once(c.stdout!, 'data')) as [Buffer];
+  expect(hello.toString()).toBe(`hello from scratch: pid 1, hostname ${hostname}, waiting for SIGTERM\n`);
+  c.kill('SIGTERM');
+  expect(await c.wait()).toEqual({ exitCode: 0, signal: null });
+  await c.delete();
 }
