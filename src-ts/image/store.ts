@@ -55,6 +55,11 @@ export interface StoreOptions {
   maxLayerSize?: number;
   /** How long to wait for another process's lock on the store, in ms. Default 10 minutes. */
   lockTimeout?: number;
+  /**
+   * After how long without a refresh a lock counts as left behind by a crashed process, in ms
+   * (at least 2000; the holder refreshes it at half that). Default 15 s.
+   */
+  lockStale?: number;
 }
 
 /** What Container.create needs to run an image (see docs/images.md). */
@@ -120,6 +125,7 @@ export class ImageStore {
   readonly dir: string;
   readonly maxLayerSize: number;
   private readonly lockTimeout: number;
+  private readonly lockStale: number;
   /** Operations of this process, one at a time (the file lock then serialises processes). */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -127,6 +133,7 @@ export class ImageStore {
     this.dir = dir;
     this.maxLayerSize = opts.maxLayerSize ?? 16 * 1024 ** 3;
     this.lockTimeout = opts.lockTimeout ?? 600_000;
+    this.lockStale = Math.max(2000, opts.lockStale ?? 15_000);
   }
 
   /** Opens (creating when missing) a store; default $XDG_CACHE_HOME/scratchbox or ~/.cache/scratchbox. */
@@ -163,8 +170,8 @@ export class ImageStore {
       try {
         release = await lockfile.lock(this.dir, {
           lockfilePath: `${this.dir}/lock`,
-          stale: 15_000,
-          update: 5_000,
+          stale: this.lockStale,
+          update: this.lockStale / 2,
           retries: { retries: attempts, factor: 1, minTimeout: 200, maxTimeout: 200 },
           onCompromised: () => {}, // the operation goes on; its writes are atomic either way
         });
