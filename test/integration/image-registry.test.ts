@@ -32,6 +32,8 @@ describe.skipIf(!isRoot)(`pull from a registry on loopback (${ROOT_REASON}; the 
   let proxy: Server;
   let host: string; // the proxy, which the pulls go through
   let mode: AuthMode = 'none';
+  /** A blob digest whose next full GET the proxy cuts off after 100,000 bytes (a dropped connection). */
+  let cut: string | undefined;
   const TOKEN = randomBytes(8).toString('hex');
   const blobGets: { path: string; range?: string }[] = [];
   let layers: Layer[];
@@ -75,6 +77,20 @@ describe.skipIf(!isRoot)(`pull from a registry on loopback (${ROOT_REASON}; the 
       delete headers.authorization;
       const up = request({ host: '127.0.0.1', port: regPort, path: url, method: req.method, headers }, (r) => {
         res.writeHead(r.statusCode ?? 502, r.headers);
+        if (cut && url.endsWith(cut) && !req.headers.range) {
+          cut = undefined;
+          let sent = 0;
+          r.on('data', (c: Buffer) => {
+            const room = 100_000 - sent;
+            if (room > 0) res.write(c.subarray(0, room));
+            sent += c.length;
+            if (sent >= 100_000) {
+              r.destroy();
+              res.socket?.destroy();
+            }
+          });
+          return;
+        }
         r.pipe(res);
       });
       up.on('error', () => res.destroy());
@@ -169,6 +185,24 @@ describe.skipIf(!isRoot)(`pull from a registry on loopback (${ROOT_REASON}; the 
     const img = await s.pull(`${host}/test/two:1`, { insecure: true });
     expect(img.digest).toBe(src.digest);
     expect(blobGets.find((g) => g.path.includes(l.digest))).toEqual({ path: expect.any(String), range: 'bytes=100000-' });
+    expect(readdirSync(`${s.dir}/tmp`)).toEqual([]);
+  });
+
+  it('a connection dropped mid-blob is resumed with a Range request within the same pull', async () => {
+    const s = await store('dropped');
+    const src = await (await store('tag')).get(`${host}/test/two:1`);
+    const l = src.layers[0]!;
+    expect(l.size).toBeGreaterThan(100_000);
+    cut = l.digest;
+    blobGets.length = 0;
+    const img = await s.pull(`${host}/test/two:1`, { insecure: true });
+    expect(img.digest).toBe(src.digest);
+    // The second request starts where the first one's bytes stopped arriving (at most the 100,000 sent).
+    const ranges = blobGets.filter((g) => g.path.includes(l.digest)).map((g) => g.range);
+    expect(ranges).toEqual([undefined, expect.stringMatching(/^bytes=\d+-$/)]);
+    const from = Number(/\d+/.exec(ranges[1]!)![0]);
+    expect(from).toBeGreaterThan(0);
+    expect(from).toBeLessThanOrEqual(100_000);
     expect(readdirSync(`${s.dir}/tmp`)).toEqual([]);
   });
 
