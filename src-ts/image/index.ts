@@ -6,6 +6,8 @@
 export { Image, ImageStore, defaultStoreDir } from './store.js';
 export type { ExportFormat, ImageProgress, ImportOptions, LayerInfo, ProgressFn, ResolvedImage, StoreOptions } from './store.js';
 export { ScratchBuilder } from './builder.js';
+export { imageProcess, resolveImageUser } from './process.js';
+export type { ImageProcess, ImageProcessOptions } from './process.js';
 export type { CopyOptions } from './builder.js';
 export type { PullOptions, RegistryAuth } from './registry.js';
 export { hostPlatform, parseReference, MEDIA } from './oci.js';

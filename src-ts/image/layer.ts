@@ -337,7 +337,9 @@ class LayerWriter {
     const pax = h.pax as Record<string, string> | null | undefined;
     if (!pax || isLink) return; // xattrs on symlinks would need lsetxattr, which the binding lacks
     for (const [k, v] of Object.entries(pax)) {
-      if (k.startsWith('SCHILY.xattr.')) await this.xattr(p, k.slice('SCHILY.xattr.'.length), Buffer.from(v, 'utf8'), h.name, false);
+      // tar-stream hands pax values over as UTF-8 text: a binary value (security.capability) comes
+      // back with U+FFFD in it, and is dropped rather than set wrong.
+      if (k.startsWith('SCHILY.xattr.') && !v.includes('\uFFFD')) await this.xattr(p, k.slice('SCHILY.xattr.'.length), Buffer.from(v, 'utf8'), h.name, false);
     }
   }
 
