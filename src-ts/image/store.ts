@@ -20,12 +20,14 @@ import { ScratchBuilder } from './builder.js';
 import { applyLayer, detectCompression } from './layer.js';
 import {
   documentKind,
+  formatReference,
   imageConfig,
   MEDIA,
   normalizeLocalRef,
   parseConfig,
   parseIndex,
   parseManifest,
+  parseReference,
   pickManifest,
   type ConfigDoc,
   type Descriptor,
@@ -354,10 +356,10 @@ export class ImageStore {
       return this.load(image);
     }
     const refs = await this.refs();
-    const key = refs[image] !== undefined ? image : normalizeLocalRef(image);
-    const digest = refs[key];
+    const key = refKey(refs, image);
+    const digest = key === undefined ? undefined : refs[key];
     if (digest === undefined) throw imageError('ENOENT', `no image ${image} in the store ${this.dir}`, { path: image });
-    return this.load(digest, key);
+    return this.load(digest, key!);
   }
 
   /** An image by ref or digest. */
@@ -377,8 +379,8 @@ export class ImageStore {
   async remove(ref: string): Promise<void> {
     await this.locked(async () => {
       const all = await this.refs();
-      const key = all[ref] !== undefined ? ref : isDigest(ref) ? undefined : normalizeLocalRef(ref);
-      const keys = isDigest(ref) ? Object.keys(all).filter((k) => all[k] === ref) : key !== undefined && all[key] !== undefined ? [key] : [];
+      const key = isDigest(ref) ? undefined : refKey(all, ref);
+      const keys = isDigest(ref) ? Object.keys(all).filter((k) => all[k] === ref) : key !== undefined ? [key] : [];
       if (keys.length === 0) throw imageError('ENOENT', `no image ${ref} in the store ${this.dir}`, { path: ref });
       for (const k of keys) delete all[k];
       await writeFileAtomic(this.refsFile, `${JSON.stringify(all, null, 2)}\n`, this.tmp);
@@ -522,6 +524,15 @@ export class ImageStore {
       await fh.close();
     }
   }
+}
+
+/**
+ * The key a ref has in refs.json: as written, with ':latest' added, or in canonical form
+ * (`busybox` finds a pulled `docker.io/library/busybox:latest`).
+ */
+function refKey(refs: Record<string, string>, ref: string): string | undefined {
+  const candidates = [ref, normalizeLocalRef(ref), formatReference(parseReference(ref))];
+  return candidates.find((k) => refs[k] !== undefined);
 }
 
 export interface ImportOptions {

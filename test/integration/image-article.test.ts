@@ -38,6 +38,12 @@ describe.skipIf(!isRoot)(`FROM scratch, as in the article (${ROOT_REASON})`, () 
     expect(img.config).toEqual({ entrypoint: ['/sleep'], cmd: ['1000'], env: ['A=b'], workingDir: '/', user: '0:0', labels: {} });
     expect(img.layers).toHaveLength(1);
     expect((await store.list()).map((i) => [i.ref, i.digest])).toEqual([['sleep:latest', img.digest]]);
+    // Tags, and lookups by ref (":latest" implied) and by digest.
+    expect((await store.tag('sleep', 'sleep:v1')).digest).toBe(img.digest);
+    expect((await store.get(img.digest)).config.entrypoint).toEqual(['/sleep']);
+    expect((await store.list()).map((i) => i.ref)).toEqual(['sleep:latest', 'sleep:v1']);
+    await store.remove('sleep:v1');
+    expect((await rejection(store.tag('nope', 'x:1'))).code).toBe('ENOENT');
   });
 
   it('exports a docker save archive whose layer tar holds exactly the one file', async () => {

@@ -122,3 +122,18 @@ describe('the scratch builder and the store refuse bad input before writing', ()
     }
   });
 });
+
+describe('refs', () => {
+  it("a short name finds a pulled image's canonical ref", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/sbx-unit-refs-`);
+    try {
+      const store = await ImageStore.open(dir);
+      const img = await store.scratch().env({ A: 'b' }).build('docker.io/library/busybox:latest');
+      for (const r of ['busybox', 'busybox:latest', 'library/busybox', 'docker.io/library/busybox:latest']) expect((await store.get(r)).digest).toBe(img.digest);
+      await store.remove('busybox');
+      expect(await store.list()).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
