@@ -211,7 +211,7 @@ export function listing(dir: string): string[] {
       } else if (type === 'l') what = `-> ${readlinkSync(full)}`;
       else if (type === 'c' || type === 'b') what = `${Math.floor(Number(st.rdev) / 256)}:${Number(st.rdev) % 256}`;
       const xa = type === 'l' ? [] : listAttributesSync(full).sort().map((k) => `${k}=${getAttributeSync(full, k)?.toString()}`);
-      const mtime = type === 'd' || type === 'l' ? '' : ` t${Math.round(st.mtimeMs / 1000)}`;
+      const mtime = type === 'd' || type === 'l' ? '' : ` t${Math.floor(st.mtimeMs / 1000)}`; // tar keeps whole seconds
       out.push(`${type} ${(st.mode & 0o7777).toString(8).padStart(4, '0')} ${st.uid}:${st.gid} ${r}${what ? ` ${what}` : ''}${mtime}${xa.length ? ` [${xa.join(',')}]` : ''}`);
       if (type === 'd') walk(r);
     }
