@@ -274,6 +274,14 @@ describe.skipIf(!isRoot)(`image import (${ROOT_REASON}; overlay whiteouts and tr
       refuse('symlink', [{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'esc/pwned', content: 'x' }], 'ERR_IMAGE_UNSAFE'));
     it('a symlink to / and a hardlink through it', () =>
       refuse('link-through', [{ name: 'root', type: 'symlink', linkname: '/' }, { name: 'h', type: 'link', linkname: 'root/etc/passwd' }], 'ERR_IMAGE_UNSAFE'));
+    it('a file entry over a symlink to the outside replaces the link, and writes nothing outside', async () => {
+      const store = await freshStore('leaf');
+      const l = await layer([{ name: 'f', type: 'symlink', linkname: `${outside}/victim` }, { name: 'f', content: 'inside' }]);
+      await writeArchive(`${work}/leaf.tar`, ociLayout([l]).files);
+      const { layers: dirs } = await store.resolve(await store.import(`${work}/leaf.tar`));
+      expect(listing(dirs[0]!)).toEqual([`f 0644 0:0 f ${h('inside')} t${MTIME}`]);
+      expect(readdirSync(outside)).toEqual([]);
+    });
     it("a hardlink to '../../etc/passwd'", () => refuse('hardlink-up', [{ name: 'h', type: 'link', linkname: '../../etc/passwd' }], 'ERR_IMAGE_UNSAFE'));
     it('a hardlink to an absolute host path', () => refuse('hardlink-abs', [{ name: 'h', type: 'link', linkname: '/etc/passwd' }], 'ERR_IMAGE_UNSAFE'));
     it('a layer bomb larger than maxLayerSize', async () => {
