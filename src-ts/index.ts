@@ -15,6 +15,8 @@ export { ContainerError } from './errors.js';
 export type { ContainerErrorFields, Stage } from './errors.js';
 export { configure, type Settings } from './settings.js';
 export { defaultMounts } from './spec/mounts.js';
+export { Image, ImageStore, ScratchBuilder } from './image/index.js';
+export type { ExportFormat, ImageConfig, ImageProgress, ImportOptions, PullOptions, RegistryAuth, ResolvedImage, StoreOptions } from './image/index.js';
 export type { MountSpec } from './spec/mounts.js';
 export type { ContainerOptions, NamespaceName, StdioOption, UserOption } from './spec/spec.js';
 export { parseSeccomp, SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPS } from './security/seccomp-profile.js';
