@@ -168,6 +168,29 @@ function collect(stream: Readable | null): Promise<string> {
 // randomUUID draws from a cached pool of entropy: no getrandom call per container.
 const newId = () => randomUUID().replace(/-/g, '').slice(0, 16);
 
+/**
+ * options with `image` → the same options with `rootfs` (the image's top layer), the process from
+ * the image's config (the options win), and the layers. The image code loads only here.
+ */
+async function fromImage(options: ContainerOptions): Promise<{ resolved: ContainerOptions; layers: string[] }> {
+  checkKeys(options, OPTION_KEYS, '');
+  if (options.rootfs !== undefined) throw invalid('rootfs', 'give rootfs or image, not both');
+  const { ImageStore, Image, imageProcess } = await import('../image/index.js');
+  const { image, store: given, ...rest } = options;
+  if (typeof image !== 'string' && !(image instanceof Image)) throw invalid('image', 'must be an Image or a reference string');
+  if (given !== undefined && !(given instanceof ImageStore)) throw invalid('store', 'must be an ImageStore (ImageStore.open())');
+  const store = given ?? (image instanceof Image ? image.store : await ImageStore.open());
+  const img = await store.resolve(image);
+  if (img.layers.length === 0) throw invalid('image', `image ${img.ref ?? img.digest} has no layers`);
+  const proc = await imageProcess(img, {
+    ...(rest.args === undefined ? {} : { args: rest.args }),
+    ...(rest.env === undefined ? {} : { env: rest.env }),
+    ...(rest.cwd === undefined ? {} : { cwd: rest.cwd }),
+    ...(rest.user === undefined ? {} : { user: rest.user }),
+  });
+  return { resolved: { ...rest, rootfs: img.layers.at(-1)!, args: proc.args, env: proc.env, cwd: proc.cwd, user: proc.user }, layers: img.layers };
+}
+
 /** What the plan needs compiled: the seccomp program (a cache hit after the first container). */
 function compiledFor(spec: Spec): Compiled {
   if (spec.seccomp === null) return {};
@@ -189,6 +212,7 @@ export class Container implements AsyncDisposable {
   readonly stderr: Readable | null = null;
 
   readonly #plan: Plan;
+  readonly #argv: readonly string[];
   readonly #child: NativeChild;
   readonly #killSignal: number;
   #status: ContainerStatus | 'creating' = 'creating';
@@ -206,7 +230,8 @@ export class Container implements AsyncDisposable {
 
   /** Creates the container: its process is set up and waits for start(). */
   static async create(options: ContainerOptions): Promise<Container> {
-    const spec = buildSpec(options, newId);
+    const { resolved, layers } = options !== null && typeof options === 'object' && options.image !== undefined ? await fromImage(options) : { resolved: options, layers: undefined };
+    const spec = buildSpec(resolved, newId, layers);
     if (liveIds.has(spec.id))
       throw invalid('id', `${JSON.stringify(spec.id)} is the id of a live container of this process (delete() it first)`, 'EEXIST');
     const killSignal = signalNumber(options.killSignal ?? 'SIGKILL', 'killSignal');
@@ -270,7 +295,7 @@ export class Container implements AsyncDisposable {
             : `exited with code ${exit.exitCode}`;
         const code = timedOut ? 'ETIMEDOUT' : options.signal?.aborted ? 'ABORT_ERR' : 'ERR_CONTAINER_EXIT';
         const { id: containerId, ...fields } = result; // one name for the id on errors
-        throw new ContainerError(`container ${c.id} (${rest.args.join(' ')}) ${why}`, { code, stage: 'run', containerId, ...fields });
+        throw new ContainerError(`container ${c.id} (${c.#argv.join(' ')}) ${why}`, { code, stage: 'run', containerId, ...fields });
       }
       return result;
     } finally {
@@ -283,6 +308,7 @@ export class Container implements AsyncDisposable {
     this.id = spec.id;
     this.rootfs = spec.rootfs;
     this.#plan = plan;
+    this.#argv = spec.args;
     this.#killSignal = killSignal;
     const { Child } = native();
     try {

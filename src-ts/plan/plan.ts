@@ -231,7 +231,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   else if (spec.sharedNetwork) nsOps.push({ stage: 'network', kind: 'setns', fd: FD.SHARED_NETNS, nstype: CLONE.NEWNET });
   nsOps.push({ stage: 'prepare', kind: 'unshare', flags: unshareFlagsOf(spec.namespaces) & ~CLONE.NEWNET });
 
-  const lowers = [spec.rootfs];
+  const lowers = spec.layers;
   const ops: Op[] = [...clones];
   if (base) {
     // 2. The new root, detached: overlay(lower = rootfs, upper = tmpfs).

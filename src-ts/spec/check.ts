@@ -272,6 +272,9 @@ function interpreterOf(host: string): { interp: string; script: boolean } | null
  * under a mount of the spec, is left to the child, which resolves args[0] again after setup.
  */
 export function checkExec(spec: Spec): void {
+  // An image of several layers: the merged tree exists only in the container (whiteouts, opaque
+  // directories); the child's resolve-exec finds a missing binary there.
+  if (spec.layers.length > 1) return;
   let program = findProgram(spec);
   if (program.kind !== 'file' || (program.st.mode & 0o111) === 0) return; // the child's EACCES or ENOENT
   let chain = program.path;

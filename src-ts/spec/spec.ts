@@ -9,6 +9,7 @@ import { checkKeys, type KeyTable } from './keys.js';
 import { defaultMounts, parseMount, type MountSpec, type ParsedMount } from './mounts.js';
 import { MAX_SLOTS } from '../plan/wire.js';
 import { parseSeccomp, type OciSeccomp, type SeccompProfile } from '../security/seccomp-profile.js';
+import type { Image, ImageStore } from '../image/index.js';
 
 export type NamespaceName = 'mount' | 'pid' | 'network' | 'ipc' | 'uts' | 'cgroup' | 'user' | 'time';
 
@@ -22,10 +23,19 @@ export interface UserOption {
 }
 
 export interface ContainerOptions {
-  /** Absolute path of the root file system. Nothing in it is changed on disk. */
-  rootfs: string;
+  /** Absolute path of the root file system (or give `image`). Nothing in it is changed on disk. */
+  rootfs?: string;
+  /**
+   * An image (an Image of an ImageStore, or a reference in `store`) instead of `rootfs`: its
+   * layers are the read-only lower layers of the root, shared by every container of it; its
+   * entrypoint + cmd, env, working directory and user are the defaults of `args`, `env`, `cwd`
+   * and `user`.
+   */
+  image?: Image | string;
+  /** Where a string `image` is looked up. Default: ImageStore.open() (the user's cache). */
+  store?: ImageStore;
   /** The command; args[0] is resolved inside the rootfs (PATH is searched when it has no '/'). */
-  args: readonly string[];
+  args?: readonly string[];
   env?: Readonly<Record<string, string>> | readonly string[];
   cwd?: string;
   /** Default: the container id, shortened. */
@@ -80,6 +90,8 @@ export interface ContainerOptions {
  */
 export const OPTION_KEYS = {
   rootfs: true,
+  image: true,
+  store: true,
   args: true,
   env: true,
   cwd: true,
@@ -104,6 +116,8 @@ const USER_KEYS = { uid: true, gid: true, additionalGids: true } as const satisf
 export interface Spec {
   id: string;
   rootfs: string;
+  /** The overlay's lower layers, top first: [rootfs], or an image's layers (rootfs the top one). */
+  layers: string[];
   args: string[];
   env: string[];
   cwd: string;
@@ -191,9 +205,17 @@ function envOf(env: ContainerOptions['env']): string[] {
 }
 
 /** Validates options into a Spec. `newId` makes the default id (injected for tests). */
-export function buildSpec(options: ContainerOptions, newId: () => string): Spec {
+/**
+ * `layers`: an image's layer directories, lowest first, when Container.create resolved `image`
+ * (options.rootfs is then the top one).
+ */
+export function buildSpec(options: ContainerOptions, newId: () => string, layers?: readonly string[]): Spec {
   if (options === null || typeof options !== 'object') throw invalid('options', 'must be an object');
   checkKeys(options, OPTION_KEYS, '');
+  if (options.image !== undefined && !layers) throw invalid('image', 'is resolved by Container.create/run (buildSpec takes its layers)');
+  // Overlay's lowerdir list in the host mount mode is one string: ':' and ',' separate there.
+  for (const l of layers?.slice(0, -1) ?? [])
+    if (typeof l !== 'string' || !l.startsWith('/') || /[:,\n\\]/.test(l)) throw invalid('image', `layer directory ${JSON.stringify(l)} cannot be an overlay layer`);
   const rootfs = str(options.rootfs, 'rootfs');
   if (!rootfs.startsWith('/')) throw invalid('rootfs', `${JSON.stringify(rootfs)} is not an absolute path`, 'EINVAL', rootfs);
   if (rootfs.split('/').some((p) => p === '..')) throw invalid('rootfs', `${JSON.stringify(rootfs)} has a '..' component`, 'EINVAL', rootfs);
@@ -277,6 +299,7 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
   return {
     id,
     rootfs: rootfsNorm,
+    layers: layers ? [...layers].reverse() : [rootfsNorm],
     args,
     env: envOf(options.env),
     cwd,

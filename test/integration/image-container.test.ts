@@ -1,27 +1,24 @@
 /**
  * Containers from images, against the contract of issue 12: Container.create({ image }) and
  * Container.run({ image }) take the layers from store.resolve() and the entrypoint, cmd, env,
- * working directory and user from the image config. Skipped until the lead wires image support
- * into Container.create (the multi-layer overlay lives in the native child).
+ * working directory and user from the image config; the layers are the overlay's lower layers.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ImageStore, type Image } from '../../src-ts/index.js';
-import { buildDir, isRoot, ROOT_REASON } from './helpers.js';
+import { buildDir, hostMountinfo, isRoot, rejection, ROOT_REASON, treeDigest } from './helpers.js';
 import { dockerSaveOci, layer, sleepSaysHelloAndStops, writeArchive } from './image-fixtures.js';
 
-/** The contract's options; ContainerOptions gains `image` (and `rootfs` becomes optional) at the merge. */
-type ImageOptions = { image: Image | string; args?: string[]; store?: ImageStore; hostname?: string };
-const create = (o: ImageOptions) => Container.create(o as unknown as Parameters<typeof Container.create>[0]);
-const run = (o: ImageOptions) => Container.run(o as unknown as Parameters<typeof Container.run>[0]);
+const create = Container.create;
+const run = Container.run;
 
-describe.skip('needs the multi-layer overlay (lead wires Container.create({ image }))', () => {
+describe.skipIf(!isRoot)(`containers from images (${ROOT_REASON})`, () => {
   let work: string;
   let store: ImageStore;
   let img: Image;
   beforeAll(async () => {
-    if (!isRoot) throw new Error(ROOT_REASON);
     work = mkdtempSync(`${tmpdir()}/sbx-imgc-`);
     store = await ImageStore.open(`${work}/store`);
     img = await store.scratch().copy(`${buildDir}sleep`, '/sleep').entrypoint(['/sleep']).cmd(['1000']).build('sleep:latest');
@@ -54,5 +51,55 @@ describe.skip('needs the multi-layer overlay (lead wires Container.create({ imag
     const report = JSON.parse(r.stdout) as { rootEntries: string[] };
     expect(report.rootEntries).not.toContain('gone');
     expect(report.rootEntries).toContain('d');
+  });
+
+  it("the article: a container of the scratch image shows /dev, /etc, /proc, /sys and /sleep in its live root", async () => {
+    const c = await create({ image: img, stdio: 'ignore' });
+    try {
+      await c.start();
+      expect(readdirSync(`/proc/${c.pid}/root`).sort()).toEqual(['dev', 'etc', 'proc', 'sleep', 'sys']);
+    } finally {
+      await c.delete();
+    }
+  });
+
+  it('100 containers of one image alive at once share its layers; the layer directories are unchanged after', async () => {
+    const { layers } = await store.resolve(img);
+    const before = layers.map(treeDigest);
+    const mountsBefore = hostMountinfo();
+    const cs = await Promise.all(Array.from({ length: 100 }, () => create({ image: img, stdio: 'ignore' })));
+    try {
+      await Promise.all(cs.map((c) => c.start()));
+      // Each writes into its own upper layer (a file the image's layer must never see).
+      for (const c of cs.slice(0, 5)) writeFileSync(`/proc/${c.pid}/root/written-by-${c.id}`, 'x');
+      expect(new Set(cs.map((c) => readdirSync(`/proc/${c.pid}/root`).length)).size).toBe(2);
+    } finally {
+      await Promise.all(cs.map((c) => c.delete()));
+    }
+    expect(layers.map(treeDigest)).toEqual(before);
+    expect(hostMountinfo()).toBe(mountsBefore); // no upper layer or overlay left on the host
+  });
+
+  it('the host mount mode (pivot_root, layers by path) runs a multi-layer image too', () => {
+    const script = `
+      import { Container, ImageStore } from ${JSON.stringify(new URL('../../dist/index.js', import.meta.url).href)};
+      const store = await ImageStore.open(${JSON.stringify(`${work}/store`)});
+      const r = await Container.run({ image: 'ml:1', store });
+      process.stdout.write(r.stdout);`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, SCRATCHBOX_BASE_MNTNS: '0' } }).toString();
+    const report = JSON.parse(out) as { rootEntries: string[] };
+    expect(report.rootEntries).not.toContain('gone');
+    expect(report.rootEntries).toEqual(expect.arrayContaining(['d', 'probe', 'proc', 'etc']));
+  });
+
+  it('bad image options are typed errors', async () => {
+    const e1 = await rejection(create({ image: img, rootfs: '/srv' }));
+    expect([e1.code, e1.option]).toEqual(['EINVAL', 'rootfs']);
+    const e2 = await rejection(create({ image: 'no-such:image', store }));
+    expect([e2.code, e2.stage]).toEqual(['ENOENT', 'image']);
+    const e3 = await rejection(create({ image: 42 as never, store }));
+    expect([e3.code, e3.option]).toEqual(['EINVAL', 'image']);
+    const e4 = await rejection(create({ image: img, storee: store } as never));
+    expect([e4.code, e4.option]).toEqual(['EINVAL', 'storee']);
   });
 });

@@ -66,9 +66,14 @@ describe('unknown option keys', () => {
       noNewPrivileges: true,
       seccomp: { defaultAction: 'SCMP_ACT_ALLOW' },
       privileged: false,
+      image: 'sleep:latest',
+      store: {} as never,
     };
     expect(Object.keys(all).sort()).toEqual(Object.keys(OPTION_KEYS).sort());
-    expect(buildSpec(all, () => 'x').id).toBe('all-options');
+    // image and store are resolved by Container.create (into rootfs and the layers) before buildSpec.
+    const { image: _image, store: _store, ...resolved } = all;
+    expect(buildSpec(resolved, () => 'x', ['/srv/base', '/srv/rootfs']).layers).toEqual(['/srv/rootfs', '/srv/base']);
+    expect(buildSpec(resolved, () => 'x').id).toBe('all-options');
   });
 
   it('closest(): case, one edit or a swap per three characters, else nothing', () => {
