@@ -16,7 +16,10 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary: 'build a FROM-scratch image holding one static binary, run it, and look inside',
     run: async (argv) => (await import('./demo.js')).demoCommand(argv),
   },
-  // image: { summary: 'pull and unpack OCI images', run: async (argv) => (await import('./image.js')).imageCommand(argv) },
+  image: {
+    summary: 'the image store: import, pull, ls, rm, export, gc (scratchbox image --help)',
+    run: async (argv) => (await import('./image.js')).imageCommand(argv),
+  },
   help: { summary: 'this text', run: async () => (process.stdout.write(usage()), 0) },
 };
 
