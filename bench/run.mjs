@@ -17,7 +17,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { renderDocs, renderMarkdown, renderSvg } from './lib/report.mjs';
-import { externalRunners, loadScratchbox, runProcess, scratchboxRunner } from './lib/runners.mjs';
+import { externalRunners, loadScratchbox, runProcess, scratchboxRunner, scratchboxVariants } from './lib/runners.mjs';
 import { floorSelfCheck, lifecycle, probeMounts, scale, steadiness, throughput } from './lib/scenarios.mjs';
 import {
   buildHelpers,
@@ -32,7 +32,7 @@ import {
 
 const SCENARIOS = ['lifecycle', 'throughput', 'scale', 'steadiness'];
 const ALIASES = { 1: 'lifecycle', 2: 'throughput', 3: 'scale', 4: 'steadiness' };
-const RUNNER_IDS = ['scratchbox', 'floor', 'floor-nonet', 'floor-base', 'spawn', 'node-spawn', 'bwrap', 'crun', 'runc'];
+const RUNNER_IDS = ['scratchbox', 'scratchbox-privileged', 'scratchbox-image', 'floor', 'floor-nonet', 'floor-base', 'spawn', 'node-spawn', 'bwrap', 'crun', 'runc'];
 
 const USAGE = `usage: node bench/run.mjs [options]
 
@@ -167,7 +167,8 @@ async function main() {
   if (!sb.available) log(sb.reason);
 
   const wanted = (id) => !opts.runtimes || opts.runtimes.includes(id);
-  const runners = [...(wanted('scratchbox') ? [sbRunner] : []), ...externalRunners({ install: opts.install, log, only: opts.runtimes })];
+  const variants = (await scratchboxVariants(sb, path.join(paths.out, 'images'))).filter((r) => wanted(r.id));
+  const runners = [...(wanted('scratchbox') ? [sbRunner] : []), ...variants, ...externalRunners({ install: opts.install, log, only: opts.runtimes })];
   for (const r of runners) if (!r.available) log(`${r.id}: skipped: ${r.reason}`);
 
   const results = {

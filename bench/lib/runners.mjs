@@ -258,16 +258,17 @@ export async function loadScratchbox(modulePath) {
   try {
     version = JSON.parse(fs.readFileSync(path.join(repoDir, 'package.json'), 'utf8')).version;
   } catch {}
-  return { available: true, Container, version, module: rel(entry) };
+  return { available: true, Container, ImageStore: mod.ImageStore ?? null, version, module: rel(entry) };
 }
 
 /**
  * One create -> start -> wait -> delete. Returns the total in ms and, when
  * `phases` is given, pushes [create, start, wait, delete] ms onto it.
  */
-export async function sbLifecycle(Container, rootfs, phases, namespaces) {
+export async function sbLifecycle(Container, rootfs, phases, namespaces, extra) {
   const t0 = performance.now();
-  const c = await Container.create({ rootfs, args: ['/true'], stdio: 'ignore', ...(namespaces ? { namespaces } : {}) });
+  const where = extra?.image ? {} : { rootfs };
+  const c = await Container.create({ ...where, args: ['/true'], stdio: 'ignore', ...(namespaces ? { namespaces } : {}), ...extra });
   let t1, t2, t3, exitCode;
   try {
     t1 = performance.now();
@@ -305,7 +306,7 @@ export function scratchboxRunner(sb) {
   return {
     id: 'scratchbox',
     label: 'scratchbox',
-    note: 'Container.create({ rootfs, args: ["/true"], stdio: "ignore" }) → start() → wait() → delete(), in this Node process',
+    note: 'Container.create({ rootfs, args: ["/true"], stdio: "ignore" }) → start() → wait() → delete(), in this Node process, with the default isolation (seccomp, no_new_privs, and whatever else the version has by default)',
     kind: 'inproc',
     available: true,
     version: sb.version,
@@ -317,4 +318,53 @@ export function scratchboxRunner(sb) {
       return lat;
     },
   };
+}
+
+/**
+ * Variants of the scratchbox row, in the same run: 'privileged' (privileged: true, and no
+ * no_new_privs: what a container was before the isolation defaults, so the difference to the
+ * first row is their cost), and 'image' (the same /true from a one-layer image of an ImageStore
+ * instead of the rootfs directory).
+ */
+export async function scratchboxVariants(sb, storeDir) {
+  if (!sb.available) return [];
+  const out = [];
+  const make = (id, label, note, command, extra) => ({
+    id,
+    label,
+    note,
+    kind: 'inproc',
+    available: true,
+    version: sb.version,
+    command,
+    async batch(k) {
+      const lat = [];
+      for (let i = 0; i < k; i++) lat.push(await sbLifecycle(sb.Container, paths.rootfs, undefined, undefined, extra));
+      return lat;
+    },
+  });
+  out.push(
+    make(
+      'scratchbox-privileged',
+      'scratchbox, privileged (no isolation defaults)',
+      'the scratchbox row with privileged: true and noNewPrivileges: false: no seccomp filter, no capability drop, no masked paths',
+      `Container.create({ rootfs, args: ['/true'], stdio: 'ignore', privileged: true, noNewPrivileges: false })`,
+      { privileged: true, noNewPrivileges: false },
+    ),
+  );
+  if (sb.ImageStore) {
+    fs.rmSync(storeDir, { recursive: true, force: true });
+    const store = await sb.ImageStore.open(storeDir);
+    const image = await store.scratch().copy(path.join(paths.rootfs, 'true'), '/true').build('bench-true:latest');
+    out.push(
+      make(
+        'scratchbox-image',
+        'scratchbox, from an image',
+        'the scratchbox row with the same /true as a one-layer image of an ImageStore (its layer directory the overlay\'s lower layer)',
+        `Container.create({ image, args: ['/true'], stdio: 'ignore' }) with image = store.scratch().copy(true, '/true').build()`,
+        { image },
+      ),
+    );
+  }
+  return out;
 }
