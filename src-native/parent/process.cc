@@ -221,14 +221,19 @@ void Child::OnPidfd() {
   mntns_ = Held{};
 }
 
-Napi::Value Child::Start(const Napi::CallbackInfo& info) {
-  if (p_.sync < 0) return Napi::Number::New(info.Env(), -EPIPE);
-  if (!protocol_.Start()) return Napi::Number::New(info.Env(), -EPROTO);
-  sbx_msg m = {SBX_MSG_START, 0, 0, 0};
+// One parent → child message: 0 or -errno.
+int Child::Send(uint32_t type, int point, int err) {
+  sbx_msg m = {type, 0, point, err};
   ssize_t n;
   do n = send(p_.sync, &m, sizeof m, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
-  return Napi::Number::New(info.Env(), n < 0 ? -errno : 0);
+  return n < 0 ? -errno : 0;
+}
+
+Napi::Value Child::Start(const Napi::CallbackInfo& info) {
+  if (p_.sync < 0) return Napi::Number::New(info.Env(), -EPIPE);
+  if (!protocol_.Start()) return Napi::Number::New(info.Env(), -EPROTO);
+  return Napi::Number::New(info.Env(), Send(SBX_MSG_START, 0, 0));
 }
 
 // resume(point, err = 0): the parent's part at a SYNC point is done (err: it failed; the child
@@ -238,11 +243,7 @@ Napi::Value Child::Resume(const Napi::CallbackInfo& info) {
   int err = info.Length() > 1 ? info[1].As<Napi::Number>().Int32Value() : 0;
   if (p_.sync < 0) return Napi::Number::New(info.Env(), -EPIPE);
   if (!protocol_.Resume(point)) return Napi::Number::New(info.Env(), -EPROTO);
-  sbx_msg m = {SBX_MSG_RESUME, 0, point, err};
-  ssize_t n;
-  do n = send(p_.sync, &m, sizeof m, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  return Napi::Number::New(info.Env(), n < 0 ? -errno : 0);
+  return Napi::Number::New(info.Env(), Send(SBX_MSG_RESUME, point, err));
 }
 
 Napi::Value Child::Kill(const Napi::CallbackInfo& info) {

@@ -41,6 +41,7 @@ class Child : public Napi::ObjectWrap<Child> {
   void OnPidfd();
   void Settle();
   void FreeChildMemory();
+  int Send(uint32_t type, int point, int err);
 
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Resume(const Napi::CallbackInfo& info);
