@@ -151,6 +151,10 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
       case SBX_OP_WRITE_FILE:
         if (uint64_t(op.s[1]) + op.n[1] > strsize) return "WRITE_FILE content out of range";
         break;
+      case SBX_OP_CAP_BOUNDING:
+        // The child shifts a 64-bit mask by each capability number up to n[0].
+        if (op.n[0] > 63) return "CAP_BOUNDING: cap_last_cap above 63" + at;
+        break;
       case SBX_OP_SETHOSTNAME:
         if (op.n[0] != std::strlen(strtab + op.s[0])) return "SETHOSTNAME length mismatch";
         break;

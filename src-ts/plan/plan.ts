@@ -76,6 +76,14 @@ export type Op = Base &
     | { kind: 'resolve-exec'; file: string; searchPath: string | null }
     /** prctl(PR_SET_NO_NEW_PRIVS): execve never grants privileges again (setuid bits, file caps). */
     | { kind: 'no-new-privs' }
+    /** Drop from the bounding set every capability up to `last` (cap_last_cap) not in `keep`. */
+    | { kind: 'cap-bounding'; keep: number; last: number }
+    /** prctl(PR_SET_KEEPCAPS): the permitted set survives the setuser to a non-root uid. */
+    | { kind: 'keep-caps' }
+    /** capset(2) of the final sets, after setuser (masks split in 32-bit words, as the kernel takes them). */
+    | { kind: 'capset'; effectiveLo: number; effectiveHi: number; permittedLo: number; permittedHi: number; inheritable: number }
+    /** The ambient set: cleared, then each capability of the mask raised. */
+    | { kind: 'cap-ambient'; ambient: number }
     /** Wait for the parent at this point (EV_SYNC, Child.resume). */
     | { kind: 'sync'; point: number }
     | { kind: 'ready' }
@@ -140,6 +148,11 @@ export function unshareFlagsOf(ns: Spec['namespaces']): number {
   if (ns.cgroup) f |= CLONE.NEWCGROUP;
   if (ns.user) f |= CLONE.NEWUSER;
   return f;
+}
+
+/** A mask above 32 bits as capset(2)'s two words: { effectiveLo, effectiveHi }. */
+function words<K extends string>(name: K, mask: number): Record<`${K}Lo` | `${K}Hi`, number> {
+  return { [`${name}Lo`]: mask % 0x100000000, [`${name}Hi`]: Math.floor(mask / 0x100000000) } as Record<`${K}Lo` | `${K}Hi`, number>;
 }
 
 export function hostsFile(hostname: string): string {
@@ -291,10 +304,20 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts): Plan {
   if (spec.namespaces.uts) ops.push({ stage: 'hostname', kind: 'sethostname', hostname: spec.hostname });
 
   // 7. Into the new root; then who and where the process is.
+  // Capabilities, in the order runc and crun use: the bounding set is cut while the child still
+  // has every capability (CAP_SETPCAP), which leaves its effective set whole for what follows;
+  // the permitted set is kept across a change to a non-root uid (which would clear it), and the
+  // final sets are set after it, the ambient ones last (raising one needs it permitted and
+  // inheritable). Only the exec and the handshake come after, which need no capability.
+  const caps = spec.capabilities;
   ops.push({ stage: 'pivot', kind: base ? 'chroot' : 'pivot-root' });
+  ops.push({ stage: 'security', kind: 'cap-bounding', keep: caps.bounding, last: caps.last });
+  if (spec.user.uid !== 0) ops.push({ stage: 'security', kind: 'keep-caps' });
   ops.push({ stage: 'user', kind: 'setuser', uid: spec.user.uid, gid: spec.user.gid, groups: spec.user.additionalGids });
   ops.push({ stage: 'cwd', kind: 'chdir', path: spec.cwd });
   ops.push({ stage: 'user', kind: 'no-new-privs' });
+  ops.push({ stage: 'security', kind: 'capset', ...words('effective', caps.effective), ...words('permitted', caps.permitted), inheritable: caps.inheritable });
+  ops.push({ stage: 'security', kind: 'cap-ambient', ambient: caps.ambient });
 
   // 8. Find the binary now, so a missing one fails create(), then wait for start() and exec.
   const pathVar = spec.env.find((e) => e.startsWith('PATH='));

@@ -8,6 +8,7 @@ import { invalid } from '../errors.js';
 import { checkKeys, type KeyTable } from './keys.js';
 import { defaultMounts, parseMount, type MountSpec, type ParsedMount } from './mounts.js';
 import { MAX_SLOTS } from '../plan/wire.js';
+import { capabilitiesOf, hostCapabilities, type CapabilitiesOption, type CapSets, type HostCaps } from '../security/capabilities.js';
 
 export type NamespaceName = 'mount' | 'pid' | 'network' | 'ipc' | 'uts' | 'cgroup' | 'user' | 'time';
 
@@ -55,6 +56,12 @@ export interface ContainerOptions {
   umask?: number;
   /** Time each setup step in the child; read it with container.setupTrace(). For profiling. */
   trace?: boolean;
+  /**
+   * Default: OCI's AUDIT_WRITE, KILL, NET_BIND_SERVICE. `{ add, drop }` changes that set (names
+   * with or without CAP_, any case, 'ALL'); the OCI sets `{ bounding, effective, inheritable,
+   * permitted, ambient }` give each set in full. See docs/security.md.
+   */
+  capabilities?: CapabilitiesOption;
 }
 
 /**
@@ -77,6 +84,7 @@ export const OPTION_KEYS = {
   killSignal: true,
   umask: true,
   trace: true,
+  capabilities: true,
 } as const satisfies KeyTable<ContainerOptions>;
 
 const USER_KEYS = { uid: true, gid: true, additionalGids: true } as const satisfies KeyTable<UserOption>;
@@ -97,6 +105,7 @@ export interface Spec {
   detached: boolean;
   umask: number;
   trace: boolean;
+  capabilities: CapSets;
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -164,8 +173,11 @@ function envOf(env: ContainerOptions['env']): string[] {
   return out;
 }
 
-/** Validates options into a Spec. `newId` makes the default id (injected for tests). */
-export function buildSpec(options: ContainerOptions, newId: () => string): Spec {
+/**
+ * Validates options into a Spec. `newId` makes the default id, `caps` what this host allows of
+ * capabilities (both injected for tests).
+ */
+export function buildSpec(options: ContainerOptions, newId: () => string, caps: HostCaps = hostCapabilities()): Spec {
   if (options === null || typeof options !== 'object') throw invalid('options', 'must be an object');
   checkKeys(options, OPTION_KEYS, '');
   const rootfs = str(options.rootfs, 'rootfs');
@@ -259,5 +271,6 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
     detached: options.detached ?? false,
     umask,
     trace: options.trace === true,
+    capabilities: capabilitiesOf(options.capabilities, caps),
   };
 }

@@ -35,6 +35,10 @@ const K = {
   'wait-start': 25,
   exec: 26,
   'no-new-privs': 27,
+  'cap-bounding': 28,
+  'keep-caps': 29,
+  capset: 30,
+  'cap-ambient': 31,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,
@@ -49,6 +53,7 @@ const STAGE_NO: Record<string, number> = {
   cwd: 10,
   sync: 11,
   exec: 12,
+  security: 13,
 };
 const F_PREMOUNTED = 0x1;
 const F_MKFILE = 0x2;

@@ -63,6 +63,7 @@ describe('unknown option keys', () => {
       killSignal: 'SIGKILL',
       umask: 0o22,
       trace: false,
+      capabilities: { add: ['SYS_ADMIN'] },
     };
     expect(Object.keys(all).sort()).toEqual(Object.keys(OPTION_KEYS).sort());
     expect(buildSpec(all, () => 'x').id).toBe('all-options');
