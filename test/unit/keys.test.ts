@@ -9,7 +9,6 @@ const build = (o: Record<string, unknown>) => buildSpec({ ...base, ...o } as Con
 
 describe('unknown option keys', () => {
   it.each([
-    ['capabilities', []],
     ['memory', 1 << 20],
     ['rlimits', [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }]],
     ['noNewPrivileges', true],
