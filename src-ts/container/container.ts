@@ -121,6 +121,14 @@ function describe(op: Op | undefined): string {
       return `chdir ${op.path}`;
     case 'setuser':
       return `set user ${op.uid}:${op.gid}`;
+    case 'cap-bounding':
+      return 'drop capabilities from the bounding set';
+    case 'keep-caps':
+      return 'keep capabilities across the user change';
+    case 'capset':
+      return 'set the capabilities';
+    case 'cap-ambient':
+      return 'raise the ambient capabilities';
     default:
       return op.kind;
   }
