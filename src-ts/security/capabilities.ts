@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { invalid } from '../errors.js';
-import { checkKeys, type KeyTable } from '../spec/keys.js';
+import { checkKeys, closest, type KeyTable } from '../spec/keys.js';
 
 /** Capability numbers, linux/capability.h (index = number). */
 export const CAPABILITY_NAMES = [
@@ -93,19 +93,24 @@ export interface HostCaps {
 const CHANGE_KEYS = { add: true, drop: true } as const satisfies KeyTable<CapabilityChanges>;
 const OCI_KEYS = { bounding: true, effective: true, inheritable: true, permitted: true, ambient: true } as const satisfies KeyTable<OciCapabilities>;
 const OCI_SETS = Object.keys(OCI_KEYS) as (keyof OciCapabilities)[];
+const ALL_KEYS = { ...CHANGE_KEYS, ...OCI_KEYS };
 const NUMBER = new Map<string, number>(CAPABILITY_NAMES.map((n, i) => [n, i]));
 
-const bit = (c: number) => 2 ** c;
-const has = (mask: number, c: number) => Math.floor(mask / bit(c)) % 2 === 1;
+// Masks are plain numbers (capabilities stop well below 2^53); JS bit operators stop at 32 bits,
+// so bits are tested and set by arithmetic, with the powers of two precomputed.
+const POW = Array.from({ length: 64 }, (_, i) => 2 ** i);
+const has = (mask: number, c: number) => Math.floor(mask / POW[c]!) % 2 === 1;
+const withCap = (mask: number, c: number) => (has(mask, c) ? mask : mask + POW[c]!);
+const withoutCap = (mask: number, c: number) => (has(mask, c) ? mask - POW[c]! : mask);
 /** The capabilities of a mask, lowest first. */
 export function capsOf(mask: number): number[] {
   const out: number[] = [];
-  for (let c = 0; c < 53; c++) if (has(mask, c)) out.push(c);
+  for (let c = 0; c < 53 && POW[c]! <= mask; c++) if (has(mask, c)) out.push(c);
   return out;
 }
 const maskOf = (caps: Iterable<number>) => {
   let m = 0;
-  for (const c of new Set(caps)) m += bit(c);
+  for (const c of caps) m = withCap(m, c);
   return m;
 };
 
@@ -124,7 +129,10 @@ function capNumber(v: unknown, option: string, host: HostCaps): number {
   const upper = v.toUpperCase();
   const name = upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
   const c = NUMBER.get(name);
-  if (c === undefined) throw invalid(option, `${JSON.stringify(v)} is not a Linux capability`);
+  if (c === undefined) {
+    const near = closest(name, CAPABILITY_NAMES);
+    throw invalid(option, `${JSON.stringify(v)} is not a Linux capability${near ? ` (did you mean '${near.slice(4)}'?)` : ''}`);
+  }
   if (c > host.last) throw invalid(option, `${name} is not known to this kernel (cap_last_cap is ${host.last})`);
   if (!has(host.bounding, c))
     throw invalid(option, `${name} is not in the bounding set of this Node process, so no container it starts can have it`, 'EPERM');
@@ -138,13 +146,16 @@ function nameList(v: unknown, option: string): readonly unknown[] {
 
 /** Every capability this process can give: the kernel's, within its own bounding set. */
 function allOf(host: HostCaps): number {
-  return maskOf(capsOf(host.bounding).filter((c) => c <= host.last));
+  let m = 0;
+  for (let c = 0; c <= Math.min(host.last, 52); c++) if (has(host.bounding, c)) m += POW[c]!;
+  return m;
 }
+
+const isAll = (v: unknown) => typeof v === 'string' && v.toUpperCase() === 'ALL';
 
 function fromChanges(o: CapabilityChanges, host: HostCaps): number {
   const add = nameList(o.add ?? [], 'capabilities.add');
   const drop = nameList(o.drop ?? [], 'capabilities.drop');
-  const isAll = (v: unknown) => typeof v === 'string' && v.toUpperCase() === 'ALL';
   const named = (list: readonly unknown[], at: string) =>
     list.flatMap((v, i) => (isAll(v) ? [] : [[capNumber(v, `${at}[${i}]`, host), i] as const]));
   const adds = named(add, 'capabilities.add');
@@ -152,12 +163,12 @@ function fromChanges(o: CapabilityChanges, host: HostCaps): number {
   for (const [c, i] of drops)
     if (adds.some(([a]) => a === c)) throw invalid(`capabilities.drop[${i}]`, `${CAPABILITY_NAMES[c]} is in capabilities.add too`);
   // ALL in drop starts from nothing, ALL in add from everything; then the named ones.
-  let set = new Set(capsOf(defaultMask(host)));
-  if (drop.some(isAll)) set = new Set();
-  if (add.some(isAll)) set = new Set(capsOf(allOf(host)));
-  for (const [c] of drops) set.delete(c);
-  for (const [c] of adds) set.add(c);
-  return maskOf(set);
+  let set = defaultMask(host);
+  if (drop.some(isAll)) set = 0;
+  if (add.some(isAll)) set = allOf(host);
+  for (const [c] of drops) set = withoutCap(set, c);
+  for (const [c] of adds) set = withCap(set, c);
+  return set;
 }
 
 function fromOci(o: OciCapabilities, host: HostCaps): CapSets {
@@ -167,7 +178,7 @@ function fromOci(o: OciCapabilities, host: HostCaps): CapSets {
     const list = nameList(o[k] ?? [], `capabilities.${k}`);
     where[k] = new Map();
     list.forEach((v, i) => {
-      if (typeof v === 'string' && v.toUpperCase() === 'ALL')
+      if (isAll(v))
         throw invalid(`capabilities.${k}[${i}]`, "'ALL' is allowed in add and drop only; list the capabilities of each OCI set");
       const c = capNumber(v, `capabilities.${k}[${i}]`, host);
       if (!where[k].has(c)) where[k].set(c, i);
@@ -182,13 +193,14 @@ function fromOci(o: OciCapabilities, host: HostCaps): CapSets {
   within('inheritable', sets.bounding, 'is not in capabilities.bounding (inheritable must be a subset of bounding)');
   within(
     'ambient',
-    maskOf(capsOf(sets.permitted).filter((c) => has(sets.inheritable, c))),
+    maskOf(capsOf(sets.inheritable).filter((c) => has(sets.permitted, c))),
     'must be in both capabilities.permitted and capabilities.inheritable to be ambient (runc and crun skip it silently)',
   );
   return { ...sets, last: host.last };
 }
 
-const defaultMask = (host: HostCaps) => maskOf(DEFAULT_CAPABILITIES.map((n) => NUMBER.get(n)!).filter((c) => c <= host.last && has(host.bounding, c)));
+const DEFAULT_NUMBERS = DEFAULT_CAPABILITIES.map((n) => NUMBER.get(n)!);
+const defaultMask = (host: HostCaps) => maskOf(DEFAULT_NUMBERS.filter((c) => c <= host.last && has(host.bounding, c)));
 
 /**
  * The short form's one set in all five: bounding, effective and permitted as OCI's default has
@@ -204,7 +216,14 @@ const allFive = (mask: number, host: HostCaps): CapSets => ({
   last: host.last,
 });
 
-const deepFrozen = (o: object) => Object.isFrozen(o) && Object.values(o).every((v) => v === null || typeof v !== 'object' || Object.isFrozen(v));
+function deepFrozen(o: object): boolean {
+  if (!Object.isFrozen(o)) return false;
+  for (const k in o) {
+    const v = (o as Record<string, unknown>)[k];
+    if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) return false;
+  }
+  return true;
+}
 const cache = new WeakMap<HostCaps, { default: CapSets; frozen: WeakMap<object, CapSets> }>();
 
 /**
@@ -221,10 +240,10 @@ export function capabilitiesOf(option: unknown, host: HostCaps): CapSets {
   const frozen = deepFrozen(option);
   const hit = frozen ? c.frozen.get(option) : undefined;
   if (hit) return hit;
-  checkKeys(option, { ...CHANGE_KEYS, ...OCI_KEYS }, 'capabilities');
-  const keys = Object.keys(option);
-  const oci = keys.some((k) => Object.hasOwn(OCI_KEYS, k));
-  if (oci && keys.some((k) => Object.hasOwn(CHANGE_KEYS, k)))
+  checkKeys(option, ALL_KEYS, 'capabilities');
+  const o = option as Record<string, unknown>;
+  const oci = OCI_SETS.some((k) => o[k] !== undefined);
+  if (oci && (o.add !== undefined || o.drop !== undefined))
     throw invalid('capabilities', 'takes either { add, drop } or the OCI sets, not both');
   const sets = oci ? fromOci(option as OciCapabilities, host) : allFive(fromChanges(option as CapabilityChanges, host), host);
   if (frozen) c.frozen.set(option, sets);

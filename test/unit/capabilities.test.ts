@@ -55,7 +55,8 @@ describe('capabilitiesOf: the short form', () => {
 
   it('bad names, shapes and contradictions are EINVAL naming the entry', () => {
     const e = expectInvalid(() => capabilitiesOf({ add: ['KILL', 'CHOWN', 'SYS_ADMN'] }, FULL), { option: 'capabilities.add[2]' });
-    expect(e.message).toContain('"SYS_ADMN" is not a Linux capability');
+    expect(e.message).toContain(`"SYS_ADMN" is not a Linux capability (did you mean 'SYS_ADMIN'?)`);
+    expect(expectInvalid(() => capabilitiesOf({ add: ['FLY'] }, FULL), {}).message).not.toContain('did you mean');
     expectInvalid(() => capabilitiesOf({ drop: [7] }, FULL), { option: 'capabilities.drop[0]' });
     expectInvalid(() => capabilitiesOf({ add: 'SYS_ADMIN' }, FULL), { option: 'capabilities.add' });
     expectInvalid(() => capabilitiesOf(['SYS_ADMIN'], FULL), { option: 'capabilities' });
