@@ -4,6 +4,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, type ContainerOptions } from '../../src-ts/index.js';
+import { hostInfo } from '../../src-ts/container/host.js';
+import { EV, native, STDIO } from '../../src-ts/native/addon.js';
+import { encodePlan } from '../../src-ts/plan/encode.js';
+import { buildPlan, type Op } from '../../src-ts/plan/plan.js';
+import { STAGES } from '../../src-ts/plan/wire.js';
+import { buildSpec } from '../../src-ts/spec/spec.js';
 import { CAPABILITY_NAMES, hostCapabilities } from '../../src-ts/security/capabilities.js';
 import { children, isRoot, OCI_DEFAULT_CAPS, rejection, removeRootfs, ROOT_REASON, scratchRootfs, type ProbeReport } from './helpers.js';
 
@@ -12,6 +18,25 @@ const ZERO = '0000000000000000';
 /** A mask of these capability numbers as /proc/self/status prints it. */
 const hex = (...caps: number[]) => caps.reduce((m, c) => m + 2n ** BigInt(c), 0n).toString(16).padStart(16, '0');
 const CAP = Object.fromEntries(CAPABILITY_NAMES.map((n, i) => [n.slice(4), i])) as Record<string, number>;
+
+/**
+ * The default plan with one op replaced, run by the addon's Child: the child's first ERROR as
+ * [stage, op index, errno], or null when it got to READY.
+ */
+async function childError(rootfs: string, kind: Op['kind'], op: Op): Promise<[string, number, number] | null> {
+  const spec = buildSpec({ rootfs, args: ['/probe', 'exit', '0'], user: USER }, () => 'caps-child');
+  const plan = buildPlan(spec, hostInfo(), { bindSourceIsFile: spec.mounts.map(() => false) });
+  const at = plan.ops.findIndex((o) => o.kind === kind);
+  plan.ops[at] = op;
+  let error: [string, number, number] | null = null;
+  return new Promise((resolve) => {
+    const child = new (native().Child)(encodePlan(plan), [STDIO.IGNORE, STDIO.IGNORE, STDIO.IGNORE], (type, a, b, c) => {
+      if (type === EV.ERROR) error = [STAGES[a]!, b - at, c];
+      else if (type === EV.READY) child.kill(9);
+      else if (type === EV.EXIT) resolve(error); // reaped: nothing left behind
+    });
+  });
+}
 
 describe.skipIf(!isRoot)(`capabilities inside the container (${ROOT_REASON})`, () => {
   let rootfs: string;
@@ -86,6 +111,18 @@ describe.skipIf(!isRoot)(`capabilities inside the container (${ROOT_REASON})`, (
       expect(children()).toHaveLength(before);
     },
   );
+
+  it('what the validation refuses is what the kernel refuses: the child fails at that op with EPERM', async () => {
+    const k = 2 ** CAP.KILL!;
+    // effective beyond permitted: capset(2) refuses it.
+    const capset: Op = { stage: 'security', kind: 'capset', effectiveLo: k, effectiveHi: 0, permittedLo: 0, permittedHi: 0, inheritable: 0 };
+    expect(await childError(rootfs, 'capset', capset)).toEqual(['security', 0, 1]);
+    // ambient without inheritable (runc spec's sets): PR_CAP_AMBIENT_RAISE refuses it.
+    const ambient: Op = { stage: 'security', kind: 'cap-ambient', ambient: 2 ** CAP.SYS_ADMIN! };
+    expect(await childError(rootfs, 'cap-ambient', ambient)).toEqual(['security', 0, 1]);
+    // The op as the plan makes it gets through.
+    expect(await childError(rootfs, 'cap-ambient', { stage: 'security', kind: 'cap-ambient', ambient: k })).toBeNull();
+  });
 
   it('an unknown name is EINVAL at validate, naming the entry', async () => {
     const e = await rejection(Container.run({ rootfs, args: ['/probe'], capabilities: { drop: ['NET_RAW', 'CAP_NETRAW'] } }));
