@@ -23,4 +23,6 @@ export { parseSeccomp, SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_O
 export type { OciSeccomp, OciSeccompArg, OciSeccompSyscall, SeccompAction, SeccompArch, SeccompArg, SeccompFlag, SeccompOp, SeccompProfile, SeccompRule } from './security/seccomp-profile.js';
 export { defaultSeccompOci, defaultSeccompProfile } from './security/default-seccomp.js';
 export { seccompFilter } from './security/seccomp.js';
+export { CAPABILITY_NAMES, DEFAULT_CAPABILITIES } from './security/capabilities.js';
+export type { CapabilitiesOption, CapabilityChanges, CapabilityName, OciCapabilities } from './security/capabilities.js';
 export type { SeccompFilter } from './security/seccomp.js';

@@ -156,6 +156,10 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
         if (op.s[0] % 8 || op.n[0] == 0 || op.n[0] > 4096 || uint64_t(op.s[0]) + uint64_t(op.n[0]) * 8 > strsize)
           return "SECCOMP program out of range" + at;
         break;
+      case SBX_OP_CAP_BOUNDING:
+        // The child shifts a 64-bit mask by each capability number up to n[0].
+        if (op.n[0] > 63) return "CAP_BOUNDING: cap_last_cap above 63" + at;
+        break;
       case SBX_OP_SETHOSTNAME:
         if (op.n[0] != std::strlen(strtab + op.s[0])) return "SETHOSTNAME length mismatch";
         break;

@@ -51,6 +51,10 @@
   X(EXEC,                 26, "exec",                  EXEC,     0x1, 0x2, op_exec)                  \
   /* Isolation (new kinds take the next code: the table stays in code order).                   */ \
   X(NO_NEW_PRIVS,         27, "no-new-privs",          USER,     0x0, 0x0, op_no_new_privs)          \
+  X(CAP_BOUNDING,         28, "cap-bounding",          SECURITY, 0x0, 0x0, op_cap_bounding)          \
+  X(KEEP_CAPS,            29, "keep-caps",             SECURITY, 0x0, 0x0, op_keep_caps)             \
+  X(CAPSET,               30, "capset",                SECURITY, 0x0, 0x0, op_capset)                \
+  X(CAP_AMBIENT,          31, "cap-ambient",           SECURITY, 0x0, 0x0, op_cap_ambient) \
   X(SECCOMP,              50, "seccomp",               SECURITY, 0x1, 0x0, op_seccomp)
 /* clang-format on */
 

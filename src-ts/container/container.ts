@@ -126,6 +126,14 @@ function describe(op: Op | undefined): string {
       return `load the seccomp filter (${op.instructions} instructions)`;
     case 'no-new-privs':
       return 'set no_new_privs';
+    case 'cap-bounding':
+      return 'drop capabilities from the bounding set';
+    case 'keep-caps':
+      return 'keep capabilities across the user change';
+    case 'capset':
+      return 'set the capabilities';
+    case 'cap-ambient':
+      return 'raise the ambient capabilities';
     default:
       return op.kind;
   }
@@ -231,7 +239,7 @@ export class Container implements AsyncDisposable {
   /** Creates the container: its process is set up and waits for start(). */
   static async create(options: ContainerOptions): Promise<Container> {
     const { resolved, layers } = options !== null && typeof options === 'object' && options.image !== undefined ? await fromImage(options) : { resolved: options, layers: undefined };
-    const spec = buildSpec(resolved, newId, layers);
+    const spec = buildSpec(resolved, newId, layers ? { layers } : {});
     if (liveIds.has(spec.id))
       throw invalid('id', `${JSON.stringify(spec.id)} is the id of a live container of this process (delete() it first)`, 'EEXIST');
     const killSignal = signalNumber(options.killSignal ?? 'SIGKILL', 'killSignal');

@@ -87,6 +87,10 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   exec: { code: 26, stage: 'exec', s: ['args', 'env?'], n: ['#args', '#env', 'umask'] },
   // Isolation (new kinds take the next code: the table stays in code order).
   'no-new-privs': { code: 27, stage: 'user' },
+  'cap-bounding': { code: 28, stage: 'security', n: ['last'], mflags: 'keep' },
+  'keep-caps': { code: 29, stage: 'security' },
+  capset: { code: 30, stage: 'security', n: ['effectiveLo', 'effectiveHi', 'permittedLo', 'permittedHi'], mflags: 'inheritable' },
+  'cap-ambient': { code: 31, stage: 'security', mflags: 'ambient' },
   seccomp: { code: 50, stage: 'security', s: ['bpf'], n: ['instructions', 'flags'] },
 };
 

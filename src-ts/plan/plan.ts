@@ -83,6 +83,14 @@ export type Op = Base &
     | { kind: 'no-new-privs' }
     /** seccomp(SECCOMP_SET_MODE_FILTER, flags) with the compiled program (struct sock_filter[]). */
     | { kind: 'seccomp'; bpf: Uint8Array; instructions: number; flags: number }
+    /** Drop from the bounding set every capability up to `last` (cap_last_cap) not in `keep`. */
+    | { kind: 'cap-bounding'; keep: number; last: number }
+    /** prctl(PR_SET_KEEPCAPS): the permitted set survives the setuser to a non-root uid. */
+    | { kind: 'keep-caps' }
+    /** capset(2) of the final sets, after setuser (masks split in 32-bit words, as the kernel takes them). */
+    | { kind: 'capset'; effectiveLo: number; effectiveHi: number; permittedLo: number; permittedHi: number; inheritable: number }
+    /** The ambient set: cleared, then each capability of the mask raised. */
+    | { kind: 'cap-ambient'; ambient: number }
     /** Wait for the parent at this point (EV_SYNC, Child.resume). */
     | { kind: 'sync'; point: number }
     | { kind: 'ready' }
@@ -147,6 +155,11 @@ export function unshareFlagsOf(ns: Spec['namespaces']): number {
   if (ns.cgroup) f |= CLONE.NEWCGROUP;
   if (ns.user) f |= CLONE.NEWUSER;
   return f;
+}
+
+/** A mask above 32 bits as capset(2)'s two words: { effectiveLo, effectiveHi }. */
+function words<K extends string>(name: K, mask: number): Record<`${K}Lo` | `${K}Hi`, number> {
+  return { [`${name}Lo`]: mask % 0x100000000, [`${name}Hi`]: Math.floor(mask / 0x100000000) } as Record<`${K}Lo` | `${K}Hi`, number>;
 }
 
 export function hostsFile(hostname: string): string {
@@ -298,9 +311,16 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   if (spec.namespaces.uts) ops.push({ stage: 'hostname', kind: 'sethostname', hostname: spec.hostname });
 
   // 7. Into the new root; then who and where the process is.
+  // Capabilities, in the order runc and crun use: the bounding set is cut while the child still
+  // has every capability (CAP_SETPCAP), which leaves its effective set whole for what follows;
+  // the permitted set is kept across a change to a non-root uid (which would clear it), and the
+  // final sets are set after it, the ambient ones last (raising one needs it permitted and
+  // inheritable). Only the exec and the handshake come after, which need no capability.
+  const caps = spec.capabilities;
   ops.push({ stage: 'pivot', kind: base ? 'chroot' : 'pivot-root' });
   // The seccomp filter is the last thing loaded before execve (it must allow what follows). Without
-  // no_new_privs, loading one needs CAP_SYS_ADMIN: then it goes before the user switch.
+  // no_new_privs, loading one needs CAP_SYS_ADMIN (in effective until capset): then it goes right
+  // after the bounding set is cut, before the user switch.
   const seccomp: Op | undefined = compiled.seccomp && {
     stage: 'security',
     kind: 'seccomp',
@@ -308,10 +328,14 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
     instructions: compiled.seccomp.bpf.length / 8,
     flags: compiled.seccomp.flags,
   };
+  ops.push({ stage: 'security', kind: 'cap-bounding', keep: caps.bounding, last: caps.last });
   if (seccomp && !spec.noNewPrivileges) ops.push(seccomp);
+  if (spec.user.uid !== 0) ops.push({ stage: 'security', kind: 'keep-caps' });
   ops.push({ stage: 'user', kind: 'setuser', uid: spec.user.uid, gid: spec.user.gid, groups: spec.user.additionalGids });
   ops.push({ stage: 'cwd', kind: 'chdir', path: spec.cwd });
   if (spec.noNewPrivileges) ops.push({ stage: 'user', kind: 'no-new-privs' });
+  ops.push({ stage: 'security', kind: 'capset', ...words('effective', caps.effective), ...words('permitted', caps.permitted), inheritable: caps.inheritable });
+  ops.push({ stage: 'security', kind: 'cap-ambient', ambient: caps.ambient });
 
   // 8. Find the binary now, so a missing one fails create(), then wait for start() and exec.
   const pathVar = spec.env.find((e) => e.startsWith('PATH='));

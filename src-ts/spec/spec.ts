@@ -10,6 +10,7 @@ import { defaultMounts, parseMount, type MountSpec, type ParsedMount } from './m
 import { MAX_SLOTS } from '../plan/wire.js';
 import { parseSeccomp, type OciSeccomp, type SeccompProfile } from '../security/seccomp-profile.js';
 import type { Image, ImageStore } from '../image/index.js';
+import { capabilitiesOf, hostCapabilities, type CapabilitiesOption, type CapSets, type HostCaps } from '../security/capabilities.js';
 
 export type NamespaceName = 'mount' | 'pid' | 'network' | 'ipc' | 'uts' | 'cgroup' | 'user' | 'time';
 
@@ -82,6 +83,12 @@ export interface ContainerOptions {
    * trusted workloads that need the kernel's full surface. Default false.
    */
   privileged?: boolean;
+  /**
+   * Default: OCI's AUDIT_WRITE, KILL, NET_BIND_SERVICE. `{ add, drop }` changes that set (names
+   * with or without CAP_, any case, 'ALL'); the OCI sets `{ bounding, effective, inheritable,
+   * permitted, ambient }` give each set in full. See docs/security.md.
+   */
+  capabilities?: CapabilitiesOption;
 }
 
 /**
@@ -109,6 +116,7 @@ export const OPTION_KEYS = {
   noNewPrivileges: true,
   seccomp: true,
   privileged: true,
+  capabilities: true,
 } as const satisfies KeyTable<ContainerOptions>;
 
 const USER_KEYS = { uid: true, gid: true, additionalGids: true } as const satisfies KeyTable<UserOption>;
@@ -137,6 +145,7 @@ export interface Spec {
   seccomp: SeccompProfile | 'default' | null;
   /** docker run --privileged: all capabilities, no seccomp, no masked paths. */
   privileged: boolean;
+  capabilities: CapSets;
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -204,12 +213,18 @@ function envOf(env: ContainerOptions['env']): string[] {
   return out;
 }
 
-/** Validates options into a Spec. `newId` makes the default id (injected for tests). */
 /**
- * `layers`: an image's layer directories, lowest first, when Container.create resolved `image`
- * (options.rootfs is then the top one).
+ * Validates options into a Spec. `newId` makes the default id (injected for tests). `context`:
+ * `layers`, an image's layer directories, lowest first, when Container.create resolved `image`
+ * (options.rootfs is then the top one); `caps`, what this host allows of capabilities (injected
+ * for tests).
  */
-export function buildSpec(options: ContainerOptions, newId: () => string, layers?: readonly string[]): Spec {
+export function buildSpec(
+  options: ContainerOptions,
+  newId: () => string,
+  context: { layers?: readonly string[]; caps?: HostCaps } = {},
+): Spec {
+  const { layers, caps = hostCapabilities() } = context;
   if (options === null || typeof options !== 'object') throw invalid('options', 'must be an object');
   checkKeys(options, OPTION_KEYS, '');
   if (options.image !== undefined && !layers) throw invalid('image', 'is resolved by Container.create/run (buildSpec takes its layers)');
@@ -295,6 +310,7 @@ export function buildSpec(options: ContainerOptions, newId: () => string, layers
   // 'unconfined' is not a profile: anything else must be one (parseSeccomp says what is wrong).
   if (privileged && options.seccomp !== undefined && options.seccomp !== 'unconfined')
     throw invalid('seccomp', "privileged containers run without seccomp: leave it out (or 'unconfined')");
+  if (privileged && options.capabilities !== undefined) throw invalid('capabilities', 'privileged containers have every capability: leave it out');
 
   return {
     id,
@@ -315,6 +331,8 @@ export function buildSpec(options: ContainerOptions, newId: () => string, layers
     noNewPrivileges: bool(options.noNewPrivileges, 'noNewPrivileges', true),
     seccomp: privileged || options.seccomp === 'unconfined' ? null : options.seccomp === undefined ? 'default' : parseSeccomp(options.seccomp, 'seccomp'),
     privileged,
+    // privileged: every capability the Node process can hand on, in all five sets.
+    capabilities: capabilitiesOf(privileged ? { add: ['ALL'] } : options.capabilities, caps),
   };
 }
 

@@ -135,7 +135,12 @@ export interface ProbeReport {
   seccomp: string | null;
   /** prctl(PR_GET_NO_NEW_PRIVS). */
   noNewPrivs: number | null;
+  /** The capability sets of /proc/self/status, as it shows them (16 hex digits). */
+  caps: { CapInh: string; CapPrm: string; CapEff: string; CapBnd: string; CapAmb: string };
 }
+
+/** OCI's default capability set (AUDIT_WRITE, KILL, NET_BIND_SERVICE) as /proc/self/status shows it. */
+export const OCI_DEFAULT_CAPS = '0000000020000420';
 
 /** Awaits a promise that must reject with a ContainerError, and returns that error. */
 export async function rejection(p: Promise<unknown>): Promise<ContainerError> {

@@ -7,7 +7,7 @@ import { readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectMountMode, suiteSkip, type MountMode } from './helpers.js';
 import { Container, parseMountinfo, type MountInfo } from '../../src-ts/index.js';
-import { isRoot, removeRootfs, ROOT_REASON, scratchRootfs, type ProbeReport } from './helpers.js';
+import { isRoot, OCI_DEFAULT_CAPS, removeRootfs, ROOT_REASON, scratchRootfs, type ProbeReport } from './helpers.js';
 
 async function report(rootfs: string, extra: Partial<Parameters<typeof Container.run>[0]> = {}): Promise<ProbeReport> {
   const r = await Container.run({ rootfs, args: ['/probe', 'report'], ...extra });
@@ -125,6 +125,11 @@ export function insideSuite(mode: MountMode): void {
       expect(r.pdeathsig).toBe(9);
       expect(r.noNewPrivs).toBe(1); // no execve inside gains privileges (OCI noNewPrivileges)
       expect(r.seccomp).toBe('2'); // a filter: scratchbox's default profile
+    });
+
+    it("has OCI's default capabilities, no more: AUDIT_WRITE, KILL, NET_BIND_SERVICE", () => {
+      const d = OCI_DEFAULT_CAPS;
+      expect(r.caps).toEqual({ CapInh: d, CapPrm: d, CapEff: d, CapBnd: d, CapAmb: d });
     });
 
     it('gets exactly the env it was given, plus a default PATH', () => {

@@ -225,9 +225,10 @@ export function safetySuite(mode: MountMode): void {
         mkdirSync(`${src}/from-container`);
         mkdirSync(`${src}/from-host`);
         const mounts = [...defaultMounts, { destination: '/data', type: 'bind', source: src }];
-        // container → host. Mounting inside needs the kernel's mount calls: no seccomp filter here
-        // (the default profile refuses mount; this test is about propagation, not the filter).
-        const r = await Container.run({ rootfs, mounts, args: ['/probe', 'mount-tmpfs', '/data/from-container'], seccomp: 'unconfined' });
+        // container → host. Mounting needs CAP_SYS_ADMIN, which the default set lacks, and the
+        // mount calls, which the default seccomp profile refuses: both given here (this test is
+        // about propagation).
+        const r = await Container.run({ rootfs, mounts, capabilities: { add: ['SYS_ADMIN'] }, seccomp: 'unconfined', args: ['/probe', 'mount-tmpfs', '/data/from-container'] });
         expect(JSON.parse(r.stdout)).toEqual({ ok: true });
         expect(hostMountinfo()).not.toContain(`${src}/from-container`);
         // host → container
@@ -246,8 +247,9 @@ export function safetySuite(mode: MountMode): void {
 
     it('a process with CAP_SYS_ADMIN that detaches every mount under its root finds no host file system', async () => {
       const rootfs = rootfsWith(() => {});
-      // A privileged process (the default filter refuses umount2 and setns: seccomp-container.test.ts).
-      const r = await Container.run({ rootfs, args: ['/probe', 'peel'], seccomp: 'unconfined' });
+      // umount2 needs CAP_SYS_ADMIN, setns into a mount namespace CAP_SYS_CHROOT too, and both are
+      // refused by the default seccomp profile: given here, the default has none of it (the next test).
+      const r = await Container.run({ rootfs, capabilities: { add: ['SYS_ADMIN', 'SYS_CHROOT'] }, seccomp: 'unconfined', args: ['/probe', 'peel'] });
       const peel = JSON.parse(r.stdout) as { levels: { magic: number; dev: string; entries: string[] }[]; stop: string };
       const dev = statSync('/').dev; // the host's root file system
       const hostRoot = `${(dev >> 8) & 0xfff}:${(dev & 0xff) | ((dev >> 12) & 0xfff00)}`;
@@ -260,6 +262,20 @@ export function safetySuite(mode: MountMode): void {
       expect(below).toHaveLength(mode === 'base' ? 3 : 1);
       for (const l of below) expect([TMPFS_MAGIC, RAMFS_MAGIC]).toContain(l.magic);
       expect(peel.stop).toBe('EINVAL');
+    });
+
+    it('the default capabilities refuse what root could do: mount, mknod of a block device, peeling the root (EPERM)', async () => {
+      const rootfs = rootfsWith(() => {});
+      const run = async (...args: string[]) => JSON.parse((await Container.run({ rootfs, args: ['/probe', ...args] })).stdout) as unknown;
+      expect(await run('mount-tmpfs', '/etc')).toEqual({ ok: false, errno: 'EPERM' }); // no CAP_SYS_ADMIN
+      expect(await run('mknod', '/loop0', 'block')).toEqual({ ok: false, errno: 'EPERM' }); // no CAP_MKNOD
+      expect(await run('mknod', '/null2')).toEqual({ ok: false, errno: 'EPERM' });
+      const peel = (await run('peel')) as { levels: unknown[]; stop: string };
+      expect(peel.stop).toBe('EPERM'); // the first umount2 of "/" already
+      expect(peel.levels).toHaveLength(1);
+      // The same container given CAP_MKNOD makes the node (so the EPERM above is the capability's).
+      const withMknod = await Container.run({ rootfs, capabilities: { add: ['MKNOD'] }, args: ['/probe', 'mknod', '/loop0', 'block'] });
+      expect(JSON.parse(withMknod.stdout)).toEqual({ ok: true });
     });
   });
 }

@@ -85,9 +85,15 @@ extern "C" long sbx_sys6(long n, long a, long b, long c, long d, long e, long f)
       return 0;  // the prelude's bookkeeping: not part of the sequence under test
     case SYS_close_range:
       return 0;
-    case SYS_prctl:
-      g_log.push_back("prctl " + std::to_string(a));
+    case SYS_prctl:  // option and its first argument, and the second when there is one
+      g_log.push_back("prctl " + std::to_string(a) + " " + std::to_string(b) + (c ? " " + std::to_string(c) : ""));
       return 0;
+    case SYS_capset: {
+      auto* d = reinterpret_cast<const uint32_t*>(b);  // two words per set: effective, permitted, inheritable
+      g_log.push_back("capset v" + Hex(*reinterpret_cast<const uint32_t*>(a)) + " e " + Hex(long(d[3]) << 32 | d[0]) + " p " +
+                      Hex(long(d[4]) << 32 | d[1]) + " i " + Hex(long(d[5]) << 32 | d[2]));
+      return 0;
+    }
     case SYS_recvmsg:
       return RecvFds(b);
     case SYS_write:

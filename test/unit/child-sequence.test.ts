@@ -10,7 +10,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { encodePlan } from '../../src-ts/plan/encode.js';
 import { buildPlan, type Compiled, type HostInfo } from '../../src-ts/plan/plan.js';
 import { FD } from '../../src-ts/plan/wire.js';
-import { buildSpec } from '../../src-ts/spec/spec.js';
+import { buildSpec, type ContainerOptions } from '../../src-ts/spec/spec.js';
+import type { HostCaps } from '../../src-ts/security/capabilities.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const out = `${root}test/.build/recorder`;
@@ -26,10 +27,12 @@ beforeAll(() => {
   execFileSync('g++', ['-std=c++17', '-O1', '-o', out, `${root}test/native/recorder.cc`, `${root}src-native/parent/plan.cc`, ...objs]);
 }, 60_000);
 
-const spec = buildSpec({ rootfs: '/srv/rootfs', args: ['/sleep', '1'] }, () => '0123456789abcdef');
+/** A kernel with cap_last_cap 40, every capability in the Node process's bounding set. */
+const CAPS: HostCaps = { last: 40, bounding: 2 ** 41 - 1 };
+const specOf = (o: Partial<ContainerOptions> = {}) => buildSpec({ rootfs: '/srv/rootfs', args: ['/sleep', '1'], ...o }, () => '0123456789abcdef', { caps: CAPS });
 
-/** The child's calls for the default plan in this mode, given these MSG_FDS fds. */
-function record(mode: HostInfo['mountMode'], fds: number[], compiled: Compiled = {}): string[] {
+/** The child's calls for the default plan (or these options) in this mode, given these MSG_FDS fds. */
+function record(mode: HostInfo['mountMode'], fds: number[], spec = specOf(), compiled: Compiled = {}): string[] {
   const plan = buildPlan(spec, { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n', mountMode: mode }, { bindSourceIsFile: spec.mounts.map(() => false) }, compiled);
   const file = `${out}.${mode}.plan`;
   writeFileSync(file, encodePlan(plan));
@@ -38,7 +41,8 @@ function record(mode: HostInfo['mountMode'], fds: number[], compiled: Compiled =
 }
 
 /** The calls that decide where things are mounted and who runs: the sequence under test. */
-const KEY = /^(open_tree|openat "\/|fsopen|setns|unshare|mount |move_mount|pivot_root|umount2|chroot|chdir|set(groups|resgid|resuid)|prctl 38|execve|send|recv)/; // 38: PR_SET_NO_NEW_PRIVS
+// prctl 38: PR_SET_NO_NEW_PRIVS; 24 PR_CAPBSET_DROP, 8 PR_SET_KEEPCAPS, 47 PR_CAP_AMBIENT (4 clear all, 2 raise)
+const KEY = /^(open_tree|openat "\/|fsopen|setns|unshare|mount |move_mount|pivot_root|umount2|chroot|chdir|set(groups|resgid|resuid)|prctl (8|24|38|47) |capset|execve|send|recv)/;
 const key = (log: string[]) => log.filter((l) => KEY.test(l));
 
 const MOUNTS = [
@@ -48,7 +52,16 @@ const MOUNTS = [
   'mount "shm" "." "tmpfs" 0xe "mode=1777,size=65536k"',
   'mount "mqueue" "." "mqueue" 0xe null',
 ];
-const TAIL = ['setgroups 0', 'setresgid 0', 'setresuid 0', 'chdir "/"', 'prctl 38', 'send READY', 'recv START', 'execve "/sleep"'];
+// Capabilities: every one the kernel knows (0..40) out of the bounding set but the OCI default's
+// KILL (5), NET_BIND_SERVICE (10) and AUDIT_WRITE (29); after setuser those three in effective,
+// permitted and inheritable (0x20000420), and raised one by one in ambient.
+const OCI = 0x20000420;
+const DROPS = Array.from({ length: 41 }, (_, c) => c)
+  .filter((c) => ![5, 10, 29].includes(c))
+  .map((c) => `prctl 24 ${c}`);
+const CAPSET = `capset v0x20080522 e 0x${OCI.toString(16)} p 0x${OCI.toString(16)} i 0x${OCI.toString(16)}`; // _LINUX_CAPABILITY_VERSION_3
+const AMBIENT = ['prctl 47 4', 'prctl 47 2 5', 'prctl 47 2 10', 'prctl 47 2 29'];
+const TAIL = [...DROPS, 'setgroups 0', 'setresgid 0', 'setresuid 0', 'chdir "/"', 'prctl 38 1', CAPSET, ...AMBIENT, 'send READY', 'recv START', 'execve "/sleep"'];
 
 describe('the child against a recording syscall table: the default plan', () => {
   it('base mode: host paths taken first, then the base namespace copied, the root attached and chroot', () => {
@@ -111,7 +124,33 @@ describe('the child against a recording syscall table: the default plan', () => 
   });
 
   it('with a seccomp program: loaded after the handshake, as the last call before execve', () => {
-    const log = record('base', [FD.BASE_MNTNS], { seccomp: { bpf: new Uint8Array(5 * 8), flags: 2 } });
+    const log = record('base', [FD.BASE_MNTNS], specOf(), { seccomp: { bpf: new Uint8Array(5 * 8), flags: 2 } });
     expect(log.slice(-3)).toEqual(['recv START', 'seccomp 1 0x2 5', 'execve "/sleep"']); // SECCOMP_SET_MODE_FILTER, FLAG_LOG
+  });
+
+  it('a non-root user: PR_SET_KEEPCAPS before the uid changes, so the permitted set is still there for capset', () => {
+    const log = key(record('base', [FD.BASE_MNTNS], specOf({ user: { uid: 1000, gid: 1000 } })));
+    const from = log.indexOf('prctl 24 0');
+    expect(log.slice(from, from + DROPS.length)).toEqual(DROPS);
+    expect(log.slice(from + DROPS.length)).toEqual([
+      'prctl 8 1',
+      'setgroups 0',
+      'setresgid 1000',
+      'setresuid 1000',
+      'chdir "/"',
+      'prctl 38 1',
+      CAPSET,
+      ...AMBIENT,
+      'send READY',
+      'recv START',
+      'execve "/sleep"',
+    ]);
+  });
+
+  it('drop ALL: the whole bounding set dropped, every set empty, nothing raised', () => {
+    const log = key(record('base', [FD.BASE_MNTNS], specOf({ capabilities: { drop: ['ALL'] } })));
+    expect(log.filter((l) => l.startsWith('prctl 24 '))).toHaveLength(41);
+    expect(log).toContain('capset v0x20080522 e 0x0 p 0x0 i 0x0');
+    expect(log.filter((l) => l.startsWith('prctl 47'))).toEqual(['prctl 47 4']);
   });
 });

@@ -35,6 +35,10 @@ const K = {
   'wait-start': 25,
   exec: 26,
   'no-new-privs': 27,
+  'cap-bounding': 28,
+  'keep-caps': 29,
+  capset: 30,
+  'cap-ambient': 31,
   seccomp: 50,
 } as const;
 const STAGE_NO: Record<string, number> = {
@@ -50,6 +54,7 @@ const STAGE_NO: Record<string, number> = {
   cwd: 10,
   sync: 11,
   exec: 12,
+  security: 13,
 };
 const F_PREMOUNTED = 0x1;
 const F_MKFILE = 0x2;
@@ -371,8 +376,23 @@ describe('encodePlan: ops', () => {
     expect(r.list(last.s[1], last.n[1])).toEqual(['PATH=/bin:/usr/bin', 'LANG=C.UTF-8', 'EMPTY=']);
   });
 
+  it('capabilities: masks above 32 bits in mflags (u64) and as capset words in n[]', () => {
+    const all = 2 ** 41 - 1; // capabilities 0..40
+    const r = encodeOps([
+      { stage: 'security', kind: 'cap-bounding', keep: 2 ** 40 + 2 ** 5, last: 40 },
+      { stage: 'security', kind: 'capset', effectiveLo: 0x20000420, effectiveHi: 0x100, permittedLo: 0xffffffff, permittedHi: 0x1ff, inheritable: all },
+      { stage: 'security', kind: 'cap-ambient', ambient: 2 ** 34 },
+      { stage: 'exec', kind: 'exec', args: ['/x'], env: [], umask: 0 },
+    ]);
+    const [b, c, a] = r.ops;
+    expect([b!.kind, b!.stage, b!.mflags, b!.n]).toEqual([28, 13, (1n << 40n) | 32n, [40, 0, 0, 0]]);
+    expect([c!.kind, c!.mflags, c!.n]).toEqual([30, (1n << 41n) - 1n, [0x20000420, 0x100, 0xffffffff, 0x1ff]]);
+    expect([a!.kind, a!.mflags, a!.n]).toEqual([31, 1n << 34n, [0, 0, 0, 0]]);
+    for (const w of [b!, c!, a!]) expect(w.s).toEqual([NO_STRING, NO_STRING, NO_STRING, NO_STRING]);
+  });
+
   it('ops without operands have NO_STRING slots and zero numbers', () => {
-    for (const kind of ['netns-fresh', 'pivot-root', 'no-new-privs', 'ready', 'wait-start'] as const) {
+    for (const kind of ['netns-fresh', 'pivot-root', 'no-new-privs', 'keep-caps', 'ready', 'wait-start'] as const) {
       const w = one(kind);
       expect(w.s, kind).toEqual([NO_STRING, NO_STRING, NO_STRING, NO_STRING]);
       expect(w.n, kind).toEqual([0, 0, 0, 0]);

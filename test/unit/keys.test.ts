@@ -9,7 +9,6 @@ const build = (o: Record<string, unknown>) => buildSpec({ ...base, ...o } as Con
 
 describe('unknown option keys', () => {
   it.each([
-    ['capabilities', []],
     ['memory', 1 << 20],
     ['rlimits', [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }]],
     ['seccompProfile', {}], // noNewPrivileges was here: it is an option now (isolation issue)
@@ -68,11 +67,12 @@ describe('unknown option keys', () => {
       privileged: false,
       image: 'sleep:latest',
       store: {} as never,
+      capabilities: { add: ['SYS_ADMIN'] },
     };
     expect(Object.keys(all).sort()).toEqual(Object.keys(OPTION_KEYS).sort());
     // image and store are resolved by Container.create (into rootfs and the layers) before buildSpec.
     const { image: _image, store: _store, ...resolved } = all;
-    expect(buildSpec(resolved, () => 'x', ['/srv/base', '/srv/rootfs']).layers).toEqual(['/srv/rootfs', '/srv/base']);
+    expect(buildSpec(resolved, () => 'x', { layers: ['/srv/base', '/srv/rootfs'] }).layers).toEqual(['/srv/rootfs', '/srv/base']);
     expect(buildSpec(resolved, () => 'x').id).toBe('all-options');
   });
 

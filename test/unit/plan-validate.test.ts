@@ -70,3 +70,9 @@ describe('PreparePlan: clone-tree slots', () => {
     expect(refusal([unshare, unshare])).toMatch(/a second UNSHARE/);
   });
 });
+
+describe('PreparePlan: cap-bounding', () => {
+  it('cap_last_cap above 63 (the child tests a 64-bit mask by shifting)', () => {
+    expect(refusal([{ stage: 'security', kind: 'cap-bounding', keep: 0, last: 64 }])).toMatch(/CAP_BOUNDING: cap_last_cap above 63 at 0/);
+  });
+});

@@ -3,13 +3,17 @@ import { buildPlan, cloneFlagsOf, hostsFile, opPath, unshareFlagsOf, type FsFact
 import { CLONE, FD } from '../../src-ts/plan/wire.js';
 import { MOUNT_ATTR, MS, defaultMounts, type MountSpec } from '../../src-ts/spec/mounts.js';
 import { DEFAULT_PATH, buildSpec, type ContainerOptions, type Spec } from '../../src-ts/spec/spec.js';
+import type { HostCaps } from '../../src-ts/security/capabilities.js';
 
 const HOST: HostInfo = { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n', mountMode: 'host' };
 const ID = '0123456789abcdef';
 const S_IFCHR = 0o020000;
+/** A kernel with 41 capabilities (cap_last_cap 40), all in the Node process's bounding set. */
+const CAPS: HostCaps = { last: 40, bounding: 2 ** 41 - 1 };
+const OCI_DEFAULT = 2 ** 5 + 2 ** 10 + 2 ** 29; // KILL, NET_BIND_SERVICE, AUDIT_WRITE
 
 function spec(o: Partial<ContainerOptions> = {}): Spec {
-  return buildSpec({ rootfs: '/srv/rootfs', args: ['/sleep', '1'], ...o } as ContainerOptions, () => ID);
+  return buildSpec({ rootfs: '/srv/rootfs', args: ['/sleep', '1'], ...o } as ContainerOptions, () => ID, { caps: CAPS });
 }
 const noFiles = (s: Spec): FsFacts => ({ bindSourceIsFile: s.mounts.map(() => false) });
 const plan = (o: Partial<ContainerOptions> = {}, host: HostInfo = HOST) => {
@@ -104,9 +108,12 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       link('dev/core', '/proc/kcore'),
       { stage: 'hostname', kind: 'sethostname', hostname: '0123456789ab' },
       { stage: 'pivot', kind: 'pivot-root' },
+      { stage: 'security', kind: 'cap-bounding', keep: OCI_DEFAULT, last: 40 },
       { stage: 'user', kind: 'setuser', uid: 0, gid: 0, groups: [] },
       { stage: 'cwd', kind: 'chdir', path: '/' },
       { stage: 'user', kind: 'no-new-privs' },
+      { stage: 'security', kind: 'capset', effectiveLo: OCI_DEFAULT, effectiveHi: 0, permittedLo: OCI_DEFAULT, permittedHi: 0, inheritable: OCI_DEFAULT },
+      { stage: 'security', kind: 'cap-ambient', ambient: OCI_DEFAULT },
       { stage: 'exec', kind: 'resolve-exec', file: '/sleep', searchPath: DEFAULT_PATH },
       { stage: 'sync', kind: 'ready' },
       { stage: 'sync', kind: 'wait-start' },
@@ -137,9 +144,12 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       ...Array(6).fill('symlink'),
       'sethostname',
       'pivot-root',
+      'cap-bounding',
       'setuser',
       'chdir',
       'no-new-privs',
+      'capset',
+      'cap-ambient',
       'resolve-exec',
       'ready',
       'wait-start',
@@ -442,7 +452,7 @@ describe('buildPlan: no_new_privs and the seccomp program', () => {
   it('the filter is loaded last before exec, after no_new_privs', () => {
     const s = spec();
     const ops = buildPlan(s, HOST, noFiles(s), compiled).ops;
-    expect(kinds(ops).slice(-8)).toEqual(['setuser', 'chdir', 'no-new-privs', 'resolve-exec', 'ready', 'wait-start', 'seccomp', 'exec']);
+    expect(kinds(ops).slice(-10)).toEqual(['setuser', 'chdir', 'no-new-privs', 'capset', 'cap-ambient', 'resolve-exec', 'ready', 'wait-start', 'seccomp', 'exec']);
     expect(ops.at(-2)).toEqual({ stage: 'security', kind: 'seccomp', bpf, instructions: 3, flags: 2 });
   });
 
@@ -450,7 +460,9 @@ describe('buildPlan: no_new_privs and the seccomp program', () => {
     const s = spec({ noNewPrivileges: false });
     const ops = buildPlan(s, HOST, noFiles(s), compiled).ops;
     expect(kinds(ops)).not.toContain('no-new-privs');
-    expect(kinds(ops).indexOf('seccomp')).toBe(kinds(ops).indexOf('setuser') - 1);
+    // Right after the bounding set is cut: CAP_SYS_ADMIN is still effective there, until capset.
+    expect(kinds(ops).indexOf('seccomp')).toBe(kinds(ops).indexOf('cap-bounding') + 1);
+    expect(kinds(ops).indexOf('seccomp')).toBeLessThan(kinds(ops).indexOf('setuser'));
   });
 
   it("privileged or 'unconfined': the spec asks for no filter", () => {
@@ -459,5 +471,41 @@ describe('buildPlan: no_new_privs and the seccomp program', () => {
     expect(spec().seccomp).toBe('default');
     const s = spec();
     expect(kinds(buildPlan(s, HOST, noFiles(s)).ops)).not.toContain('seccomp');
+  });
+});
+
+describe('buildPlan: capabilities', () => {
+  const capOps = (o: Partial<ContainerOptions>) => plan(o).ops.filter((op) => op.stage === 'security' || op.kind === 'setuser');
+
+  it('root: the bounding set cut before setuser, the final sets after it; no keep-caps', () => {
+    expect(kinds(capOps({}))).toEqual(['cap-bounding', 'setuser', 'capset', 'cap-ambient']);
+    const all = kinds(plan().ops);
+    expect(all.indexOf('cap-bounding')).toBe(all.indexOf('pivot-root') + 1); // every mount and the chroot done with all capabilities
+    expect(all.indexOf('capset')).toBeGreaterThan(all.indexOf('chdir'));
+    expect(all.indexOf('cap-ambient')).toBe(all.indexOf('capset') + 1);
+    expect(all.indexOf('resolve-exec')).toBe(all.indexOf('cap-ambient') + 1);
+  });
+
+  it('a non-root user: keep-caps right before setuser, so that the permitted set survives it', () => {
+    const ops = capOps({ user: { uid: 1000, gid: 1000 } });
+    expect(kinds(ops)).toEqual(['cap-bounding', 'keep-caps', 'setuser', 'capset', 'cap-ambient']);
+    expect(ops.find((o) => o.kind === 'capset')).toMatchObject({ effectiveLo: OCI_DEFAULT, permittedLo: OCI_DEFAULT, inheritable: OCI_DEFAULT });
+    expect(ops.find((o) => o.kind === 'cap-ambient')).toMatchObject({ ambient: OCI_DEFAULT });
+  });
+
+  it('capabilities above 31 go in the high words (CAP_SYSLOG is 34, CAP_CHECKPOINT_RESTORE 40)', () => {
+    const ops = capOps({ capabilities: { drop: ['ALL'], add: ['SYSLOG', 'CHECKPOINT_RESTORE', 'CHOWN'] } });
+    const want = 2 ** 34 + 2 ** 40 + 1;
+    expect(ops.find((o) => o.kind === 'cap-bounding')).toMatchObject({ keep: want, last: 40 });
+    expect(ops.find((o) => o.kind === 'capset')).toMatchObject({ effectiveLo: 1, effectiveHi: 2 ** 2 + 2 ** 8, permittedLo: 1, permittedHi: 0x104, inheritable: want });
+  });
+
+  it('the OCI form: each set as given', () => {
+    const ops = capOps({
+      capabilities: { bounding: ['CAP_KILL', 'CAP_SYS_ADMIN'], effective: ['CAP_KILL'], permitted: ['CAP_KILL', 'CAP_SYS_ADMIN'], inheritable: ['CAP_KILL'], ambient: [] },
+    });
+    expect(ops.find((o) => o.kind === 'cap-bounding')).toMatchObject({ keep: 2 ** 5 + 2 ** 21 });
+    expect(ops.find((o) => o.kind === 'capset')).toMatchObject({ effectiveLo: 2 ** 5, permittedLo: 2 ** 5 + 2 ** 21, inheritable: 2 ** 5, effectiveHi: 0, permittedHi: 0 });
+    expect(ops.find((o) => o.kind === 'cap-ambient')).toMatchObject({ ambient: 0 });
   });
 });
