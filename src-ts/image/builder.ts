@@ -172,7 +172,7 @@ export class ScratchBuilder {
         });
         const header = this.header(rel, st, step.opts);
         if (st.isDirectory()) {
-          if (rel !== '') out.set(rel, { header });
+          if (rel !== '') out.set(rel, { header: { ...header, type: 'directory' } });
           for (const name of (await readdir(src)).sort()) await walk(`${src}/${name}`, rel ? `${rel}/${name}` : name);
           return;
         }

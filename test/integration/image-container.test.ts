@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ImageStore, type Image } from '../../src-ts/index.js';
-import { buildDir, hostMountinfo, isRoot, rejection, ROOT_REASON, treeDigest } from './helpers.js';
+import { buildDir, busyboxRootfs, busyboxSkip, hostMountinfo, isRoot, rejection, removeRootfs, ROOT_REASON, treeDigest } from './helpers.js';
 import { dockerSaveOci, layer, sleepSaysHelloAndStops, writeArchive } from './image-fixtures.js';
 
 const create = Container.create;
@@ -101,5 +101,17 @@ describe.skipIf(!isRoot)(`containers from images (${ROOT_REASON})`, () => {
     expect([e3.code, e3.option]).toEqual(['EINVAL', 'image']);
     const e4 = await rejection(create({ image: img, storee: store } as never));
     expect([e4.code, e4.option]).toEqual(['EINVAL', 'storee']);
+  });
+
+  it.skipIf(busyboxSkip !== null)(`copy() of a directory tree (subdirectories, symlinks: a busybox rootfs) builds, and its containers run (${busyboxSkip ?? 'busybox-static'})`, async () => {
+    // A directory of the tree used to be written without its tar type, and build() never settled.
+    const bb = busyboxRootfs();
+    try {
+      const sh = await store.scratch().copy(bb, '/').entrypoint(['/bin/sh', '-c']).cmd(['echo hello from $0', 'an image']).build('sh:latest');
+      expect((await run({ image: sh })).stdout).toBe('hello from an image\n');
+      expect((await run({ image: 'sh:latest', store, args: ['/bin/ls', '/bin/sh'] })).stdout).toBe('/bin/sh\n');
+    } finally {
+      removeRootfs(bb);
+    }
   });
 });
