@@ -151,6 +151,9 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
       case SBX_OP_WRITE_FILE:
         if (uint64_t(op.s[1]) + op.n[1] > strsize) return "WRITE_FILE content out of range";
         break;
+      case SBX_OP_RLIMIT:
+        if (op.mflags >= 16) return "RLIMIT: resource out of range" + at;  // RLIM_NLIMITS
+        break;
       case SBX_OP_SETHOSTNAME:
         if (op.n[0] != std::strlen(strtab + op.s[0])) return "SETHOSTNAME length mismatch";
         break;

@@ -50,7 +50,14 @@
   X(WAIT_START,           25, "wait-start",            SYNC,     0x0, 0x0, op_wait_start)            \
   X(EXEC,                 26, "exec",                  EXEC,     0x1, 0x2, op_exec)                  \
   /* Isolation (new kinds take the next code: the table stays in code order).                   */ \
-  X(NO_NEW_PRIVS,         27, "no-new-privs",          USER,     0x0, 0x0, op_no_new_privs)
+  X(NO_NEW_PRIVS,         27, "no-new-privs",          USER,     0x0, 0x0, op_no_new_privs)          \
+  /* The file-system side of isolation (child/ops_security.c), codes 32-45.                     */ \
+  X(MASK_PATH,            32, "mask-path",             SECURITY, 0x3, 0x0, op_mask_path)             \
+  X(READONLY_PATH,        33, "readonly-path",         SECURITY, 0x1, 0x0, op_readonly_path)         \
+  X(RLIMIT,               34, "rlimit",                SECURITY, 0x0, 0x0, op_rlimit)                \
+  X(SYSCTL,               36, "sysctl",                SECURITY, 0x3, 0x0, op_sysctl)                \
+  X(CHOWN,                37, "chown",                 DEVICE,   0x1, 0x0, op_chown)                 \
+  X(ROOT_READONLY,        38, "root-readonly",         ROOTFS,   0x0, 0x0, op_root_readonly)
 /* clang-format on */
 
 #endif

@@ -46,8 +46,8 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   unshare: { code: 4, stage: 'prepare', mflags: 'flags' },
   // The root.
   'make-private': { code: 5, stage: 'rootfs', mflags: 'flags' },
-  'root-upper': { code: 6, stage: 'rootfs', s: ['dir'] },
-  'root-upper-detached': { code: 7, stage: 'rootfs' },
+  'root-upper': { code: 6, stage: 'rootfs', s: ['dir'], n: ['sizeKiB'] },
+  'root-upper-detached': { code: 7, stage: 'rootfs', n: ['sizeKiB'] },
   'root-overlay': { code: 8, stage: 'rootfs', s: ['lowers'], n: ['#lowers'], flags: { userxattr: F.USERXATTR } },
   'root-overlay-detached': { code: 9, stage: 'rootfs', s: ['lowers'], n: ['#lowers'], flags: { userxattr: F.USERXATTR } },
   'attach-root': { code: 10, stage: 'rootfs' },
@@ -86,6 +86,13 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   exec: { code: 26, stage: 'exec', s: ['args', 'env?'], n: ['#args', '#env', 'umask'] },
   // Isolation (new kinds take the next code: the table stays in code order).
   'no-new-privs': { code: 27, stage: 'user' },
+  // The file-system side of isolation (src-native/child/ops_security.c), codes 32-45.
+  'mask-path': { code: 32, stage: 'security', s: ['path', 'nullDevice'] },
+  'readonly-path': { code: 33, stage: 'security', s: ['path'] },
+  rlimit: { code: 34, stage: 'security', n: ['softLo', 'softHi', 'hardLo', 'hardHi'], mflags: 'resource' },
+  sysctl: { code: 36, stage: 'security', s: ['path', 'value'] },
+  chown: { code: 37, stage: 'device', s: ['path'], n: ['uid', 'gid'] },
+  'root-readonly': { code: 38, stage: 'rootfs' },
 };
 
 /** Bit i set: s[i] is a required string (resp. optional), as the native table says it. */
