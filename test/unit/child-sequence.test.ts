@@ -38,7 +38,7 @@ function record(mode: HostInfo['mountMode'], fds: number[]): string[] {
 }
 
 /** The calls that decide where things are mounted and who runs: the sequence under test. */
-const KEY = /^(open_tree|openat "\/|fsopen|setns|unshare|mount |move_mount|pivot_root|umount2|chroot|chdir|set(groups|resgid|resuid)|prctl 38|execve|send|recv)/; // 38: PR_SET_NO_NEW_PRIVS
+const KEY = /^(prlimit64|fchownat|open_tree|openat "\/|fsopen|setns|unshare|mount |move_mount|pivot_root|umount2|chroot|chdir|set(groups|resgid|resuid)|prctl 38|execve|send|recv)/; // 38: PR_SET_NO_NEW_PRIVS
 const key = (log: string[]) => log.filter((l) => KEY.test(l));
 
 const MOUNTS = [
@@ -48,7 +48,23 @@ const MOUNTS = [
   'mount "shm" "." "tmpfs" 0xe "mode=1777,size=65536k"',
   'mount "mqueue" "." "mqueue" 0xe null',
 ];
-const TAIL = ['setgroups 0', 'setresgid 0', 'setresuid 0', 'chdir "/"', 'prctl 38', 'send READY', 'recv START', 'execve "/sleep"'];
+/** readonlyPaths (a clone of each, recursive, made read-only, moved back), then maskedPaths: the
+ * first directory gets a new read-only tmpfs, the next ones clones of it; files the container's
+ * /dev/null (the recorder answers statx: dev/null c 1:3, the /proc and /sys directories of the
+ * default lists, files for the rest). */
+const ISOLATION = [
+  ...['bus', 'fs', 'irq', 'sys', 'sysrq-trigger'].flatMap((p) => [`open_tree fd:proc/${p} 0x9001`, 'move_mount']), // OPEN_TREE_CLONE|AT_RECURSIVE|AT_EMPTY_PATH
+  'fsopen "tmpfs"', // /proc/acpi
+  'move_mount',
+  'open_tree fd:fsmount 0x1001', // /proc/asound: a clone of that tmpfs
+  'move_mount',
+  ...['kcore', 'keys', 'latency_stats', 'timer_list', 'timer_stats', 'sched_debug'].flatMap(() => ['open_tree fd:dev/null 0x1001', 'move_mount']),
+  'open_tree fd:fsmount 0x1001', // /sys/firmware
+  'move_mount',
+  'open_tree fd:fsmount 0x1001', // /proc/scsi
+  'move_mount',
+];
+const TAIL = ['prlimit64 7 1024 1024', 'setgroups 0', 'setresgid 0', 'setresuid 0', 'chdir "/"', 'prctl 38', 'send READY', 'recv START', 'execve "/sleep"'];
 
 describe('the child against a recording syscall table: the default plan', () => {
   it('base mode: host paths taken first, then the base namespace copied, the root attached and chroot', () => {
@@ -68,12 +84,16 @@ describe('the child against a recording syscall table: the default plan', () => 
       ...MOUNTS,
       'move_mount', // the pooled sysfs, attached
       'move_mount', // the cgroup tree cloned before
+      ...ISOLATION,
       'chroot "."',
       'chdir "/"',
       ...TAIL,
     ]);
     expect(log).not.toContain('pivot_root "." "."');
-    expect(log.filter((l) => l.startsWith('mount_setattr'))).toHaveLength(3); // clone made private; sysfs and cgroup attributes
+    // clone made private; sysfs and cgroup attributes; each read-only path
+    expect(log.filter((l) => l.startsWith('mount_setattr'))).toHaveLength(3 + 5);
+    expect(log).toContain('fsconfig "size" "65536k"'); // the writable root's default limit
+    expect(log).toContain('statx fd:dev/null'); // checked once to be c 1:3 before it masks anything
     expect(log.at(-1)).toBe('execve "/sleep"');
   });
 
@@ -101,6 +121,7 @@ describe('the child against a recording syscall table: the default plan', () => 
       ...MOUNTS,
       'mount "sysfs" "." "sysfs" 0xf null',
       'move_mount', // the cgroup tree
+      ...ISOLATION,
       'pivot_root "." "."',
       'umount2 "." 2', // MNT_DETACH: the host's mounts go
       'chdir "/"',
@@ -110,3 +131,4 @@ describe('the child against a recording syscall table: the default plan', () => 
     expect(log).not.toContain('chroot "."');
   });
 });
+

@@ -35,6 +35,12 @@ const K = {
   'wait-start': 25,
   exec: 26,
   'no-new-privs': 27,
+  'mask-path': 32,
+  'readonly-path': 33,
+  rlimit: 34,
+  sysctl: 36,
+  chown: 37,
+  'root-readonly': 38,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,
@@ -49,6 +55,7 @@ const STAGE_NO: Record<string, number> = {
   cwd: 10,
   sync: 11,
   exec: 12,
+  security: 13,
 };
 const F_PREMOUNTED = 0x1;
 const F_MKFILE = 0x2;

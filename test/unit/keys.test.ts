@@ -11,7 +11,7 @@ describe('unknown option keys', () => {
   it.each([
     ['capabilities', []],
     ['memory', 1 << 20],
-    ['rlimits', [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }]],
+    ['rlimit', [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }]],
     ['noNewPrivileges', true],
     ['readonly', true],
   ])('%s (an option scratchbox does not have) is EINVAL naming it', (key, value) => {
@@ -55,7 +55,7 @@ describe('unknown option keys', () => {
       hostname: 'box',
       user: { uid: 1, gid: 1, additionalGids: [2] },
       stdio: 'ignore',
-      mounts: [{ destination: '/t', type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] }],
+      mounts: [{ destination: '/proc', type: 'proc' }, { destination: '/t', type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] }],
       namespaces: { mount: true, pid: true, network: 'shared', ipc: true, uts: true, cgroup: false, user: false, time: false },
       id: 'all-options',
       detached: false,
@@ -63,6 +63,14 @@ describe('unknown option keys', () => {
       killSignal: 'SIGKILL',
       umask: 0o22,
       trace: false,
+      maskedPaths: ['/proc/kcore'],
+      readonlyPaths: ['/proc/sys'],
+      rlimits: [{ type: 'RLIMIT_NOFILE', soft: 64, hard: 128 }],
+      oomScoreAdj: 100,
+      sysctl: { 'kernel.shmmax': '4096' },
+      devices: [],
+      writableSize: '16m',
+      readonlyRootfs: true,
     };
     expect(Object.keys(all).sort()).toEqual(Object.keys(OPTION_KEYS).sort());
     expect(buildSpec(all, () => 'x').id).toBe('all-options');
