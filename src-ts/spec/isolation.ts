@@ -144,8 +144,10 @@ export function parseRlimits(v: unknown): RlimitSpec[] {
     if (r === null || typeof r !== 'object') throw invalid(at, 'must be { type, soft, hard }');
     checkKeys(r, RLIMIT_KEYS, at);
     const { type, soft, hard } = r as RlimitOption;
-    if (typeof type !== 'string' || !Object.hasOwn(RLIMITS, type))
-      throw invalid(`${at}.type`, `unknown resource ${JSON.stringify(type)}; known: ${Object.keys(RLIMITS).join(', ')}`);
+    if (typeof type !== 'string' || !Object.hasOwn(RLIMITS, type)) {
+      const hint = typeof type === 'string' && Object.hasOwn(RLIMITS, `RLIMIT_${type.toUpperCase()}`) ? ` (did you mean 'RLIMIT_${type.toUpperCase()}'?)` : '';
+      throw invalid(`${at}.type`, `unknown resource ${JSON.stringify(type)}${hint}; known: ${Object.keys(RLIMITS).join(', ')}`);
+    }
     if (seen.has(type)) throw invalid(`${at}.type`, `${type} is given twice`);
     seen.add(type);
     const s = limitOf(soft, `${at}.soft`);

@@ -102,6 +102,11 @@ describe('rlimits', () => {
   ])('%j is EINVAL at %s', (rlimits, option) => {
     expectInvalid(() => spec({ rlimits }), { option });
   });
+
+  it("a type without its RLIMIT_ prefix is refused with the name it lacks", () => {
+    const e = expectInvalid(() => spec({ rlimits: [{ type: 'nofile', soft: 1, hard: 1 }] }), { option: 'rlimits[0].type' });
+    expect(e.message).toContain("did you mean 'RLIMIT_NOFILE'?");
+  });
 });
 
 describe('oomScoreAdj', () => {
