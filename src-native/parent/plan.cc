@@ -151,6 +151,13 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
       case SBX_OP_WRITE_FILE:
         if (uint64_t(op.s[1]) + op.n[1] > strsize) return "WRITE_FILE content out of range";
         break;
+      case SBX_OP_MASK_PATH:
+      case SBX_OP_READONLY_PATH:
+      case SBX_OP_SYSCTL:
+      case SBX_OP_ROOT_READONLY:
+        // Mounts and writes for the container: only in its own mount namespace, never the host's.
+        if (!unshared) return "an isolation op before UNSHARE" + at;
+        break;
       case SBX_OP_RLIMIT:
         if (op.mflags >= 16) return "RLIMIT: resource out of range" + at;  // RLIM_NLIMITS
         break;
