@@ -14,7 +14,7 @@ import { encodePlan } from '../plan/encode.js';
 import { buildPlan, opPath, type Op, type Plan } from '../plan/plan.js';
 import { STAGES } from '../plan/wire.js';
 import { checkBindSources, checkExec, checkRootfs, checkSymlinks } from '../spec/check.js';
-import { checkOomScoreAdj, checkRlimits } from '../spec/isolation.js';
+import { checkOomScoreAdj, checkRlimits, RLIMITS } from '../spec/isolation.js';
 import { checkKeys, type KeyTable } from '../spec/keys.js';
 import { buildSpec, OPTION_KEYS, type ContainerOptions, type Spec, type StdioOption } from '../spec/spec.js';
 import { hostInfo } from './host.js';
@@ -127,7 +127,7 @@ function describe(op: Op | undefined): string {
     case 'readonly-path':
       return `make /${op.path} read-only (readonlyPaths; a symlink there is refused)`;
     case 'rlimit':
-      return `set rlimit ${op.resource}`;
+      return `set ${Object.keys(RLIMITS)[op.resource] ?? `rlimit ${op.resource}`}`;
     case 'sysctl':
       return `write /${op.path}`;
     case 'chown':
