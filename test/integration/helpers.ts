@@ -133,6 +133,10 @@ export interface ProbeReport {
   pdeathsig: number;
   /** prctl(PR_GET_NO_NEW_PRIVS). */
   noNewPrivs: number | null;
+  /** getrlimit of a few resources: [soft, hard], -1 for RLIM_INFINITY. */
+  rlimits: Record<'NOFILE' | 'NPROC' | 'CORE' | 'STACK' | 'MEMLOCK' | 'FSIZE', [number, number] | null>;
+  /** /proc/self/oom_score_adj as the process read it at its start. */
+  oomScoreAdj: number | null;
 }
 
 /** Awaits a promise that must reject with a ContainerError, and returns that error. */
