@@ -13,6 +13,7 @@
         "src-native/child/ops_mount.c",
         "src-native/child/ops_ns.c",
         "src-native/child/ops_root.c",
+        "src-native/child/ops_harden.c",
         "src-native/child/ops_seccomp.c",
         "src-native/child/ops_security.c",
         "src-native/child/path.c",

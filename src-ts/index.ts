@@ -19,6 +19,8 @@ export { Image, ImageStore, ScratchBuilder } from './image/index.js';
 export type { ExportFormat, ImageConfig, ImageProgress, ImportOptions, PullOptions, RegistryAuth, ResolvedImage, StoreOptions } from './image/index.js';
 export type { MountSpec } from './spec/mounts.js';
 export type { ContainerOptions, NamespaceName, StdioOption, UserOption } from './spec/spec.js';
+export { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, RLIMITS } from './spec/isolation.js';
+export type { DeviceOption, RlimitOption, RlimitType } from './spec/isolation.js';
 export { parseSeccomp, SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPS } from './security/seccomp-profile.js';
 export type { OciSeccomp, OciSeccompArg, OciSeccompSyscall, SeccompAction, SeccompArch, SeccompArg, SeccompFlag, SeccompOp, SeccompProfile, SeccompRule } from './security/seccomp-profile.js';
 export { defaultSeccompOci, defaultSeccompProfile } from './security/default-seccomp.js';

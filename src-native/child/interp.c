@@ -95,6 +95,8 @@ int sbx_child_main(void *arg) {
   st.tmpfs_fd = -1;
   st.rootfd = -1;
   st.dir_fd = -1;
+  st.mask_dir_fd = -1;
+  st.null_fd = -1;
   st.dir_path[0] = 0;
   st.exec_path[0] = 0;
   for (uint32_t i = 0; i < SBX_MAX_SLOTS; i++) st.slots[i] = -1;

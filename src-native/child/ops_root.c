@@ -34,11 +34,19 @@ int op_make_private(struct child_state *st, const struct sbx_op *op) {
   return (int)sbx_sys5(SYS_mount, 0, "/", 0, op->mflags, 0);
 }
 
-/* The tmpfs with upper/ and work/, detached; the root fd points at upper/. */
-static int make_upper(struct child_state *st) {
+/* The tmpfs with upper/ and work/, detached; the root fd points at upper/. size_kib: what the
+ * container may write into its root (0: no size=, the kernel's default of half the RAM). */
+static int make_upper(struct child_state *st, uint32_t size_kib) {
   long tfs = sbx_sys2(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
   if (tfs < 0) return (int)tfs;
   long r = sbx_sys5(SYS_fsconfig, tfs, FSCONFIG_SET_STRING, "mode", "0755", 0);
+  if (r >= 0 && size_kib) {
+    char size[16];
+    size_t pos = 0;
+    s_append_int(size, sizeof size, &pos, size_kib);
+    s_append(size, sizeof size, &pos, "k", 1);
+    r = sbx_sys5(SYS_fsconfig, tfs, FSCONFIG_SET_STRING, "size", size, 0);
+  }
   if (r >= 0) r = sbx_sys5(SYS_fsconfig, tfs, FSCONFIG_CMD_CREATE, 0, 0, 0);
   long tfd = r < 0 ? r : sbx_sys3(SYS_fsmount, tfs, FSMOUNT_CLOEXEC, 0);
   sys_close((int)tfs);
@@ -57,19 +65,19 @@ static long attach(int mnt, int target) {
   return sbx_sys5(SYS_move_mount, mnt, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
 }
 
-/* s0: the directory to build the root on (the top lower layer). Opened here, not in the parent: a
+/* s0: the directory to build the root on (the top lower layer), n0: size in KiB. Opened here, not in the parent: a
  * mount can only be attached to, or layered on, a mount of the caller's own namespace. */
 int op_root_upper(struct child_state *st, const struct sbx_op *op) {
   long at = sbx_sys4(SYS_openat, AT_FDCWD, str(st, op->s[0]), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
   if (at < 0) return (int)at;
   st->attach_fd = (int)at;
-  int r = make_upper(st);
+  int r = make_upper(st, op->n[0]);
   return r < 0 ? r : (int)attach(st->tmpfs_fd, st->attach_fd);
 }
 
+/* n0: size in KiB. */
 int op_root_upper_detached(struct child_state *st, const struct sbx_op *op) {
-  (void)op;
-  return make_upper(st);
+  return make_upper(st, op->n[0]);
 }
 
 /* Makes the overlay from an fsopen'ed context whose layers are set; the root fd points at it. */
@@ -155,6 +163,8 @@ int op_attach_root(struct child_state *st, const struct sbx_op *op) {
 static void leave_setup(struct child_state *st) {
   close_fd(&st->rootfd);
   close_fd(&st->attach_fd);
+  close_fd(&st->mask_dir_fd);
+  close_fd(&st->null_fd);
   for (uint32_t i = 0; i < SBX_MAX_SLOTS; i++) close_fd(&st->slots[i]);
   for (int i = SBX_FD_STDERR + 1; i < SBX_FD_COUNT_; i++) close_fd(&st->fd[i]);
 }

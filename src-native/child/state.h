@@ -18,6 +18,8 @@ struct child_state {
                     (ROOT_UPPER) or the base's root (ATTACH_ROOT), until the root is entered */
   int tmpfs_fd;  /* the tmpfs holding the overlay's upper and work dirs, until it is attached */
   int rootfd;    /* where paths resolve: upper/ after ROOT_UPPER*, the overlay after ROOT_OVERLAY* */
+  int mask_dir_fd; /* MASK_PATH: the empty read-only tmpfs, attached on the first masked directory */
+  int null_fd;     /* MASK_PATH: the container's /dev/null (O_PATH), once checked to be c 1:3 */
   int dir_fd;    /* one-entry cache of the last parent directory opened under the root */
   char dir_path[256];
   char exec_path[SBX_PATH_MAX]; /* the binary found by RESOLVE_EXEC */

@@ -160,6 +160,16 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
         // The child shifts a 64-bit mask by each capability number up to n[0].
         if (op.n[0] > 63) return "CAP_BOUNDING: cap_last_cap above 63" + at;
         break;
+      case SBX_OP_MASK_PATH:
+      case SBX_OP_READONLY_PATH:
+      case SBX_OP_SYSCTL:
+      case SBX_OP_ROOT_READONLY:
+        // Mounts and writes for the container: only in its own mount namespace, never the host's.
+        if (!unshared) return "an isolation op before UNSHARE" + at;
+        break;
+      case SBX_OP_RLIMIT:
+        if (op.mflags >= 16) return "RLIMIT: resource out of range" + at;  // RLIM_NLIMITS
+        break;
       case SBX_OP_SETHOSTNAME:
         if (op.n[0] != std::strlen(strtab + op.s[0])) return "SETHOSTNAME length mismatch";
         break;

@@ -54,7 +54,14 @@
   X(CAP_BOUNDING,         28, "cap-bounding",          SECURITY, 0x0, 0x0, op_cap_bounding)          \
   X(KEEP_CAPS,            29, "keep-caps",             SECURITY, 0x0, 0x0, op_keep_caps)             \
   X(CAPSET,               30, "capset",                SECURITY, 0x0, 0x0, op_capset)                \
-  X(CAP_AMBIENT,          31, "cap-ambient",           SECURITY, 0x0, 0x0, op_cap_ambient) \
+  X(CAP_AMBIENT,          31, "cap-ambient",           SECURITY, 0x0, 0x0, op_cap_ambient)          \
+  /* The file-system side of isolation (child/ops_harden.c), codes 32-45.                     */ \
+  X(MASK_PATH,            32, "mask-path",             SECURITY, 0x3, 0x0, op_mask_path)             \
+  X(READONLY_PATH,        33, "readonly-path",         SECURITY, 0x1, 0x0, op_readonly_path)         \
+  X(RLIMIT,               34, "rlimit",                SECURITY, 0x0, 0x0, op_rlimit)                \
+  X(SYSCTL,               36, "sysctl",                SECURITY, 0x3, 0x0, op_sysctl)                \
+  X(CHOWN,                37, "chown",                 DEVICE,   0x1, 0x0, op_chown)                 \
+  X(ROOT_READONLY,        38, "root-readonly",         ROOTFS,   0x0, 0x0, op_root_readonly)        \
   X(SECCOMP,              50, "seccomp",               SECURITY, 0x1, 0x0, op_seccomp)
 /* clang-format on */
 

@@ -3,7 +3,7 @@
  * the life cycle (events from the addon → status, promises, streams).
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -15,6 +15,7 @@ import { buildPlan, opPath, type Compiled, type Op, type Plan } from '../plan/pl
 import { seccompFilter } from '../security/seccomp.js';
 import { STAGES } from '../plan/wire.js';
 import { checkBindSources, checkExec, checkRootfs, checkSymlinks } from '../spec/check.js';
+import { checkOomScoreAdj, checkRlimits, RLIMITS } from '../spec/isolation.js';
 import { checkKeys, type KeyTable } from '../spec/keys.js';
 import { buildSpec, OPTION_KEYS, type ContainerOptions, type Spec, type StdioOption } from '../spec/spec.js';
 import { hostInfo } from './host.js';
@@ -134,6 +135,18 @@ function describe(op: Op | undefined): string {
       return 'set the capabilities';
     case 'cap-ambient':
       return 'raise the ambient capabilities';
+    case 'mask-path':
+      return `mask /${op.path} (maskedPaths; a symlink there is refused, a file needs /${op.nullDevice} as c 1:3)`;
+    case 'readonly-path':
+      return `make /${op.path} read-only (readonlyPaths; a symlink there is refused)`;
+    case 'rlimit':
+      return `set ${Object.keys(RLIMITS)[op.resource] ?? `rlimit ${op.resource}`}`;
+    case 'sysctl':
+      return `write /${op.path}`;
+    case 'chown':
+      return `chown /${op.path} to ${op.uid}:${op.gid}`;
+    case 'root-readonly':
+      return 'make the root read-only';
     default:
       return op.kind;
   }
@@ -223,6 +236,7 @@ export class Container implements AsyncDisposable {
   readonly #argv: readonly string[];
   readonly #child: NativeChild;
   readonly #killSignal: number;
+  readonly #oomScoreAdj: number | null;
   #status: ContainerStatus | 'creating' = 'creating';
   #createdAt = new Date();
   #startedAt?: Date;
@@ -244,6 +258,8 @@ export class Container implements AsyncDisposable {
       throw invalid('id', `${JSON.stringify(spec.id)} is the id of a live container of this process (delete() it first)`, 'EEXIST');
     const killSignal = signalNumber(options.killSignal ?? 'SIGKILL', 'killSignal');
     checkRootfs(spec);
+    checkRlimits(spec.rlimits);
+    checkOomScoreAdj(spec.oomScoreAdj);
     const facts = checkBindSources(spec);
     const plan = buildPlan(spec, hostInfo(), facts, compiledFor(spec));
     checkSymlinks(spec, plan.ops);
@@ -318,6 +334,7 @@ export class Container implements AsyncDisposable {
     this.#plan = plan;
     this.#argv = spec.args;
     this.#killSignal = killSignal;
+    this.#oomScoreAdj = spec.oomScoreAdj;
     const { Child } = native();
     try {
       this.#child = new Child(buf, spec.stdio.map(stdioCode) as [number, number, number], (ev, a, b, c) => this.#onEvent(ev, a, b, c));
@@ -383,11 +400,41 @@ export class Container implements AsyncDisposable {
     }
     if (this.#start && !this.#start.settled && this.#eof) {
       if (this.#error) settle(this.#start, false, this.#error);
+      else if (!this.#applyOomScore()) return;
       else {
         if (this.#status === 'created') this.#status = 'running';
         settle(this.#start, true, undefined);
       }
     }
+  }
+
+  /**
+   * oom_score_adj, written once the child has exec'd: before, it shares the Node process's mm,
+   * and the kernel would give the score to Node too. Until EXIT is handled the pid is not reaped,
+   * so it is still this container's. False when start() was rejected (and the process killed).
+   */
+  #applyOomScore(): boolean {
+    if (this.#oomScoreAdj === null || this.#exit) return true;
+    try {
+      writeFileSync(`/proc/${this.pid}/oom_score_adj`, String(this.#oomScoreAdj));
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'ESRCH' || err.code === 'ENOENT') return true; // exited already
+      this.kill('SIGKILL');
+      settle(
+        this.#start,
+        false,
+        new ContainerError(`container ${this.id}: set oom_score_adj to ${this.#oomScoreAdj}: ${err.code ?? 'EIO'}`, {
+          code: err.code ?? 'EIO',
+          ...(err.errno === undefined ? {} : { errno: -err.errno }),
+          stage: 'security',
+          option: 'oomScoreAdj',
+          containerId: this.id,
+        }),
+      );
+      return false;
+    }
+    return true;
   }
 
   get status(): ContainerStatus {

@@ -47,8 +47,8 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   unshare: { code: 4, stage: 'prepare', mflags: 'flags' },
   // The root.
   'make-private': { code: 5, stage: 'rootfs', mflags: 'flags' },
-  'root-upper': { code: 6, stage: 'rootfs', s: ['dir'] },
-  'root-upper-detached': { code: 7, stage: 'rootfs' },
+  'root-upper': { code: 6, stage: 'rootfs', s: ['dir'], n: ['sizeKiB'] },
+  'root-upper-detached': { code: 7, stage: 'rootfs', n: ['sizeKiB'] },
   'root-overlay': { code: 8, stage: 'rootfs', s: ['lowers'], n: ['#lowers'], flags: { userxattr: F.USERXATTR } },
   'root-overlay-detached': { code: 9, stage: 'rootfs', s: ['lowers'], n: ['#lowers'], flags: { userxattr: F.USERXATTR } },
   'attach-root': { code: 10, stage: 'rootfs' },
@@ -91,6 +91,13 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   'keep-caps': { code: 29, stage: 'security' },
   capset: { code: 30, stage: 'security', n: ['effectiveLo', 'effectiveHi', 'permittedLo', 'permittedHi'], mflags: 'inheritable' },
   'cap-ambient': { code: 31, stage: 'security', mflags: 'ambient' },
+  // The file-system side of isolation (src-native/child/ops_harden.c), codes 32-45.
+  'mask-path': { code: 32, stage: 'security', s: ['path', 'nullDevice'] },
+  'readonly-path': { code: 33, stage: 'security', s: ['path'] },
+  rlimit: { code: 34, stage: 'security', n: ['softLo', 'softHi', 'hardLo', 'hardHi'], mflags: 'resource' },
+  sysctl: { code: 36, stage: 'security', s: ['path', 'value'] },
+  chown: { code: 37, stage: 'device', s: ['path'], n: ['uid', 'gid'] },
+  'root-readonly': { code: 38, stage: 'rootfs' },
   seccomp: { code: 50, stage: 'security', s: ['bpf'], n: ['instructions', 'flags'] },
 };
 

@@ -47,10 +47,10 @@ export type Op = Base &
     | { kind: 'netns-fresh' }
     | { kind: 'unshare'; flags: number }
     | { kind: 'make-private'; flags: number }
-    /** The upper tmpfs, attached on `dir` (a copy of the host's mount namespace). */
-    | { kind: 'root-upper'; dir: string }
+    /** The upper tmpfs, attached on `dir` (a copy of the host's mount namespace); sizeKiB 0: no size=. */
+    | { kind: 'root-upper'; dir: string; sizeKiB: number }
     /** The upper tmpfs, detached (before the container's mount namespace is made). */
-    | { kind: 'root-upper-detached' }
+    | { kind: 'root-upper-detached'; sizeKiB: number }
     /** The overlay on `lowers` (top first; the first is root-upper's dir), attached there. */
     | { kind: 'root-overlay'; lowers: string[]; userxattr: boolean }
     /** The overlay on `lowers` (top first) by O_PATH fds, detached. */
@@ -91,6 +91,17 @@ export type Op = Base &
     | { kind: 'capset'; effectiveLo: number; effectiveHi: number; permittedLo: number; permittedHi: number; inheritable: number }
     /** The ambient set: cleared, then each capability of the mask raised. */
     | { kind: 'cap-ambient'; ambient: number }
+    /** A file: the container's /dev/null (nullDevice) bound over it; a directory: an empty read-only tmpfs. Missing: skipped. */
+    | { kind: 'mask-path'; path: string; nullDevice: string }
+    /** The path bound onto itself, read-only, recursively. Missing: skipped. */
+    | { kind: 'readonly-path'; path: string }
+    /** prlimit64; the limits split in 32-bit halves (RLIM_INFINITY is 2^64 - 1). */
+    | { kind: 'rlimit'; resource: number; softLo: number; softHi: number; hardLo: number; hardHi: number }
+    /** `value` written to `path` (under proc/sys). */
+    | { kind: 'sysctl'; path: string; value: string }
+    | { kind: 'chown'; path: string; uid: number; gid: number }
+    /** The overlay mount read-only (not what is mounted in it). */
+    | { kind: 'root-readonly' }
     /** Wait for the parent at this point (EV_SYNC, Child.resume). */
     | { kind: 'sync'; point: number }
     | { kind: 'ready' }
@@ -110,6 +121,8 @@ export interface Plan {
 }
 
 const S_IFCHR = 0o020000;
+const S_IFMT = { c: S_IFCHR, b: 0o060000, p: 0o010000 } as const;
+const U32 = 0x1_0000_0000n;
 
 /** The default device nodes of runc and crun: name, major, minor. */
 export const DEFAULT_DEVICES: readonly (readonly [string, number, number])[] = [
@@ -245,16 +258,17 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   nsOps.push({ stage: 'prepare', kind: 'unshare', flags: unshareFlagsOf(spec.namespaces) & ~CLONE.NEWNET });
 
   const lowers = spec.layers;
+  const sizeKiB = spec.root.writableKiB;
   const ops: Op[] = [...clones];
   if (base) {
     // 2. The new root, detached: overlay(lower = rootfs, upper = tmpfs).
-    ops.push({ stage: 'rootfs', kind: 'root-upper-detached' });
+    ops.push({ stage: 'rootfs', kind: 'root-upper-detached', sizeKiB });
   } else {
     // 0, 1. The namespaces, the mount namespace a copy of the host's; nothing mounted from here
     // on propagates back to the host. 2. The new root, built on the rootfs directory.
     ops.push(...nsOps);
     ops.push({ stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE });
-    ops.push({ stage: 'rootfs', kind: 'root-upper', dir: spec.rootfs });
+    ops.push({ stage: 'rootfs', kind: 'root-upper', dir: spec.rootfs, sizeKiB });
   }
   // Until the overlay is made, ops write into its empty upper layer: what they create covers
   // whatever the image has at those paths.
@@ -290,7 +304,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   // 5. Devices and /dev links, when /dev is a tmpfs of ours (else the user chose their own /dev).
   const devIsOurs = spec.mounts.some((m) => m.destination === '/dev' && m.type === 'tmpfs');
   if (devIsOurs) {
-    const taken = new Set(spec.mounts.map((m) => m.destination));
+    const taken = new Set([...spec.mounts.map((m) => m.destination), ...spec.devices.map((d) => d.path)]);
     for (const [name, major, minor] of DEFAULT_DEVICES)
       if (!taken.has(`/dev/${name}`))
         ops.push({
@@ -305,9 +319,25 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
         });
     for (const [name, target] of DEFAULT_DEV_LINKS)
       if (!taken.has(`/dev/${name}`)) ops.push({ stage: 'device', kind: 'symlink', target, path: `dev/${name}` });
+    // The user's devices (buildSpec allows them only with a /dev tmpfs): parents made first.
+    for (const d of spec.devices) {
+      const path = rel(d.path);
+      const parent = path.slice(0, path.lastIndexOf('/'));
+      if (parent !== 'dev') ops.push({ stage: 'device', kind: 'mkdir', path: parent });
+      ops.push({ stage: 'device', kind: 'mknod', path, mode: S_IFMT[d.type] | d.fileMode, major: d.major, minor: d.minor, hostPath: '', bindFallback: false });
+      if (d.uid !== 0 || d.gid !== 0) ops.push({ stage: 'device', kind: 'chown', path, uid: d.uid, gid: d.gid });
+    }
   }
 
-  // 6. Hostname (lo came up with the network namespace).
+  // 6. Isolation of the file system, once /proc and /sys are mounted and /dev/null made: the
+  // sysctls while /proc/sys is writable, then the read-only paths (runc's order), the masks,
+  // and the root read-only last (a device parent or mount point may still be made in it before).
+  for (const [path, value] of spec.sysctl) ops.push({ stage: 'security', kind: 'sysctl', path, value });
+  for (const p of spec.readonlyPaths) ops.push({ stage: 'security', kind: 'readonly-path', path: rel(p) });
+  for (const p of spec.maskedPaths) ops.push({ stage: 'security', kind: 'mask-path', path: rel(p), nullDevice: 'dev/null' });
+  if (spec.root.readonly) ops.push({ stage: 'rootfs', kind: 'root-readonly' });
+
+  // 7. Hostname (lo came up with the network namespace).
   if (spec.namespaces.uts) ops.push({ stage: 'hostname', kind: 'sethostname', hostname: spec.hostname });
 
   // 7. Into the new root; then who and where the process is.
@@ -318,6 +348,17 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   // inheritable). Only the exec and the handshake come after, which need no capability.
   const caps = spec.capabilities;
   ops.push({ stage: 'pivot', kind: base ? 'chroot' : 'pivot-root' });
+  // The limits before setuser (RLIMIT_NPROC counts at setresuid), while every capability is there.
+  for (const r of spec.rlimits)
+    ops.push({
+      stage: 'security',
+      kind: 'rlimit',
+      resource: r.resource,
+      softLo: Number(r.soft % U32),
+      softHi: Number(r.soft / U32),
+      hardLo: Number(r.hard % U32),
+      hardHi: Number(r.hard / U32),
+    });
   // The seccomp filter is the last thing loaded before execve (it must allow what follows). Without
   // no_new_privs, loading one needs CAP_SYS_ADMIN (in effective until capset): then it goes right
   // after the bounding set is cut, before the user switch.
@@ -360,6 +401,10 @@ export function opPath(op: Op): string | undefined {
     case 'symlink':
     case 'write-file':
     case 'mkdir':
+    case 'mask-path':
+    case 'readonly-path':
+    case 'sysctl':
+    case 'chown':
       return '/' + op.path;
     case 'chdir':
       return op.path;

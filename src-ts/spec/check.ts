@@ -82,14 +82,14 @@ export function checkSymlinks(spec: Spec, ops: readonly Op[]): void {
     });
   };
   const seen = new Map<string, 'missing' | 'dir' | 'other'>();
-  const walk = (path: string, replaceable: boolean, dirTarget = false) => {
+  const walk = (path: string, replaceable: boolean, dirTarget = false, optional = false) => {
     const parts = path.split('/');
     let prefix = '';
     for (let i = 0; i < parts.length; i++) {
       prefix = prefix ? `${prefix}/${parts[i]}` : parts[i]!;
       if (mounted.has(prefix)) {
         const source = mounted.get(prefix);
-        if (source && i < parts.length - 1) walkHost(source, parts.slice(i + 1), path, replaceable);
+        if (source && i < parts.length - 1 && !optional) walkHost(source, parts.slice(i + 1), path, replaceable);
         return;
       }
       const last = i === parts.length - 1;
@@ -136,6 +136,12 @@ export function checkSymlinks(spec: Spec, ops: readonly Op[]): void {
       case 'symlink':
       case 'write-file':
         walk(op.path, true);
+        break;
+      case 'mask-path':
+      case 'readonly-path':
+        // Missing is fine (the child skips it); a symlink on the way is refused, here and again
+        // in the child (which also sees inside binds and /proc).
+        walk(op.path, false, false, true);
         break;
       case 'pivot-root':
       case 'chroot':

@@ -11,6 +11,21 @@ import { MAX_SLOTS } from '../plan/wire.js';
 import { parseSeccomp, type OciSeccomp, type SeccompProfile } from '../security/seccomp-profile.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { capabilitiesOf, hostCapabilities, type CapabilitiesOption, type CapSets, type HostCaps } from '../security/capabilities.js';
+import {
+  DEFAULT_MASKED_PATHS,
+  DEFAULT_READONLY_PATHS,
+  parseDevices,
+  parseOomScoreAdj,
+  parsePathList,
+  parseRlimits,
+  parseRoot,
+  parseSysctl,
+  type DeviceOption,
+  type DeviceSpec,
+  type RlimitOption,
+  type RlimitSpec,
+  type RootSpec,
+} from './isolation.js';
 
 export type NamespaceName = 'mount' | 'pid' | 'network' | 'ipc' | 'uts' | 'cgroup' | 'user' | 'time';
 
@@ -89,6 +104,29 @@ export interface ContainerOptions {
    * permitted, ambient }` give each set in full. See docs/security.md.
    */
   capabilities?: CapabilitiesOption;
+  /**
+   * OCI linux.maskedPaths: files get /dev/null bound over them, directories an empty read-only
+   * tmpfs. Default: runc's list (DEFAULT_MASKED_PATHS); a list given replaces it.
+   */
+  maskedPaths?: readonly string[];
+  /** OCI linux.readonlyPaths: bound onto themselves read-only. Default: runc's list (DEFAULT_READONLY_PATHS). */
+  readonlyPaths?: readonly string[];
+  /** OCI process.rlimits. Default: RLIMIT_NOFILE 1024/1024; a list given replaces it. */
+  rlimits?: readonly RlimitOption[];
+  /** OCI process.oomScoreAdj, -1000..1000. A value below the Node process's needs CAP_SYS_RESOURCE. */
+  oomScoreAdj?: number;
+  /** OCI linux.sysctl: only sysctls of a namespace the container has of its own. */
+  sysctl?: Readonly<Record<string, string>>;
+  /** OCI linux.devices: device nodes made in the container's /dev besides the default ones. */
+  devices?: readonly DeviceOption[];
+  /**
+   * How much the container may write into its root (the overlay's tmpfs upper layer): bytes, or
+   * '256m' (k, m, g), or 'unlimited' (the kernel's tmpfs default, half of the RAM). Default '64m'.
+   * Past it, writes fail with ENOSPC.
+   */
+  writableSize?: number | string;
+  /** OCI root.readonly: the root (the overlay) read-only; the mounts in it keep their own flags. */
+  readonlyRootfs?: boolean;
 }
 
 /**
@@ -117,6 +155,14 @@ export const OPTION_KEYS = {
   seccomp: true,
   privileged: true,
   capabilities: true,
+  maskedPaths: true,
+  readonlyPaths: true,
+  rlimits: true,
+  oomScoreAdj: true,
+  sysctl: true,
+  devices: true,
+  writableSize: true,
+  readonlyRootfs: true,
 } as const satisfies KeyTable<ContainerOptions>;
 
 const USER_KEYS = { uid: true, gid: true, additionalGids: true } as const satisfies KeyTable<UserOption>;
@@ -146,6 +192,14 @@ export interface Spec {
   /** docker run --privileged: all capabilities, no seccomp, no masked paths. */
   privileged: boolean;
   capabilities: CapSets;
+  maskedPaths: string[];
+  readonlyPaths: string[];
+  rlimits: RlimitSpec[];
+  oomScoreAdj: number | null;
+  /** [path under the root, value] */
+  sysctl: [string, string][];
+  devices: DeviceSpec[];
+  root: RootSpec;
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -333,6 +387,14 @@ export function buildSpec(
     privileged,
     // privileged: every capability the Node process can hand on, in all five sets.
     capabilities: capabilitiesOf(privileged ? { add: ['ALL'] } : options.capabilities, caps),
+    // privileged: no masked or read-only paths unless given.
+    maskedPaths: parsePathList(options.maskedPaths, 'maskedPaths', privileged ? [] : DEFAULT_MASKED_PATHS),
+    readonlyPaths: parsePathList(options.readonlyPaths, 'readonlyPaths', privileged ? [] : DEFAULT_READONLY_PATHS),
+    rlimits: parseRlimits(options.rlimits),
+    oomScoreAdj: parseOomScoreAdj(options.oomScoreAdj),
+    sysctl: parseSysctl(options.sysctl, { namespaces: ns, sharedNetwork, mounts }),
+    devices: parseDevices(options.devices, mounts),
+    root: parseRoot(options.writableSize, options.readonlyRootfs),
   };
 }
 

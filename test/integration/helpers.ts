@@ -137,6 +137,10 @@ export interface ProbeReport {
   noNewPrivs: number | null;
   /** The capability sets of /proc/self/status, as it shows them (16 hex digits). */
   caps: { CapInh: string; CapPrm: string; CapEff: string; CapBnd: string; CapAmb: string };
+  /** getrlimit of a few resources: [soft, hard], -1 for RLIM_INFINITY. */
+  rlimits: Record<'NOFILE' | 'NPROC' | 'CORE' | 'STACK' | 'MEMLOCK' | 'FSIZE', [number, number] | null>;
+  /** /proc/self/oom_score_adj as the process read it at its start. */
+  oomScoreAdj: number | null;
 }
 
 /** OCI's default capability set (AUDIT_WRITE, KILL, NET_BIND_SERVICE) as /proc/self/status shows it. */

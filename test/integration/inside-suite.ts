@@ -3,7 +3,8 @@
  * running as the container's PID 1.
  */
 import { execFileSync } from 'node:child_process';
-import { readlinkSync } from 'node:fs';
+import { existsSync, readlinkSync, statSync } from 'node:fs';
+import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../../src-ts/spec/isolation.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectMountMode, suiteSkip, type MountMode } from './helpers.js';
 import { Container, parseMountinfo, type MountInfo } from '../../src-ts/index.js';
@@ -112,9 +113,19 @@ export function insideSuite(mode: MountMode): void {
       expect(cg.options).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
       // Everything below /sys/fs/cgroup (the host's controllers, on a v1/hybrid host) is read-only too.
       for (const m of mounts.filter((x) => x.mountPoint.startsWith('/sys/fs/cgroup/'))) expect(m.options).toContain('ro');
-      // No host mount is visible: every mount is one of ours or below /sys/fs/cgroup.
-      const ours = ['/', '/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup'];
-      for (const m of mounts) expect(ours.includes(m.mountPoint) || m.mountPoint.startsWith('/sys/fs/cgroup/')).toBe(true);
+      // No host mount is visible: every mount is one of ours or below /sys/fs/cgroup; the
+      // masked and read-only paths are mounts of ours too (those that exist on this kernel).
+      const ours = ['/', '/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup', ...DEFAULT_MASKED_PATHS, ...DEFAULT_READONLY_PATHS];
+      for (const m of mounts) expect(ours.includes(m.mountPoint) || m.mountPoint.startsWith('/sys/fs/cgroup/'), m.mountPoint).toBe(true);
+      for (const p of DEFAULT_READONLY_PATHS.filter((p) => existsSync(p))) expect(at(p).options, p).toContain('ro');
+      // Masks: files carry the container's own /dev/null (a bind from its /dev tmpfs, not the
+      // host's devtmpfs); directories an empty read-only tmpfs.
+      for (const p of DEFAULT_MASKED_PATHS.filter((p) => existsSync(p))) {
+        const m = at(p);
+        expect(m.fstype, p).toBe('tmpfs');
+        if (statSync(p).isDirectory()) expect(m.superOptions, p).toContain('ro');
+        else expect([m.root, m.device], p).toEqual(['/null', at('/dev').device]);
+      }
     });
 
     it('runs with no signal blocked or ignored, umask 022, root, cwd /', () => {

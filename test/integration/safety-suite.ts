@@ -184,11 +184,14 @@ export function safetySuite(mode: MountMode): void {
       expect(treeDigest(rootfs)).toBe(before);
     });
 
-    it('/proc/sys, /sys and host devices: what the default (not yet hardened) container can do is recorded', async () => {
+    it('/proc/sys, /sys and bind mounts: the default container cannot write them', async () => {
       const rootfs = rootfsWith(() => {});
       // /sys is mounted read-only: writes fail with EROFS.
       const sys = JSON.parse((await Container.run({ rootfs, args: ['/probe', 'write', '/sys/kernel/mm/ksm/run', '0'] })).stdout);
       expect(sys).toEqual({ ok: false, errno: 'EROFS' });
+      // /proc/sys is one of the default readonlyPaths (it was writable before them).
+      const procSys = JSON.parse((await Container.run({ rootfs, args: ['/probe', 'write', '/proc/sys/kernel/hostname', 'x'] })).stdout);
+      expect(procSys).toEqual({ ok: false, errno: 'EROFS' });
       // A bind mount with ro is read-only inside.
       const data = `${rootfs}-data`;
       mkdirSync(data);

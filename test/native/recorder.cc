@@ -19,6 +19,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,19 @@ std::vector<std::string> g_log;
 long g_next_fd = 10;
 uint32_t g_mask = 0;
 int g_sync = -1;
+std::map<long, std::string> g_fd_path;  // what openat2 opened, for statx(fd, "", AT_EMPTY_PATH)
+
+// statx of an fd the child resolved: the container's dev/null is c 1:3; these are directories.
+unsigned FakeMode(const std::string& path, unsigned* major, unsigned* minor) {
+  static const char* const dirs[] = {"proc/acpi", "proc/asound", "proc/scsi", "sys/firmware", "proc/bus", "proc/fs", "proc/irq", "proc/sys"};
+  if (path == "dev/null") {
+    *major = 1, *minor = 3;
+    return S_IFCHR | 0666;
+  }
+  for (const char* d : dirs)
+    if (path == d) return S_IFDIR | 0555;
+  return S_IFREG | 0444;
+}
 
 std::string Str(long p) { return p ? std::string("\"") + reinterpret_cast<const char*>(p) + "\"" : "null"; }
 std::string Hex(long v) {
@@ -119,14 +133,31 @@ extern "C" long sbx_sys6(long n, long a, long b, long c, long d, long e, long f)
       return 0;
     case SYS_openat:
       return FakeFd("openat " + Str(b));
-    case SYS_openat2:
-      return FakeFd("openat2 " + Str(b));
-    case SYS_open_tree:
-      return FakeFd("open_tree " + Str(b) + " " + Hex(c & ~long(OPEN_TREE_CLOEXEC)));
+    case SYS_openat2: {
+      long fd = FakeFd("openat2 " + Str(b));
+      g_fd_path[fd] = reinterpret_cast<const char*>(b);
+      return fd;
+    }
+    case SYS_prlimit64: {
+      const uint64_t* lim = reinterpret_cast<const uint64_t*>(c);
+      g_log.push_back("prlimit64 " + std::to_string(b) + " " + std::to_string(lim[0]) + " " + std::to_string(lim[1]));
+      return 0;
+    }
+    case SYS_fchownat:
+      g_log.push_back("fchownat " + Str(b) + " " + std::to_string(c) + " " + std::to_string(d));
+      return 0;
+    case SYS_open_tree: {
+      std::string what = Str(b);
+      if (!*reinterpret_cast<const char*>(b) && g_fd_path.count(a)) what = "fd:" + g_fd_path[a];  // AT_EMPTY_PATH
+      return FakeFd("open_tree " + what + " " + Hex(c & ~long(OPEN_TREE_CLOEXEC)));
+    }
     case SYS_fsopen:
       return FakeFd("fsopen " + Str(a));
-    case SYS_fsmount:
-      return FakeFd("fsmount");
+    case SYS_fsmount: {
+      long fd = FakeFd("fsmount");
+      g_fd_path[fd] = "fsmount";
+      return fd;
+    }
     case SYS_socket:
       return FakeFd("socket " + std::to_string(a));
     case SYS_fsconfig:
@@ -193,6 +224,11 @@ extern "C" long sbx_sys6(long n, long a, long b, long c, long d, long e, long f)
       auto* sx = reinterpret_cast<struct statx*>(e);
       memset(sx, 0, sizeof *sx);
       sx->stx_mode = S_IFREG | 0755;
+      if ((c & AT_EMPTY_PATH) && g_fd_path.count(a)) {
+        sx->stx_mode = FakeMode(g_fd_path[a], &sx->stx_rdev_major, &sx->stx_rdev_minor);
+        g_log.push_back("statx fd:" + g_fd_path[a]);
+        return 0;
+      }
       g_log.push_back("statx " + Str(b));
       return 0;
     }

@@ -42,7 +42,7 @@ function record(mode: HostInfo['mountMode'], fds: number[], spec = specOf(), com
 
 /** The calls that decide where things are mounted and who runs: the sequence under test. */
 // prctl 38: PR_SET_NO_NEW_PRIVS; 24 PR_CAPBSET_DROP, 8 PR_SET_KEEPCAPS, 47 PR_CAP_AMBIENT (4 clear all, 2 raise)
-const KEY = /^(open_tree|openat "\/|fsopen|setns|unshare|mount |move_mount|pivot_root|umount2|chroot|chdir|set(groups|resgid|resuid)|prctl (8|24|38|47) |capset|execve|send|recv)/;
+const KEY = /^(prlimit64|fchownat|open_tree|openat "\/|fsopen|setns|unshare|mount |move_mount|pivot_root|umount2|chroot|chdir|set(groups|resgid|resuid)|prctl (8|24|38|47) |capset|execve|send|recv)/;
 const key = (log: string[]) => log.filter((l) => KEY.test(l));
 
 const MOUNTS = [
@@ -61,7 +61,23 @@ const DROPS = Array.from({ length: 41 }, (_, c) => c)
   .map((c) => `prctl 24 ${c}`);
 const CAPSET = `capset v0x20080522 e 0x${OCI.toString(16)} p 0x${OCI.toString(16)} i 0x${OCI.toString(16)}`; // _LINUX_CAPABILITY_VERSION_3
 const AMBIENT = ['prctl 47 4', 'prctl 47 2 5', 'prctl 47 2 10', 'prctl 47 2 29'];
-const TAIL = [...DROPS, 'setgroups 0', 'setresgid 0', 'setresuid 0', 'chdir "/"', 'prctl 38 1', CAPSET, ...AMBIENT, 'send READY', 'recv START', 'execve "/sleep"'];
+/** readonlyPaths (a clone of each, recursive, made read-only, moved back), then maskedPaths: the
+ * first directory gets a new read-only tmpfs, the next ones clones of it; files the container's
+ * /dev/null (the recorder answers statx: dev/null c 1:3, the /proc and /sys directories of the
+ * default lists, files for the rest). */
+const ISOLATION = [
+  ...['bus', 'fs', 'irq', 'sys', 'sysrq-trigger'].flatMap((p) => [`open_tree fd:proc/${p} 0x9001`, 'move_mount']), // OPEN_TREE_CLONE|AT_RECURSIVE|AT_EMPTY_PATH
+  'fsopen "tmpfs"', // /proc/acpi
+  'move_mount',
+  'open_tree fd:fsmount 0x1001', // /proc/asound: a clone of that tmpfs
+  'move_mount',
+  ...['kcore', 'keys', 'latency_stats', 'timer_list', 'timer_stats', 'sched_debug'].flatMap(() => ['open_tree fd:dev/null 0x1001', 'move_mount']),
+  'open_tree fd:fsmount 0x1001', // /sys/firmware
+  'move_mount',
+  'open_tree fd:fsmount 0x1001', // /proc/scsi
+  'move_mount',
+];
+const TAIL = ['prlimit64 7 1024 1024', ...DROPS, 'setgroups 0', 'setresgid 0', 'setresuid 0', 'chdir "/"', 'prctl 38 1', CAPSET, ...AMBIENT, 'send READY', 'recv START', 'execve "/sleep"'];
 
 describe('the child against a recording syscall table: the default plan', () => {
   it('base mode: host paths taken first, then the base namespace copied, the root attached and chroot', () => {
@@ -81,12 +97,16 @@ describe('the child against a recording syscall table: the default plan', () => 
       ...MOUNTS,
       'move_mount', // the pooled sysfs, attached
       'move_mount', // the cgroup tree cloned before
+      ...ISOLATION,
       'chroot "."',
       'chdir "/"',
       ...TAIL,
     ]);
     expect(log).not.toContain('pivot_root "." "."');
-    expect(log.filter((l) => l.startsWith('mount_setattr'))).toHaveLength(3); // clone made private; sysfs and cgroup attributes
+    // clone made private; sysfs and cgroup attributes; each read-only path
+    expect(log.filter((l) => l.startsWith('mount_setattr'))).toHaveLength(3 + 5);
+    expect(log).toContain('fsconfig "size" "65536k"'); // the writable root's default limit
+    expect(log).toContain('statx fd:dev/null'); // checked once to be c 1:3 before it masks anything
     expect(log.at(-1)).toBe('execve "/sleep"');
   });
 
@@ -114,6 +134,7 @@ describe('the child against a recording syscall table: the default plan', () => 
       ...MOUNTS,
       'mount "sysfs" "." "sysfs" 0xf null',
       'move_mount', // the cgroup tree
+      ...ISOLATION,
       'pivot_root "." "."',
       'umount2 "." 2', // MNT_DETACH: the host's mounts go
       'chdir "/"',
@@ -154,3 +175,4 @@ describe('the child against a recording syscall table: the default plan', () => 
     expect(log.filter((l) => l.startsWith('prctl 47'))).toEqual(['prctl 47 4']);
   });
 });
+

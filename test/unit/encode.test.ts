@@ -39,6 +39,12 @@ const K = {
   'keep-caps': 29,
   capset: 30,
   'cap-ambient': 31,
+  'mask-path': 32,
+  'readonly-path': 33,
+  rlimit: 34,
+  sysctl: 36,
+  chown: 37,
+  'root-readonly': 38,
   seccomp: 50,
 } as const;
 const STAGE_NO: Record<string, number> = {

@@ -10,7 +10,7 @@ const build = (o: Record<string, unknown>) => buildSpec({ ...base, ...o } as Con
 describe('unknown option keys', () => {
   it.each([
     ['memory', 1 << 20],
-    ['rlimits', [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }]],
+    ['rlimit', [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }]], // rlimits is an option now
     ['seccompProfile', {}], // noNewPrivileges was here: it is an option now (isolation issue)
     ['readonly', true],
   ])('%s (an option scratchbox does not have) is EINVAL naming it', (key, value) => {
@@ -54,7 +54,7 @@ describe('unknown option keys', () => {
       hostname: 'box',
       user: { uid: 1, gid: 1, additionalGids: [2] },
       stdio: 'ignore',
-      mounts: [{ destination: '/t', type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] }],
+      mounts: [{ destination: '/proc', type: 'proc' }, { destination: '/t', type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] }],
       namespaces: { mount: true, pid: true, network: 'shared', ipc: true, uts: true, cgroup: false, user: false, time: false },
       id: 'all-options',
       detached: false,
@@ -68,6 +68,14 @@ describe('unknown option keys', () => {
       image: 'sleep:latest',
       store: {} as never,
       capabilities: { add: ['SYS_ADMIN'] },
+      maskedPaths: ['/proc/kcore'],
+      readonlyPaths: ['/proc/sys'],
+      rlimits: [{ type: 'RLIMIT_NOFILE', soft: 64, hard: 128 }],
+      oomScoreAdj: 100,
+      sysctl: { 'kernel.shmmax': '4096' },
+      devices: [],
+      writableSize: '16m',
+      readonlyRootfs: true,
     };
     expect(Object.keys(all).sort()).toEqual(Object.keys(OPTION_KEYS).sort());
     // image and store are resolved by Container.create (into rootfs and the layers) before buildSpec.

@@ -76,3 +76,19 @@ describe('PreparePlan: cap-bounding', () => {
     expect(refusal([{ stage: 'security', kind: 'cap-bounding', keep: 0, last: 64 }])).toMatch(/CAP_BOUNDING: cap_last_cap above 63 at 0/);
   });
 });
+
+describe('PreparePlan: the isolation ops', () => {
+  it('a mask, read-only path, sysctl or read-only root before unshare (it would land in the host namespace)', () => {
+    for (const op of [
+      { stage: 'security', kind: 'mask-path', path: 'proc/kcore', nullDevice: 'dev/null' },
+      { stage: 'security', kind: 'readonly-path', path: 'proc/sys' },
+      { stage: 'security', kind: 'sysctl', path: 'proc/sys/net/ipv4/ip_forward', value: '1' },
+      { stage: 'rootfs', kind: 'root-readonly' },
+    ] as Op[])
+      expect(refusal([op, unshare]), op.kind).toMatch(/an isolation op before UNSHARE at 0/);
+  });
+
+  it('an rlimit resource beyond RLIM_NLIMITS', () => {
+    expect(refusal([unshare, { stage: 'security', kind: 'rlimit', resource: 16, softLo: 1, softHi: 0, hardLo: 1, hardHi: 0 }])).toMatch(/RLIMIT: resource out of range/);
+  });
+});

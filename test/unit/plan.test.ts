@@ -42,7 +42,7 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       { stage: 'network', kind: 'netns-fresh' },
       { stage: 'prepare', kind: 'unshare', flags: CLONE.NEWNS | CLONE.NEWIPC | CLONE.NEWUTS },
       { stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE },
-      { stage: 'rootfs', kind: 'root-upper', dir: '/srv/rootfs' },
+      { stage: 'rootfs', kind: 'root-upper', dir: '/srv/rootfs', sizeKiB: 64 * 1024 }, // writableSize's default
       { stage: 'file', kind: 'mkdir', path: 'etc' },
       { stage: 'file', kind: 'write-file', path: 'etc/hostname', content: '0123456789ab\n', mode: 0o644 },
       {
@@ -106,8 +106,15 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       link('dev/stderr', '/proc/self/fd/2'),
       link('dev/ptmx', 'pts/ptmx'),
       link('dev/core', '/proc/kcore'),
+      // runc's readonlyPaths, then its maskedPaths (files get the container's /dev/null).
+      ...['bus', 'fs', 'irq', 'sys', 'sysrq-trigger'].map((p): Op => ({ stage: 'security', kind: 'readonly-path', path: `proc/${p}` })),
+      ...['proc/acpi', 'proc/asound', 'proc/kcore', 'proc/keys', 'proc/latency_stats', 'proc/timer_list', 'proc/timer_stats', 'proc/sched_debug', 'sys/firmware', 'proc/scsi'].map(
+        (path): Op => ({ stage: 'security', kind: 'mask-path', path, nullDevice: 'dev/null' }),
+      ),
       { stage: 'hostname', kind: 'sethostname', hostname: '0123456789ab' },
       { stage: 'pivot', kind: 'pivot-root' },
+      // RLIMIT_NOFILE 1024/1024, before setuser (RLIMIT_NPROC is counted at setresuid).
+      { stage: 'security', kind: 'rlimit', resource: 7, softLo: 1024, softHi: 0, hardLo: 1024, hardHi: 0 },
       { stage: 'security', kind: 'cap-bounding', keep: OCI_DEFAULT, last: 40 },
       { stage: 'user', kind: 'setuser', uid: 0, gid: 0, groups: [] },
       { stage: 'cwd', kind: 'chdir', path: '/' },
@@ -142,8 +149,11 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       'bind',
       ...Array(6).fill('mknod'),
       ...Array(6).fill('symlink'),
+      ...Array(5).fill('readonly-path'),
+      ...Array(10).fill('mask-path'),
       'sethostname',
       'pivot-root',
+      'rlimit',
       'cap-bounding',
       'setuser',
       'chdir',
@@ -475,12 +485,15 @@ describe('buildPlan: no_new_privs and the seccomp program', () => {
 });
 
 describe('buildPlan: capabilities', () => {
-  const capOps = (o: Partial<ContainerOptions>) => plan(o).ops.filter((op) => op.stage === 'security' || op.kind === 'setuser');
+  const CAP_KINDS = new Set(['cap-bounding', 'keep-caps', 'capset', 'cap-ambient', 'setuser']);
+  const capOps = (o: Partial<ContainerOptions>) => plan(o).ops.filter((op) => CAP_KINDS.has(op.kind));
 
   it('root: the bounding set cut before setuser, the final sets after it; no keep-caps', () => {
     expect(kinds(capOps({}))).toEqual(['cap-bounding', 'setuser', 'capset', 'cap-ambient']);
     const all = kinds(plan().ops);
-    expect(all.indexOf('cap-bounding')).toBe(all.indexOf('pivot-root') + 1); // every mount and the chroot done with all capabilities
+    // Every mount, the chroot and the rlimits done with all capabilities.
+    expect(all.indexOf('cap-bounding')).toBe(all.indexOf('pivot-root') + 2);
+    expect(all[all.indexOf('pivot-root') + 1]).toBe('rlimit');
     expect(all.indexOf('capset')).toBeGreaterThan(all.indexOf('chdir'));
     expect(all.indexOf('cap-ambient')).toBe(all.indexOf('capset') + 1);
     expect(all.indexOf('resolve-exec')).toBe(all.indexOf('cap-ambient') + 1);

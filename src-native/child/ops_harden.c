@@ -1,0 +1,153 @@
+/*
+ * The file-system side of isolation: masked and read-only paths, resource limits, the OOM score,
+ * sysctls, device ownership and a read-only root. Every path inside the root goes through
+ * open_beneath (openat2 BENEATH | NO_SYMLINKS), and every mount lands on the fd it resolved: a
+ * symlink in the rootfs, or one swapped in during setup, cannot move a mount onto another path.
+ *
+ * Not here: oom_score_adj. The child shares the Node process's memory until execve, and the
+ * kernel gives a new score to every process sharing the writer's mm: Node's would change too. The
+ * parent writes it once the child has exec'd (src-ts/container/container.ts).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <linux/stat.h>
+
+#include "state.h"
+#include "util.h"
+
+#define MOVE_FLAGS (MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+#define CLONE_FLAGS (OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)
+
+static int type_of(int fd, unsigned *mode, unsigned *rdev_major, unsigned *rdev_minor) {
+  struct statx sx;
+  long r = sbx_sys5(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_TYPE, &sx);
+  if (r < 0) return (int)r;
+  *mode = sx.stx_mode & S_IFMT;
+  if (rdev_major) *rdev_major = sx.stx_rdev_major;
+  if (rdev_minor) *rdev_minor = sx.stx_rdev_minor;
+  return 0;
+}
+
+/* The empty read-only tmpfs that masks directories: made once per container (read-only
+ * superblock too), attached on the first masked directory; the others get clones of that mount,
+ * which costs one open_tree instead of a new superblock each. */
+static int mask_dir(struct child_state *st, int target) {
+  if (st->mask_dir_fd >= 0) {
+    long t = sbx_sys3(SYS_open_tree, st->mask_dir_fd, "", CLONE_FLAGS);
+    if (t < 0) return (int)t;
+    long r = sbx_sys5(SYS_move_mount, t, "", target, "", MOVE_FLAGS);
+    sys_close((int)t);
+    return (int)r;
+  }
+  long fs = sbx_sys2(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+  if (fs < 0) return (int)fs;
+  long r = sbx_sys5(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "0555", 0);
+  if (r >= 0) r = sbx_sys5(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", 0, 0);
+  if (r >= 0) r = sbx_sys5(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+  long m = r < 0 ? r : sbx_sys3(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  sys_close((int)fs);
+  if (m < 0) return (int)m;
+  r = sbx_sys5(SYS_move_mount, m, "", target, "", MOVE_FLAGS);
+  if (r < 0) {
+    sys_close((int)m);
+    return (int)r;
+  }
+  st->mask_dir_fd = (int)m; /* now attached: the source of the next clones */
+  return 0;
+}
+
+/* s0 path, s1 the container's /dev/null (made by the plan's mknod). A file gets that node bound
+ * over it (reads are empty, writes vanish), a directory the empty read-only tmpfs. A missing path
+ * is skipped (like runc); a symlink fails with ELOOP: masking is asked for to hide something,
+ * and what the link points at would stay visible. */
+int op_mask_path(struct child_state *st, const struct sbx_op *op) {
+  int fd = open_beneath(st->rootfd, str(st, op->s[0]), O_PATH);
+  if (fd == -ENOENT) return 0;
+  if (fd < 0) return fd;
+  unsigned mode;
+  int r = type_of(fd, &mode, 0, 0);
+  if (r >= 0 && mode == S_IFDIR) {
+    r = mask_dir(st, fd);
+  } else if (r >= 0) {
+    if (st->null_fd < 0) {
+      /* Checked once: an image's own dev/null (no /dev mount) could be a file with content. */
+      int n = open_beneath(st->rootfd, str(st, op->s[1]), O_PATH);
+      unsigned nmode = 0, maj = 0, min = 0;
+      r = n < 0 ? n : type_of(n, &nmode, &maj, &min);
+      if (r >= 0 && (nmode != S_IFCHR || maj != 1 || min != 3)) r = -ENODEV;
+      if (r < 0) {
+        if (n >= 0) sys_close(n);
+        sys_close(fd);
+        return r == -ENOENT ? -ENODEV : r;
+      }
+      st->null_fd = n;
+    }
+    long t = sbx_sys3(SYS_open_tree, st->null_fd, "", CLONE_FLAGS);
+    r = (int)t;
+    if (t >= 0) {
+      r = (int)sbx_sys5(SYS_move_mount, t, "", fd, "", MOVE_FLAGS);
+      sys_close((int)t);
+    }
+  }
+  sys_close(fd);
+  dir_cache_drop(st);
+  return r;
+}
+
+/* s0 path. The path bound onto itself, read-only, with everything mounted below it: a clone of
+ * the resolved fd's tree, made read-only while detached, moved back on top. Missing: skipped;
+ * a symlink: ELOOP (as for masks). */
+int op_readonly_path(struct child_state *st, const struct sbx_op *op) {
+  int fd = open_beneath(st->rootfd, str(st, op->s[0]), O_PATH);
+  if (fd == -ENOENT) return 0;
+  if (fd < 0) return fd;
+  long t = sbx_sys3(SYS_open_tree, fd, "", CLONE_FLAGS | AT_RECURSIVE);
+  long r = t;
+  if (t >= 0) {
+    struct mount_attr attr = {0};
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    r = sbx_sys5(SYS_mount_setattr, t, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr);
+    if (r >= 0) r = sbx_sys5(SYS_move_mount, t, "", fd, "", MOVE_FLAGS);
+    sys_close((int)t);
+  }
+  sys_close(fd);
+  dir_cache_drop(st);
+  return (int)r;
+}
+
+/* mflags resource; n0/n1 soft (low, high 32 bits), n2/n3 hard. prlimit64 on this task: the limits
+ * are inherited by what it execs. */
+int op_rlimit(struct child_state *st, const struct sbx_op *op) {
+  (void)st;
+  uint64_t lim[2];
+  lim[0] = (uint64_t)op->n[0] | ((uint64_t)op->n[1] << 32);
+  lim[1] = (uint64_t)op->n[2] | ((uint64_t)op->n[3] << 32);
+  return (int)sbx_sys4(SYS_prlimit64, 0, op->mflags, lim, 0);
+}
+
+/* s0 path under proc/sys, s1 value. Before /proc/sys is made read-only. */
+int op_sysctl(struct child_state *st, const struct sbx_op *op) {
+  int fd = open_beneath(st->rootfd, str(st, op->s[0]), O_WRONLY);
+  if (fd < 0) return fd;
+  const char *v = str(st, op->s[1]);
+  long r = sbx_sys3(SYS_write, fd, v, s_len(v));
+  sys_close(fd);
+  return r < 0 ? (int)r : 0;
+}
+
+/* s0 path, n0 uid, n1 gid: on the parent directory's fd and the name, never through a symlink. */
+int op_chown(struct child_state *st, const struct sbx_op *op) {
+  char base[256];
+  int dfd = open_parent(st, str(st, op->s[0]), base, sizeof base);
+  if (dfd < 0) return dfd;
+  return (int)sbx_sys5(SYS_fchownat, dfd, base, op->n[0], op->n[1], AT_SYMLINK_NOFOLLOW);
+}
+
+/* The overlay mount itself read-only, not recursively: /dev, /proc, /dev/shm keep their flags. */
+int op_root_readonly(struct child_state *st, const struct sbx_op *op) {
+  (void)op;
+  struct mount_attr attr = {0};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  return (int)sbx_sys5(SYS_mount_setattr, st->rootfd, "", AT_EMPTY_PATH, &attr, sizeof attr);
+}
