@@ -65,7 +65,7 @@ enum sbx_stage {
 /* Header flags. */
 #define SBX_H_DETACHED 0x1u /* no PR_SET_PDEATHSIG: the container outlives the Node process */
 #define SBX_H_TRACE 0x2u    /* time every op (CLOCK_MONOTONIC) and send MSG_TRACE before READY */
-#define SBX_TRACE_MAX 64u   /* ops timed at most */
+#define SBX_TRACE_MAX 128u  /* ops timed at most (the default plan has ~70) */
 
 struct sbx_header {
   uint32_t magic;
