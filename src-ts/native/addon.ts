@@ -42,12 +42,16 @@ export interface NativeSettings {
 }
 
 export interface NativeAddon {
-  /** `fds`: given to the child at MSG_FDS indexes FD.PLAN0 on, for ops that name them. */
+  /**
+   * `fds`: given to the child at MSG_FDS indexes FD.PLAN0 on, for ops that name them. `cgroupFd`:
+   * a cgroup v2 directory the child is born in (clone3 CLONE_INTO_CGROUP); -1 or absent: none.
+   */
   Child: new (
     plan: Uint8Array,
     stdio: readonly [number, number, number],
     onEvent: (event: number, a: number, b: number, c: number) => void,
     fds?: readonly number[],
+    cgroupFd?: number,
   ) => NativeChild;
   constants: NativeConstants;
   opTable: readonly NativeOpRow[];

@@ -8,6 +8,7 @@ import { invalid } from '../errors.js';
 import { checkKeys, type KeyTable } from './keys.js';
 import { defaultMounts, parseMount, type MountSpec, type ParsedMount } from './mounts.js';
 import { MAX_SLOTS } from '../plan/wire.js';
+import { parseCgroup, type CgroupOption, type CgroupResources, type CgroupSpec } from '../cgroup/resources.js';
 
 export type NamespaceName = 'mount' | 'pid' | 'network' | 'ipc' | 'uts' | 'cgroup' | 'user' | 'time';
 
@@ -55,6 +56,13 @@ export interface ContainerOptions {
   umask?: number;
   /** Time each setup step in the child; read it with container.setupTrace(). For profiling. */
   trace?: boolean;
+  /**
+   * Limits (OCI `linux.resources`: memory, pids, cpu, blockIO, hugepageLimits, devices). Given,
+   * the container gets a cgroup of its own (docs/cgroups.md); without it or `cgroup`, none is made.
+   */
+  resources?: CgroupResources;
+  /** A cgroup of the container's own (pause, killAll, stats) even without limits; `path`: its parent. */
+  cgroup?: CgroupOption;
 }
 
 /**
@@ -77,6 +85,8 @@ export const OPTION_KEYS = {
   killSignal: true,
   umask: true,
   trace: true,
+  resources: true,
+  cgroup: true,
 } as const satisfies KeyTable<ContainerOptions>;
 
 const USER_KEYS = { uid: true, gid: true, additionalGids: true } as const satisfies KeyTable<UserOption>;
@@ -97,6 +107,8 @@ export interface Spec {
   detached: boolean;
   umask: number;
   trace: boolean;
+  /** Null unless `resources` or `cgroup` was given: then the container gets a cgroup of its own. */
+  cgroup: CgroupSpec | null;
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -259,5 +271,6 @@ export function buildSpec(options: ContainerOptions, newId: () => string): Spec 
     detached: options.detached ?? false,
     umask,
     trace: options.trace === true,
+    cgroup: parseCgroup(options.resources, options.cgroup),
   };
 }

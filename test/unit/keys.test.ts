@@ -63,6 +63,8 @@ describe('unknown option keys', () => {
       killSignal: 'SIGKILL',
       umask: 0o22,
       trace: false,
+      resources: { pids: { limit: 10 } },
+      cgroup: { path: '/sbx' },
     };
     expect(Object.keys(all).sort()).toEqual(Object.keys(OPTION_KEYS).sort());
     expect(buildSpec(all, () => 'x').id).toBe('all-options');
