@@ -37,6 +37,10 @@ describe.skipIf(skip !== null)(`cgroups on this ${layout.kind} host${skip ? ` (s
   });
 
   it('places the process in its cgroup before it runs: /proc/self/cgroup names it in every hierarchy', async () => {
+    const c = await Container.create(opts(['cgroup'], { resources: { pids: { limit: 100 } }, trace: true }));
+    // v1: a sync point first, where the parent writes the pid; v2: born there (CLONE_INTO_CGROUP).
+    expect(c.setupTrace()![0]!.kind === 'sync').toBe(layout.kind !== 'v2');
+    await c.delete();
     const r = await Container.run(opts(['cgroup'], { resources: { pids: { limit: 100 } } }));
     const lines = r.stdout.trim().split('\n');
     const name = `sbx-${process.pid}-${r.id}`;
