@@ -16,6 +16,9 @@ export interface CgroupLayout {
   self: Map<string, string>;
 }
 
+/** The v1 controllers (a hierarchy's other super options, xattr, name=, noprefix, are not). */
+const V1_CONTROLLERS = new Set(['cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'net_cls', 'net_prio', 'blkio', 'perf_event', 'hugetlb', 'pids', 'rdma', 'misc']);
+
 /** Parses /proc/self/mountinfo and /proc/self/cgroup (pure: unit-tested with text). */
 export function parseLayout(mountinfo: string, procCgroup: string): CgroupLayout {
   const v1 = new Map<string, string>();
@@ -31,7 +34,7 @@ export function parseLayout(mountinfo: string, procCgroup: string): CgroupLayout
     if (fstype === 'cgroup2') v2 ??= mountPoint;
     else if (fstype === 'cgroup')
       for (const opt of superOpts.split(','))
-        if (opt !== 'rw' && opt !== 'ro' && !opt.includes('=') && !v1.has(opt)) v1.set(opt, mountPoint);
+        if (V1_CONTROLLERS.has(opt) && !v1.has(opt)) v1.set(opt, mountPoint);
   }
   const self = new Map<string, string>();
   for (const line of procCgroup.split('\n')) {
