@@ -101,7 +101,12 @@ async function until(cond: () => boolean, what: string, path: string): Promise<v
   }
 }
 
-async function removeDir(dir: string): Promise<void> {
+/**
+ * rmdir first, without looking: an empty cgroup (the usual case at delete(), PID 1 reaped and the
+ * PID namespace gone with it) costs one syscall. EBUSY: something is still in it; kill it all and
+ * retry until the last process is released (a zombie keeps its cgroup populated).
+ */
+async function removeDir(dir: string, killAll: () => Promise<void>): Promise<void> {
   const t0 = Date.now();
   for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
     try {
@@ -110,8 +115,8 @@ async function removeDir(dir: string): Promise<void> {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return;
-      // EBUSY while the last processes are being released (a zombie keeps its cgroup populated).
       if (code !== 'EBUSY' || Date.now() - t0 > SETTLE_MS) throw cgroupError(e, dir, 'rmdir');
+      await killAll();
       await sleep(delay);
     }
   }
@@ -224,8 +229,7 @@ class V2Cgroup implements CgroupManager {
   async destroy(): Promise<void> {
     if (this.#gone) return;
     this.closeCloneFd();
-    await this.killAll();
-    await removeDir(this.dir);
+    await removeDir(this.dir, () => this.killAll());
     this.#gone = true;
   }
 }
@@ -304,8 +308,7 @@ class V1Cgroup implements CgroupManager {
   }
   async destroy(): Promise<void> {
     if (this.#gone) return;
-    await this.killAll();
-    for (const d of this.dirs) await removeDir(d);
+    for (const d of this.dirs) await removeDir(d, () => this.killAll());
     this.#gone = true;
   }
 }

@@ -494,8 +494,9 @@ export class Container implements AsyncDisposable {
     this.#deleted = true;
     if (this.#abort) this.#abort.signal.removeEventListener('abort', this.#abort.listener);
     try {
-      // Everything in the cgroup, not only PID 1: what it forked goes too, even without a PID namespace.
-      if (this.#cgroup) await this.#cgroup.killAll();
+      // Everything in the cgroup, not only PID 1: what it forked goes too, even without a PID
+      // namespace. Once PID 1 has exited, destroy() finds out (rmdir fails) and does the same.
+      if (this.#cgroup && !this.#exit) await this.#cgroup.killAll();
     } finally {
       if (!this.#exit) this.kill('SIGKILL');
       await this.#exited.promise;
