@@ -7,7 +7,7 @@ import { accessSync, closeSync, constants as fsc, mkdirSync, openSync, readdirSy
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerError, errnoNumber } from '../errors.js';
 import { cgroupLayout, type CgroupLayout } from './layout.js';
-import { parseKeyed, v1Writes, v2Controllers, v2Unsupported, v2Writes, type CgroupSpec, type CgroupStats, type CgroupWrite } from './resources.js';
+import { parseKeyed, v1Writes, v2Controllers, v2Unsupported, v2Writes, type CgroupSpec, type CgroupStats } from './resources.js';
 
 export interface CgroupManager {
   readonly kind: 'v1' | 'v2';
@@ -132,10 +132,9 @@ function makeDir(dir: string, made: string[], id: string): void {
   }
 }
 
-/** The parent directory, made with its missing ancestors when it was given (never removed). */
+/** A cgroup path ('/', '/a/b') as a directory of the hierarchy mounted at root. */
 function parentDir(root: string, parent: string): string {
-  const dir = parent === '/' ? root : root + parent;
-  return dir;
+  return parent === '/' ? root : root + parent;
 }
 
 function rollback(made: string[]): void {
@@ -255,7 +254,7 @@ class V1Cgroup implements CgroupManager {
   }
   async freeze(): Promise<void> {
     const f = this.#freezer();
-    if (!f) throw unavailable('the freezer controller is not mounted', 'ENOTSUP', '', this.dirs[0]);
+    if (!f) throw cgroupError(Object.assign(new Error('the freezer controller is not mounted'), { code: 'ENOTSUP' }), this.dirs[0]!, 'freeze');
     write(`${f}/freezer.state`, 'FROZEN');
     await until(() => read(`${f}/freezer.state`)?.trim() === 'FROZEN', 'freeze', f);
   }
@@ -326,7 +325,7 @@ function applyV2(layout: CgroupLayout, spec: CgroupSpec, id: string): V2Cgroup {
   if (spec.parent) mkdirParents(root, spec.parent, id);
   enableControllers(root, spec.parent ?? layout.self.get('') ?? '/', v2Controllers(writes), id);
   const made: string[] = [];
-  const cg = new V2Cgroup(`${parent === root ? root : parent}/${cgroupName(id)}`);
+  const cg = new V2Cgroup(`${parent}/${cgroupName(id)}`);
   try {
     makeDir(cg.dir, made, id);
     for (const w of writes) write(`${cg.dir}/${w.file}`, w.value, id);
@@ -383,7 +382,7 @@ function applyV1(layout: CgroupLayout, spec: CgroupSpec, id: string): V1Cgroup {
     const parent = parentDir(mount, spec.parent ?? layout.self.get(c) ?? '/');
     if (process.getuid?.() !== 0 && !delegated(parent))
       throw unavailable(`${parent} is not writable by uid ${process.getuid?.()}: limits are unavailable without root on cgroup v1`, 'EACCES', id, parent);
-    at.set(c, `${parent === mount ? mount : parent}/${name}`);
+    at.set(c, `${parent}/${name}`);
   }
   const made: string[] = [];
   try {
@@ -425,11 +424,6 @@ export function currentLayout(): CgroupLayout {
 export function createCgroup(spec: CgroupSpec, id: string, layout = currentLayout()): CgroupManager {
   if (layout.kind === 'none') throw unavailable('no cgroup hierarchy is mounted on this host', 'ENOTSUP', id);
   return layout.kind === 'v2' ? applyV2(layout, spec, id) : applyV1(layout, spec, id);
-}
-
-/** A write list, for error messages and docs (what createCgroup would write on each layout). */
-export function plannedWrites(spec: CgroupSpec, kind: 'v1' | 'v2'): CgroupWrite[] {
-  return kind === 'v2' ? v2Writes(spec.resources) : v1Writes(spec.resources);
 }
 
 function alive(pid: number): boolean {
