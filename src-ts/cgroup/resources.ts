@@ -231,12 +231,18 @@ export function deviceRuleLine(d: DeviceRule): string {
   return `${d.type ?? 'a'} ${n(d.major)}:${n(d.minor)} ${d.access ?? 'rwm'}`;
 }
 
-/** The v2 writes for `r`, in order (device rules are an eBPF program, not a file: see v2Unsupported). */
-export function v2Writes(r: CgroupResources): CgroupWrite[] {
+/** A write list, starting with the cpuset (the same files on both hierarchies). */
+function writes(r: CgroupResources): [CgroupWrite[], (controller: string, file: string, value: string) => void] {
   const w: CgroupWrite[] = [];
-  const add = (controller: string, file: string, value: string) => w.push({ controller, file, value });
+  const add = (controller: string, file: string, value: string) => void w.push({ controller, file, value });
   if (r.cpu?.cpus !== undefined) add('cpuset', 'cpuset.cpus', r.cpu.cpus);
   if (r.cpu?.mems !== undefined) add('cpuset', 'cpuset.mems', r.cpu.mems);
+  return [w, add];
+}
+
+/** The v2 writes for `r`, in order (device rules are an eBPF program, not a file: see v2Unsupported). */
+export function v2Writes(r: CgroupResources): CgroupWrite[] {
+  const [w, add] = writes(r);
   const m = r.memory;
   if (m?.limit !== undefined) add('memory', 'memory.max', max(m.limit));
   if (m?.reservation !== undefined) add('memory', 'memory.low', max(m.reservation));
@@ -258,10 +264,7 @@ export function v2Unsupported(r: CgroupResources): string | null {
 
 /** The v1 writes for `r`, in order: limit before memsw, period before quota, deny-all before allows. */
 export function v1Writes(r: CgroupResources): CgroupWrite[] {
-  const w: CgroupWrite[] = [];
-  const add = (controller: string, file: string, value: string) => w.push({ controller, file, value });
-  if (r.cpu?.cpus !== undefined) add('cpuset', 'cpuset.cpus', r.cpu.cpus);
-  if (r.cpu?.mems !== undefined) add('cpuset', 'cpuset.mems', r.cpu.mems);
+  const [w, add] = writes(r);
   const m = r.memory;
   if (m?.limit !== undefined) add('memory', 'memory.limit_in_bytes', v1Limit(m.limit));
   if (m?.swap !== undefined) add('memory', 'memory.memsw.limit_in_bytes', v1Limit(m.swap));

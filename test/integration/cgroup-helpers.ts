@@ -2,6 +2,12 @@
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { CgroupLayout } from '../../src-ts/cgroup/layout.js';
+import type { RunOptions } from '../../src-ts/index.js';
+
+/** A container running test/fixtures/cgroup-load (mode and its arguments), under `parent`. */
+export function loadOptions(rootfs: string, parent: string, args: string[], more: Partial<RunOptions> = {}): RunOptions {
+  return { rootfs, args: ['/cgroup-load', ...args], stdio: ['ignore', 'pipe', 'pipe'], cgroup: { path: parent }, ...more };
+}
 
 /** Every hierarchy root of a layout (v1 mount points, deduplicated, and the v2 tree). */
 export function hierarchyRoots(layout: CgroupLayout): string[] {

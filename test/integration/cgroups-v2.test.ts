@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cgroupLayout, type CgroupLayout } from '../../src-ts/cgroup/layout.js';
 import { overrideCgroupLayout } from '../../src-ts/cgroup/manager.js';
 import { Container, type ContainerOptions } from '../../src-ts/index.js';
-import { lastNumber, leftovers, outputUntil, removeParent, running, tap } from './cgroup-helpers.js';
+import { lastNumber, leftovers, loadOptions, outputUntil, removeParent, running, tap } from './cgroup-helpers.js';
 import { isRoot, rejection, removeRootfs, ROOT_REASON, scratchRootfs } from './helpers.js';
 
 const host = cgroupLayout();
@@ -19,13 +19,7 @@ const parent = `/sbx-test-v2-${process.pid}`;
 
 describe.skipIf(skip !== null)(`cgroup v2 manager on the cgroup2 tree without controllers${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let rootfs: string;
-  const opts = (args: string[], more: Partial<ContainerOptions> = {}): ContainerOptions => ({
-    rootfs,
-    args: ['/cgroup-load', ...args],
-    stdio: ['ignore', 'pipe', 'pipe'],
-    cgroup: { path: parent },
-    ...more,
-  });
+  const opts = (args: string[], more: Partial<ContainerOptions> = {}): ContainerOptions => loadOptions(rootfs, parent, args, more);
   beforeAll(() => {
     overrideCgroupLayout(v2);
     rootfs = scratchRootfs(['cgroup-load']);

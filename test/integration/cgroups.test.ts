@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cgroupLayout } from '../../src-ts/cgroup/layout.js';
 import { cleanupCgroups } from '../../src-ts/cgroup/manager.js';
-import { Container, type RunOptions } from '../../src-ts/index.js';
-import { lastNumber, leftovers, outputUntil, parentDirs, removeParent, running, tap } from './cgroup-helpers.js';
+import { Container, defaultMounts, type RunOptions } from '../../src-ts/index.js';
+import { lastNumber, leftovers, loadOptions, outputUntil, parentDirs, removeParent, running, tap } from './cgroup-helpers.js';
 import { isRoot, rejection, removeRootfs, repoRoot, ROOT_REASON, scratchRootfs } from './helpers.js';
 
 const layout = cgroupLayout();
@@ -19,13 +19,7 @@ const MiB = 1 << 20;
 
 describe.skipIf(skip !== null)(`cgroups on this ${layout.kind} host${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let rootfs: string;
-  const opts = (args: string[], more: Partial<RunOptions> = {}): RunOptions => ({
-    rootfs,
-    args: ['/cgroup-load', ...args],
-    stdio: ['ignore', 'pipe', 'pipe'],
-    cgroup: { path: parent },
-    ...more,
-  });
+  const opts = (args: string[], more: Partial<RunOptions> = {}) => loadOptions(rootfs, parent, args, more);
 
   beforeAll(() => {
     rootfs = scratchRootfs(['cgroup-load', 'probe']);
@@ -183,6 +177,21 @@ describe.skipIf(skip !== null)(`cgroups on this ${layout.kind} host${skip ? ` (s
     // The id is free again: the failed create left no live container behind.
     const r = await Container.run(opts(['cgroup'], { id: 'cg-reuse', resources: { pids: { limit: 10 } } }));
     expect(r.exitCode).toBe(0);
+  });
+
+  it('the device allow-list: a bound host device opens without one, and not with deny-all (the runtime\'s own nodes still do)', async () => {
+    const kmsg = { mounts: [...defaultMounts, { destination: '/dev/kmsg', type: 'bind', source: '/dev/kmsg', options: ['bind'] }] };
+    expect((await Container.run(opts(['open', '/dev/kmsg'], { ...kmsg, resources: { pids: { limit: 10 } } }))).stdout).toBe('ok\n');
+    const denyAll = { resources: { devices: [{ allow: false }] } };
+    if (layout.kind === 'v2') {
+      // The v2 allow-list is an eBPF program, not loaded yet: refused, not silently ignored.
+      expect(await rejection(Container.create(opts(['open', '/dev/kmsg'], { ...kmsg, ...denyAll })))).toMatchObject({ code: 'ENOTSUP', stage: 'cgroup' });
+      return;
+    }
+    expect((await Container.run(opts(['open', '/dev/kmsg'], { ...kmsg, ...denyAll }))).stdout).toBe('EPERM\n');
+    expect((await Container.run(opts(['open', '/dev/null'], denyAll))).stdout).toBe('ok\n');
+    const allowed = { resources: { devices: [{ allow: false }, { allow: true, type: 'c' as const, major: 1, minor: 11, access: 'r' }] } };
+    expect((await Container.run(opts(['open', '/dev/kmsg'], { ...kmsg, ...allowed }))).stdout).toBe('ok\n');
   });
 
   it('1,000 containers with limits, created and deleted, leave no cgroup directory behind', async () => {
