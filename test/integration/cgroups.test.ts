@@ -4,7 +4,7 @@
  * parent of this file's own, removed at the end.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cgroupLayout } from '../../src-ts/cgroup/layout.js';
 import { cleanupCgroups } from '../../src-ts/cgroup/manager.js';
@@ -192,6 +192,23 @@ describe.skipIf(skip !== null)(`cgroups on this ${layout.kind} host${skip ? ` (s
     expect((await Container.run(opts(['open', '/dev/null'], denyAll))).stdout).toBe('ok\n');
     const allowed = { resources: { devices: [{ allow: false }, { allow: true, type: 'c' as const, major: 1, minor: 11, access: 'r' }] } };
     expect((await Container.run(opts(['open', '/dev/kmsg'], { ...kmsg, ...allowed }))).stdout).toBe('ok\n');
+  });
+
+  it.skipIf(layout.kind === 'v2')('a placement the kernel refuses at the v1 sync point fails create() at stage cgroup, and leaves nothing (v1 only)', async () => {
+    // A v1 cpuset parent with cpus but no memory nodes: a cpuset under it that copies them cannot
+    // take a process (ENOSPC), which only the write of the pid shows, from the sync point.
+    const empty = `${parent}/no-mems`;
+    const root = layout.v1.get('cpuset')!;
+    const [cpus = '', mems = ''] = ['cpus', 'mems'].map((f) => readFileSync(`${root}/cpuset.${f}`, 'utf8').trim());
+    for (const [dir, files] of [[parent, { cpus, mems }], [empty, { cpus }]] as const) {
+      mkdirSync(root + dir, { recursive: true });
+      for (const [f, v] of Object.entries(files)) writeFileSync(`${root}${dir}/cpuset.${f}`, v);
+    }
+    const e = await rejection(Container.create(opts(['cgroup'], { cgroup: { path: empty }, resources: { cpu: { cpus: '0' } } })));
+    expect(e).toMatchObject({ code: 'ENOSPC', errno: 28, stage: 'cgroup', containerId: expect.any(String) });
+    expect(e.path).toMatch(/\/cgroup\.procs$/);
+    expect(leftovers(layout, empty)).toEqual([]);
+    removeParent(layout, empty);
   });
 
   it('1,000 containers with limits, created and deleted, leave no cgroup directory behind', async () => {
