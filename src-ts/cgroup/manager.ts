@@ -5,9 +5,11 @@
  */
 import { accessSync, closeSync, constants as fsc, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ContainerError, errnoNumber } from '../errors.js';
+import { ContainerError, errnoName, errnoNumber } from '../errors.js';
+import { native } from '../native/addon.js';
+import { deviceFilter, encodeInsns } from './device-filter.js';
 import { cgroupLayout, type CgroupLayout } from './layout.js';
-import { parseKeyed, v1Writes, v2Controllers, v2Unsupported, v2Writes, type CgroupSpec, type CgroupStats } from './resources.js';
+import { parseKeyed, v1Writes, v2Controllers, v2Writes, type CgroupSpec, type CgroupStats, type DeviceRule } from './resources.js';
 
 export interface CgroupManager {
   readonly kind: 'v1' | 'v2';
@@ -315,9 +317,6 @@ class V1Cgroup implements CgroupManager {
 /** Which manager this host gets: v1 on v1 and hybrid hosts (the controllers are there), else v2. */
 function applyV2(layout: CgroupLayout, spec: CgroupSpec, id: string): V2Cgroup {
   const root = layout.v2!;
-  const unsupported = v2Unsupported(spec.resources);
-  if (unsupported)
-    throw unavailable(`${unsupported} on cgroup v2 needs an eBPF device program, which scratchbox does not load yet`, 'ENOTSUP', id);
   const parent = parentDir(root, spec.parent ?? layout.self.get('') ?? '/');
   if (process.getuid?.() !== 0 && !delegated(parent))
     throw unavailable(`${parent} is not delegated to uid ${process.getuid?.()}: limits are unavailable without a writable cgroup subtree (systemd: Delegate=yes)`, 'EACCES', id, parent);
@@ -330,11 +329,22 @@ function applyV2(layout: CgroupLayout, spec: CgroupSpec, id: string): V2Cgroup {
     makeDir(cg.dir, made, id);
     for (const w of writes) write(`${cg.dir}/${w.file}`, w.value, id);
     cg.openCloneFd(id);
+    if (spec.resources.devices) attachDevices(cg, spec.resources.devices, id);
   } catch (e) {
     rollback(made);
     throw e;
   }
   return cg;
+}
+
+/** v2 has no devices files: the allow-list is a BPF program on the cgroup (as runc and crun). */
+function attachDevices(cg: V2Cgroup, rules: readonly DeviceRule[], id: string): void {
+  try {
+    native().attachDeviceFilter(cg.cloneFd, encodeInsns(deviceFilter(rules)));
+  } catch (e) {
+    const err = e as Error & { errno?: number };
+    throw cgroupError(Object.assign(err, { code: err.errno ? errnoName(err.errno) : 'ERR_INTERNAL' }), cg.dir, 'attach the device filter (BPF_PROG_TYPE_CGROUP_DEVICE) to', id);
+  }
 }
 
 function mkdirParents(root: string, parent: string, id: string): void {

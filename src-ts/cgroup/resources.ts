@@ -240,7 +240,7 @@ function writes(r: CgroupResources): [CgroupWrite[], (controller: string, file: 
   return [w, add];
 }
 
-/** The v2 writes for `r`, in order (device rules are an eBPF program, not a file: see v2Unsupported). */
+/** The v2 writes for `r`, in order (device rules are a BPF program, not a file: ./device-filter.ts). */
 export function v2Writes(r: CgroupResources): CgroupWrite[] {
   const [w, add] = writes(r);
   const m = r.memory;
@@ -255,11 +255,6 @@ export function v2Writes(r: CgroupResources): CgroupWrite[] {
   if (r.blockIO?.weight !== undefined) add('io', 'io.weight', `default ${blkioWeightToIoWeight(r.blockIO.weight)}`);
   for (const h of r.hugepageLimits ?? []) add('hugetlb', `hugetlb.${h.pageSize}.max`, max(h.limit));
   return w;
-}
-
-/** What v2 cannot do here: the device allow-list needs an eBPF program (not implemented yet). */
-export function v2Unsupported(r: CgroupResources): string | null {
-  return r.devices ? 'resources.devices' : null;
 }
 
 /** The v1 writes for `r`, in order: limit before memsw, period before quota, deny-all before allows. */

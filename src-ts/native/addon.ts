@@ -63,6 +63,11 @@ export interface NativeAddon {
    * (the base cannot be made, SCRATCHBOX_BASE_MNTNS=0, or a user namespace).
    */
   mountMode(): 'base' | 'host';
+  /**
+   * Loads a BPF_PROG_TYPE_CGROUP_DEVICE program (struct bpf_insn[], src-ts/cgroup/device-filter.ts)
+   * and attaches it to the cgroup v2 directory `cgroupFd`. Throws { errno, syscall: 'bpf' }.
+   */
+  attachDeviceFilter(cgroupFd: number, insns: Uint8Array): void;
   /** A flattened seccomp profile to BPF (src-native/parent/seccomp.cc; src-ts/security/seccomp.ts). */
   compileSeccomp(profile: FlatSeccomp): CompiledSeccomp;
 }

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cgroupLayout, type CgroupLayout } from '../../src-ts/cgroup/layout.js';
 import { overrideCgroupLayout } from '../../src-ts/cgroup/manager.js';
-import { Container, type ContainerOptions } from '../../src-ts/index.js';
+import { Container, defaultMounts, type ContainerOptions, type RunOptions } from '../../src-ts/index.js';
 import { lastNumber, leftovers, loadOptions, outputUntil, removeParent, running, tap } from './cgroup-helpers.js';
 import { isRoot, rejection, removeRootfs, ROOT_REASON, scratchRootfs } from './helpers.js';
 
@@ -19,7 +19,7 @@ const parent = `/sbx-test-v2-${process.pid}`;
 
 describe.skipIf(skip !== null)(`cgroup v2 manager on the cgroup2 tree without controllers${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let rootfs: string;
-  const opts = (args: string[], more: Partial<ContainerOptions> = {}): ContainerOptions => loadOptions(rootfs, parent, args, more);
+  const opts = (args: string[], more: Partial<RunOptions> = {}): RunOptions => loadOptions(rootfs, parent, args, more);
   beforeAll(() => {
     overrideCgroupLayout(v2);
     rootfs = scratchRootfs(['cgroup-load']);
@@ -102,9 +102,17 @@ describe.skipIf(skip !== null)(`cgroup v2 manager on the cgroup2 tree without co
     expect(e).toMatchObject({ code: 'ENOTSUP', stage: 'cgroup' });
     expect(e.path).toMatch(/cgroup\.controllers$/);
     expect(e.message).toContain('pids');
-    const d = await rejection(Container.create(opts(['cgroup'], { resources: { devices: [{ allow: false }] } })));
-    expect(d).toMatchObject({ code: 'ENOTSUP', stage: 'cgroup' });
-    expect(d.message).toContain('eBPF');
+    expect(leftovers(v2, parent)).toEqual([]);
+  });
+
+  it('the device allow-list is a BPF program on the cgroup: deny-all stops a bound host device, the runtime\'s own nodes still open', async () => {
+    const kmsg = { mounts: [...defaultMounts, { destination: '/dev/kmsg', type: 'bind', source: '/dev/kmsg', options: ['bind'] }] };
+    expect((await Container.run(opts(['open', '/dev/kmsg'], kmsg))).stdout).toBe('ok\n');
+    const denyAll = { resources: { devices: [{ allow: false }] } };
+    expect((await Container.run(opts(['open', '/dev/kmsg'], { ...kmsg, ...denyAll }))).stdout).toBe('EPERM\n');
+    expect((await Container.run(opts(['open', '/dev/null'], denyAll))).stdout).toBe('ok\n');
+    const readOnly = { resources: { devices: [{ allow: false }, { allow: true, type: 'c' as const, major: 1, minor: 11, access: 'r' }] } };
+    expect((await Container.run(opts(['open', '/dev/kmsg'], { ...kmsg, ...readOnly }))).stdout).toBe('ok\n');
     expect(leftovers(v2, parent)).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { deviceFilter, encodeInsns, OPCODES, runDeviceFilter } from '../../src-ts/cgroup/device-filter.js';
 import { parseLayout } from '../../src-ts/cgroup/layout.js';
 import { cgroupName, delegated } from '../../src-ts/cgroup/manager.js';
 import {
@@ -11,10 +12,10 @@ import {
   swapToV2,
   v1Writes,
   v2Controllers,
-  v2Unsupported,
   v2Writes,
   weightToShares,
   type CgroupResources,
+  type DeviceRule,
 } from '../../src-ts/cgroup/resources.js';
 import { buildPlan, SYNC_POINT_CGROUP, type HostInfo } from '../../src-ts/plan/plan.js';
 import { buildSpec, type ContainerOptions } from '../../src-ts/spec/spec.js';
@@ -74,7 +75,6 @@ describe('the files each hierarchy gets, for every resource', () => {
       { controller: 'hugetlb', file: 'hugetlb.2MB.max', value: String(4 * MiB) },
     ]);
     expect(v2Controllers(v2Writes(res(everything)))).toEqual(['cpuset', 'memory', 'pids', 'cpu', 'io', 'hugetlb']);
-    expect(v2Unsupported(res(everything))).toBe('resources.devices');
   });
 
   it('v2: -1 is "max"; a quota alone keeps the default period; a period alone is "max <period>"; weight as given', () => {
@@ -232,5 +232,44 @@ describe('small parts', () => {
       if (p.endsWith('cgroup.procs')) throw Object.assign(new Error('EACCES'), { code: 'EACCES' });
     };
     expect(delegated('/cg', denied)).toBe(false);
+  });
+});
+
+describe('the v2 device program (BPF_PROG_TYPE_CGROUP_DEVICE), run by an interpreter of its instructions', () => {
+  const allowed = (rules: DeviceRule[], type: 'c' | 'b', major: number, minor: number, access: string) =>
+    runDeviceFilter(deviceFilter(rules), type, major, minor, access);
+
+  it('deny-all, then a rule: only what the rule names (and the runtime\'s own nodes) is allowed', () => {
+    const rules: DeviceRule[] = [{ allow: false }, { allow: true, type: 'c', major: 10, minor: 200, access: 'rw' }];
+    expect(allowed(rules, 'c', 10, 200, 'r')).toBe(true);
+    expect(allowed(rules, 'c', 10, 200, 'rw')).toBe(true);
+    expect(allowed(rules, 'c', 10, 200, 'm')).toBe(false); // mknod not named
+    expect(allowed(rules, 'c', 10, 201, 'r')).toBe(false);
+    expect(allowed(rules, 'b', 10, 200, 'r')).toBe(false);
+    expect(allowed(rules, 'b', 8, 0, 'rw')).toBe(false);
+    for (const d of ALWAYS_ALLOWED_DEVICES) expect(allowed(rules, 'c', d.major!, d.minor ?? 7, 'rwm')).toBe(true);
+  });
+
+  it('later rules win; no rules at all is deny (but for the runtime\'s nodes); wildcards', () => {
+    expect(allowed([{ allow: true }, { allow: false, type: 'c', major: 1, minor: 11 }], 'c', 1, 11, 'r')).toBe(false);
+    expect(allowed([{ allow: true }, { allow: false, type: 'c', major: 1, minor: 11 }], 'c', 1, 12, 'r')).toBe(true);
+    expect(allowed([{ allow: false, type: 'c', major: 1, minor: 11 }, { allow: true }], 'c', 1, 11, 'r')).toBe(true);
+    expect(allowed([], 'c', 4, 1, 'r')).toBe(false);
+    expect(allowed([], 'c', 1, 3, 'rw')).toBe(true);
+    expect(allowed([{ allow: true, type: 'b', major: 8 }], 'b', 8, 17, 'rwm')).toBe(true);
+    expect(allowed([{ allow: true, type: 'b', major: 8 }], 'b', 9, 0, 'r')).toBe(false);
+  });
+
+  it('a rule matching everything ends the program (the kernel refuses unreachable instructions)', () => {
+    const p = deviceFilter([{ allow: false }]);
+    // The runtime's rules first (checked last-first), then deny-all as the final word: no default after it.
+    expect(p.at(-2)).toEqual({ code: OPCODES.MOV64_K, dst: 0, src: 0, off: 0, imm: 0 });
+    expect(p.filter((x) => x.code === OPCODES.EXIT)).toHaveLength(ALWAYS_ALLOWED_DEVICES.length + 1);
+    for (const [i, x] of p.entries()) if (x.code === OPCODES.JNE_K) expect(i + 1 + x.off).toBeLessThan(p.length);
+  });
+
+  it('encodes struct bpf_insn: code, dst | src << 4, off, imm, little-endian', () => {
+    const b = encodeInsns([{ code: OPCODES.LDX_W, dst: 2, src: 1, off: 4, imm: 0 }, { code: OPCODES.JNE_K, dst: 4, src: 0, off: 3, imm: -1 }]);
+    expect([...b]).toEqual([0x61, 0x12, 4, 0, 0, 0, 0, 0, 0x55, 0x04, 3, 0, 0xff, 0xff, 0xff, 0xff]);
   });
 });
