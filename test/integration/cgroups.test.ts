@@ -95,6 +95,18 @@ describe.skipIf(skip !== null)(`cgroups on this ${layout.kind} host${skip ? ` (s
     }
   });
 
+  it('delete() of a paused container: frozen processes still die (a frozen task would not act on SIGKILL)', async () => {
+    const c = await Container.create(opts(['counter'], { resources: { pids: { limit: 10 } } }));
+    const out = outputUntil(c.stdout!, (t) => t.endsWith('\n'));
+    await c.start();
+    await out;
+    await c.pause();
+    const dirs = (await c.inspect()).cgroup!.dirs;
+    await c.delete();
+    expect(await c.wait()).toMatchObject({ signal: 'SIGKILL', oomKilled: false });
+    expect(dirs.some((d) => existsSync(d))).toBe(false);
+  });
+
   it('kill-all reaps a double-forked daemon left behind when PID 1 exits (no PID namespace)', async () => {
     const c = await Container.create(opts(['daemon'], { cgroup: { path: parent }, namespaces: { pid: false } }));
     try {
