@@ -125,7 +125,7 @@ async function removeDir(dir: string, killAll: () => Promise<void>): Promise<voi
 }
 
 /** mkdir, refusing what exists: a directory of another container (or one a crash left) is not ours. */
-function makeDir(dir: string, made: string[], id: string): void {
+function makeDir(dir: string, made: string[], id?: string): void {
   try {
     mkdirSync(dir);
     made.push(dir);
@@ -235,15 +235,25 @@ class V2Cgroup implements CgroupManager {
   }
 }
 
-/** v1 controllers every container cgroup joins besides those its limits need: kill-all, pause, stats. */
-const V1_BASE = ['freezer', 'memory', 'pids', 'cpuacct'];
+/**
+ * v1 controllers every container cgroup joins besides those its limits need: stats. Each costs a
+ * mkdir, a move and an rmdir per container; the freezer (pause, kill all) is joined only when
+ * first needed (V1Cgroup#joinFreezer).
+ */
+const V1_BASE = ['memory', 'pids', 'cpuacct'];
 
 class V1Cgroup implements CgroupManager {
   readonly kind = 'v1' as const;
   readonly cloneFd = -1;
   #gone = false;
-  /** controller → directory (co-mounted controllers share one). */
-  constructor(readonly at: ReadonlyMap<string, string>) {}
+  /**
+   * at: controller → directory (co-mounted controllers share one); lazyFreezer: where the freezer
+   * cgroup goes when pause or kill-all first needs it (absent: no freezer hierarchy, or joined).
+   */
+  constructor(
+    readonly at: Map<string, string>,
+    private lazyFreezer?: string,
+  ) {}
   get dirs(): string[] {
     return [...new Set(this.at.values())];
   }
@@ -251,17 +261,37 @@ class V1Cgroup implements CgroupManager {
   add(pid: number): void {
     for (const d of this.dirs) write(`${d}/cgroup.procs`, String(pid));
   }
-  #freezer(): string | undefined {
-    return this.at.get('freezer');
+  /**
+   * Moves every process of the container into a freezer cgroup of its own, until none is missing:
+   * a process forked meanwhile by one already moved is born there, so the loop ends.
+   */
+  async #joinFreezer(): Promise<string | undefined> {
+    const f = this.lazyFreezer;
+    if (this.at.has('freezer') || f === undefined) return this.at.get('freezer');
+    makeDir(f, []);
+    this.at.set('freezer', f);
+    this.lazyFreezer = undefined;
+    await until(() => {
+      const inside = new Set(pidsOf(f));
+      const missing = [...new Set(this.dirs.filter((d) => d !== f).flatMap(pidsOf))].filter((p) => !inside.has(p));
+      for (const pid of missing)
+        try {
+          writeFileSync(`${f}/cgroup.procs`, String(pid));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw cgroupError(e, `${f}/cgroup.procs`, 'move the container into');
+        }
+      return missing.length === 0;
+    }, 'join the freezer', f);
+    return f;
   }
   async freeze(): Promise<void> {
-    const f = this.#freezer();
+    const f = await this.#joinFreezer();
     if (!f) throw cgroupError(Object.assign(new Error('the freezer controller is not mounted'), { code: 'ENOTSUP' }), this.dirs[0]!, 'freeze');
     write(`${f}/freezer.state`, 'FROZEN');
     await until(() => read(`${f}/freezer.state`)?.trim() === 'FROZEN', 'freeze', f);
   }
   thaw(): void {
-    const f = this.#freezer();
+    const f = this.at.get('freezer');
     if (f) write(`${f}/freezer.state`, 'THAWED');
   }
   populated(): boolean {
@@ -270,7 +300,7 @@ class V1Cgroup implements CgroupManager {
   async killAll(): Promise<void> {
     if (!this.populated()) return;
     // Frozen, nothing can fork between reading the list and the signals; SIGKILL acts at thaw.
-    const f = this.#freezer();
+    const f = await this.#joinFreezer();
     if (f) {
       await this.freeze();
       signalAll(f);
@@ -309,7 +339,8 @@ class V1Cgroup implements CgroupManager {
   }
   async destroy(): Promise<void> {
     if (this.#gone) return;
-    for (const d of this.dirs) await removeDir(d, () => this.killAll());
+    // dirs is read again each time: a kill-all on the way may have joined the freezer.
+    for (let i = 0; i < this.dirs.length; i++) await removeDir(this.dirs[i]!, () => this.killAll());
     this.#gone = true;
   }
 }
@@ -383,6 +414,8 @@ function applyV1(layout: CgroupLayout, spec: CgroupSpec, id: string): V1Cgroup {
   const wanted = new Set<string>([...V1_BASE.filter((c) => layout.v1.has(c)), ...writes.map((w) => w.controller)]);
   const at = new Map<string, string>();
   const name = cgroupName(id);
+  const freezer = layout.v1.get('freezer');
+  const lazyFreezer = freezer && !wanted.has('freezer') ? `${parentDir(freezer, spec.parent ?? layout.self.get('freezer') ?? '/')}/${name}` : undefined;
   for (const c of wanted) {
     const mount = layout.v1.get(c);
     if (!mount) {
@@ -413,7 +446,12 @@ function applyV1(layout: CgroupLayout, spec: CgroupSpec, id: string): V1Cgroup {
     rollback(made);
     throw e;
   }
-  return new V1Cgroup(at);
+  if (lazyFreezer && made.includes(lazyFreezer)) {
+    at.set('freezer', lazyFreezer); // co-mounted with a controller it joined already
+    return new V1Cgroup(at);
+  }
+  if (lazyFreezer && spec.parent) mkdirParents(freezer!, spec.parent, id);
+  return new V1Cgroup(at, lazyFreezer);
 }
 
 let layoutOverride: CgroupLayout | undefined;

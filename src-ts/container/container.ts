@@ -14,7 +14,7 @@ import { encodePlan } from '../plan/encode.js';
 import { createCgroup, currentLayout, type CgroupManager } from '../cgroup/manager.js';
 import type { CgroupStats } from '../cgroup/resources.js';
 import { buildPlan, opPath, SYNC_POINT_CGROUP, type Op, type Plan } from '../plan/plan.js';
-import { STAGES } from '../plan/wire.js';
+import { CLONE, STAGES } from '../plan/wire.js';
 import { checkBindSources, checkExec, checkRootfs, checkSymlinks } from '../spec/check.js';
 import { checkKeys, type KeyTable } from '../spec/keys.js';
 import { buildSpec, OPTION_KEYS, type ContainerOptions, type Spec, type StdioOption } from '../spec/spec.js';
@@ -494,9 +494,10 @@ export class Container implements AsyncDisposable {
     this.#deleted = true;
     if (this.#abort) this.#abort.signal.removeEventListener('abort', this.#abort.listener);
     try {
-      // Everything in the cgroup, not only PID 1: what it forked goes too, even without a PID
-      // namespace. Once PID 1 has exited, destroy() finds out (rmdir fails) and does the same.
-      if (this.#cgroup && !this.#exit) await this.#cgroup.killAll();
+      // Without a PID namespace, what PID 1 forked outlives it: kill everything in the cgroup. (With
+      // one, the kernel kills the rest with PID 1; and destroy() finds any straggler: EBUSY.)
+      // Paused: a frozen process acts on SIGKILL only once thawed, which killAll() does.
+      if (this.#cgroup && !this.#exit && (this.#paused || !(this.#plan.cloneFlags & CLONE.NEWPID))) await this.#cgroup.killAll();
     } finally {
       if (!this.#exit) this.kill('SIGKILL');
       await this.#exited.promise;
