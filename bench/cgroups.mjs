@@ -31,15 +31,25 @@ execFileSync('gcc', ['-static', '-O2', '-o', path.join(rootfs, 'probe'), path.jo
 const timer = path.join(work, 'timer');
 execFileSync('gcc', ['-O2', '-o', timer, path.join(repo, 'bench/timer.c')]);
 
-async function sbxBatch(n, resources) {
-  const out = [];
+async function lifecycle(resources) {
+  const t0 = performance.now();
+  const c = await Container.create({ rootfs, args: ['/probe', 'exit', '0'], stdio: 'ignore', ...(resources ? { resources } : {}) });
+  await c.start();
+  await c.wait();
+  await c.delete();
+  return performance.now() - t0;
+}
+
+// Without and with limits alternate run by run, so that the load of a shared machine falls on
+// both alike; the pairs' differences are reported too.
+async function sbxBatch(n) {
+  const out = { none: [], limits: [], diff: [] };
   for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    const c = await Container.create({ rootfs, args: ['/probe', 'exit', '0'], stdio: 'ignore', ...(resources ? { resources } : {}) });
-    await c.start();
-    await c.wait();
-    await c.delete();
-    out.push(performance.now() - t0);
+    const a = await lifecycle(undefined);
+    const b = await lifecycle(LIMITS);
+    out.none.push(a);
+    out.limits.push(b);
+    out.diff.push(b - a);
   }
   return out;
 }
@@ -71,12 +81,14 @@ function crunBatch(n, name) {
 }
 
 const samples = { scratchbox: [], 'scratchbox+limits': [], crun: [], 'crun+limits': [] };
-await sbxBatch(20, undefined); // warm-up: the addon, the base mount namespace, the layout
-await sbxBatch(20, LIMITS);
+const pairs = [];
+await sbxBatch(20); // warm-up: the addon, the base mount namespace, the layout
 for (let done = 0; done < RUNS; done += BATCH) {
   const n = Math.min(BATCH, RUNS - done);
-  samples.scratchbox.push(...(await sbxBatch(n, undefined)));
-  samples['scratchbox+limits'].push(...(await sbxBatch(n, LIMITS)));
+  const s = await sbxBatch(n);
+  samples.scratchbox.push(...s.none);
+  samples['scratchbox+limits'].push(...s.limits);
+  pairs.push(...s.diff);
   if (crun) {
     samples.crun.push(...crunBatch(n, 'crun'));
     samples['crun+limits'].push(...crunBatch(n, 'crun+limits'));
@@ -97,3 +109,4 @@ for (const [name, xs] of Object.entries(samples)) {
   const delta = base && base.length ? `${(q(xs, 0.5) - q(base, 0.5)).toFixed(3)} ms` : '';
   console.log(`| ${name} | ${q(xs, 0.5).toFixed(3)} | ${q(xs, 0.9).toFixed(3)} | ${delta} |`);
 }
+console.log(`scratchbox, run-by-run pairs (limits − none): median ${q(pairs, 0.5).toFixed(3)} ms, p25 ${q(pairs, 0.25).toFixed(3)}, p75 ${q(pairs, 0.75).toFixed(3)}`);
