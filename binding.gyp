@@ -29,6 +29,7 @@
       "sources": [
         "src-native/parent/addon.cc",
         "src-native/parent/base_mntns.cc",
+        "src-native/parent/devices_bpf.cc",
         "src-native/parent/fdpass.cc",
         "src-native/parent/helper_thread.cc",
         "src-native/parent/netns_pool.cc",

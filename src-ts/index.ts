@@ -11,6 +11,8 @@ export { Container } from './container/container.js';
 export type { ContainerInfo, ContainerStatus, ExitStatus, RunOptions, RunResult } from './container/container.js';
 export type { MountInfo } from './container/mountinfo.js';
 export { parseMountinfo, treeOrder } from './container/mountinfo.js';
+export { cleanupCgroups } from './cgroup/manager.js';
+export type { CgroupOption, CgroupResources, CgroupStats, DeviceRule } from './cgroup/resources.js';
 export { ContainerError } from './errors.js';
 export type { ContainerErrorFields, Stage } from './errors.js';
 export { configure, type Settings } from './settings.js';

@@ -7,3 +7,6 @@ export { buildPlan, DEFAULT_DEVICES, DEFAULT_DEV_LINKS, opPath } from './plan/pl
 export type { FsFacts, HostInfo, Op, Plan } from './plan/plan.js';
 export { OP_TABLE, type OpShape } from './plan/ops.js';
 export { encodePlan } from './plan/encode.js';
+export { cgroupLayout, parseLayout, type CgroupLayout } from './cgroup/layout.js';
+export { createCgroup, overrideCgroupLayout, type CgroupManager } from './cgroup/manager.js';
+export { parseCgroup, sharesToWeight, weightToShares, blkioWeightToIoWeight, swapToV2, v1Writes, v2Writes, type CgroupSpec, type CgroupWrite } from './cgroup/resources.js';

@@ -39,8 +39,9 @@ Napi::Function Child::Init(Napi::Env env) {
 Child::Child(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Child>(info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsTypedArray() || !info[1].IsArray() || !info[2].IsFunction() ||
-      (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsArray())) {
-    Napi::TypeError::New(env, "Child(plan: Uint8Array, stdio: number[3], onEvent: Function, fds?: number[])")
+      (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsArray()) ||
+      (info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNumber())) {
+    Napi::TypeError::New(env, "Child(plan: Uint8Array, stdio: number[3], onEvent: Function, fds?: number[], cgroupFd?: number)")
         .ThrowAsJavaScriptException();
     return;
   }
@@ -60,8 +61,9 @@ Child::Child(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Child>(info) {
     auto a = info[3].As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length() && i < SBX_FD_COUNT_ - SBX_FD_PLAN0; i++) fds.push_back(a.Get(i).As<Napi::Number>().Int32Value());
   }
+  int cgroup_fd = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().Int32Value() : -1;
   SpawnError err;
-  if (!Spawn(plan_, spec, fds, &args_, &p_, &err)) {
+  if (!Spawn(plan_, spec, fds, cgroup_fd, &args_, &p_, &err)) {
     SysError(env, err.err, err.stage, err.syscall, err.path).ThrowAsJavaScriptException();
     return;
   }

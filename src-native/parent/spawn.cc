@@ -93,8 +93,8 @@ void GiveStack(void* s) {
   else munmap(s, kStackSize);
 }
 
-bool Spawn(const Plan& plan, const int stdio[3], const std::vector<int>& plan_fds, sbx_child_args* args, Spawned* out,
-           SpawnError* e) {
+bool Spawn(const Plan& plan, const int stdio[3], const std::vector<int>& plan_fds, int cgroup_fd, sbx_child_args* args,
+           Spawned* out, SpawnError* e) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return Fail(e, errno, "socketpair");
   Fd parent_sync(sv[0]), child_sync(sv[1]);
@@ -168,6 +168,12 @@ bool Spawn(const Plan& plan, const int stdio[3], const std::vector<int>& plan_fd
   ca.exit_signal = SIGCHLD;
   ca.stack = uint64_t(uintptr_t(stack.stack));
   ca.stack_size = kStackSize;
+  // Born in its cgroup: no moment outside it, no write to cgroup.procs, and the child's setup is
+  // accounted and limited from its first instruction.
+  if (cgroup_fd >= 0) {
+    ca.flags |= CLONE_INTO_CGROUP;
+    ca.cgroup = uint64_t(cgroup_fd);
+  }
 
   // Every signal stays blocked in the child until just before execve (child/interp.c resets the
   // handlers first). The mask is per thread: this thread's, restored at once.
@@ -176,7 +182,7 @@ bool Spawn(const Plan& plan, const int stdio[3], const std::vector<int>& plan_fd
   pthread_sigmask(SIG_SETMASK, &all, &old);
   long pid = sbx_clone3(&ca, sizeof ca, sbx_child_main, args);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) return Fail(e, int(-pid), "clone3", "clone");
+  if (pid < 0) return Fail(e, int(-pid), "clone3", cgroup_fd >= 0 ? "cgroup" : "clone");
 
   // The child has, or will have, its own copies of everything still held here.
   out->pid = int(pid);

@@ -28,10 +28,11 @@ struct SpawnError {
   std::string path;
 };
 
-// stdio: kStdio* or an fd for each of 0..2; plan_fds: the fds for SBX_FD_PLAN0 on. `args` must stay
-// valid (and unmoved) while the child runs on it, as must the plan.
-bool Spawn(const Plan& plan, const int stdio[3], const std::vector<int>& plan_fds, sbx_child_args* args, Spawned* out,
-           SpawnError* error);
+// stdio: kStdio* or an fd for each of 0..2; plan_fds: the fds for SBX_FD_PLAN0 on; cgroup_fd: a
+// cgroup v2 directory the child is born in (CLONE_INTO_CGROUP), or -1. `args` must stay valid (and
+// unmoved) while the child runs on it, as must the plan.
+bool Spawn(const Plan& plan, const int stdio[3], const std::vector<int>& plan_fds, int cgroup_fd, sbx_child_args* args,
+           Spawned* out, SpawnError* error);
 
 void GiveStack(void* stack);
 

@@ -11,9 +11,11 @@ import type { Readable, Writable } from 'node:stream';
 import { ContainerError, errnoMessage, errnoName, invalid } from '../errors.js';
 import { EV, native, STDIO, type NativeChild } from '../native/addon.js';
 import { encodePlan } from '../plan/encode.js';
-import { buildPlan, opPath, type Compiled, type Op, type Plan } from '../plan/plan.js';
+import { createCgroup, currentLayout, type CgroupManager } from '../cgroup/manager.js';
+import type { CgroupStats } from '../cgroup/resources.js';
+import { buildPlan, opPath, SYNC_POINT_CGROUP, type Compiled, type Op, type Plan } from '../plan/plan.js';
 import { seccompFilter } from '../security/seccomp.js';
-import { STAGES } from '../plan/wire.js';
+import { CLONE, STAGES } from '../plan/wire.js';
 import { checkBindSources, checkExec, checkRootfs, checkSymlinks } from '../spec/check.js';
 import { checkOomScoreAdj, checkRlimits, RLIMITS } from '../spec/isolation.js';
 import { checkKeys, type KeyTable } from '../spec/keys.js';
@@ -21,12 +23,17 @@ import { buildSpec, OPTION_KEYS, type ContainerOptions, type Spec, type StdioOpt
 import { hostInfo } from './host.js';
 import { parseMountinfo, treeOrder, type MountInfo } from './mountinfo.js';
 
-export type ContainerStatus = 'created' | 'running' | 'stopped';
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped';
 
 export interface ExitStatus {
   /** The exit code, or null when a signal ended the process. */
   exitCode: number | null;
   signal: NodeJS.Signals | null;
+  /**
+   * With a cgroup: the OOM killer killed a process of the container (its memory limit was hit).
+   * Absent for a container without a cgroup.
+   */
+  oomKilled?: boolean;
 }
 
 export interface ContainerInfo extends Partial<ExitStatus> {
@@ -41,6 +48,8 @@ export interface ContainerInfo extends Partial<ExitStatus> {
   createdAt: Date;
   startedAt?: Date;
   finishedAt?: Date;
+  /** With a cgroup: its directories and what it reports (until delete()). */
+  cgroup?: { dirs: readonly string[]; stats: CgroupStats };
 }
 
 export interface RunOptions extends ContainerOptions {
@@ -249,6 +258,10 @@ export class Container implements AsyncDisposable {
   #start?: Deferred<void>;
   #exited = deferred<ExitStatus>();
   #abort?: { signal: AbortSignal; listener: () => void };
+  /** Only when the container asked for one (resources or cgroup): the default path has none. */
+  readonly #cgroup: CgroupManager | null;
+  #cgroupError?: ContainerError;
+  #paused = false;
 
   /** Creates the container: its process is set up and waits for start(). */
   static async create(options: ContainerOptions): Promise<Container> {
@@ -261,7 +274,9 @@ export class Container implements AsyncDisposable {
     checkRlimits(spec.rlimits);
     checkOomScoreAdj(spec.oomScoreAdj);
     const facts = checkBindSources(spec);
-    const plan = buildPlan(spec, hostInfo(), facts, compiledFor(spec));
+    // The plan places the child by cgroup version: a sync point on v1/hybrid, none on v2.
+    const host = spec.cgroup ? { ...hostInfo(), cgroup: currentLayout().kind } : hostInfo();
+    const plan = buildPlan(spec, host, facts, compiledFor(spec));
     checkSymlinks(spec, plan.ops);
     checkExec(spec);
     const abort = options.signal;
@@ -270,10 +285,13 @@ export class Container implements AsyncDisposable {
     // Everything since the check above is synchronous: no other create() took the id meanwhile.
     liveIds.add(spec.id);
     let c: Container;
+    let cgroup: CgroupManager | null = null;
     try {
-      c = new Container(spec, plan, encodePlan(plan), killSignal, abort);
+      cgroup = spec.cgroup ? createCgroup(spec.cgroup, spec.id) : null;
+      c = new Container(spec, plan, encodePlan(plan), killSignal, abort, cgroup);
     } catch (e) {
       liveIds.delete(spec.id);
+      await cgroup?.destroy();
       throw e;
     }
     try {
@@ -328,26 +346,32 @@ export class Container implements AsyncDisposable {
     }
   }
 
-  private constructor(spec: Spec, plan: Plan, buf: Buffer, killSignal: number, abort: AbortSignal | undefined) {
+  private constructor(spec: Spec, plan: Plan, buf: Buffer, killSignal: number, abort: AbortSignal | undefined, cgroup: CgroupManager | null) {
     this.id = spec.id;
     this.rootfs = spec.rootfs;
     this.#plan = plan;
     this.#argv = spec.args;
     this.#killSignal = killSignal;
     this.#oomScoreAdj = spec.oomScoreAdj;
+    this.#cgroup = cgroup;
     const { Child } = native();
     try {
-      this.#child = new Child(buf, spec.stdio.map(stdioCode) as [number, number, number], (ev, a, b, c) => this.#onEvent(ev, a, b, c));
+      const stdio = spec.stdio.map(stdioCode) as [number, number, number];
+      const onEvent = (ev: number, a: number, b: number, c: number) => this.#onEvent(ev, a, b, c);
+      this.#child = cgroup ? new Child(buf, stdio, onEvent, [], cgroup.cloneFd) : new Child(buf, stdio, onEvent);
     } catch (e) {
       const err = e as Error & { errno?: number; stage?: string; path?: string; syscall?: string };
-      throw new ContainerError(`container ${spec.id}: ${err.message}`, {
+      const path = err.path ?? (err.stage === 'cgroup' ? cgroup?.dirs[0] : undefined);
+      throw new ContainerError(`container ${spec.id}: ${err.message}${err.stage === 'cgroup' ? ` (CLONE_INTO_CGROUP ${path})` : ''}`, {
         code: err.errno ? errnoName(err.errno) : 'ERR_INTERNAL',
         stage: (err.stage ?? 'clone') as ContainerError['stage'] & string,
         containerId: spec.id,
         ...(err.errno ? { errno: err.errno } : {}),
-        ...(err.path ? { path: err.path } : {}),
+        ...(path ? { path } : {}),
         ...(err.syscall ? { syscall: err.syscall } : {}),
       });
+    } finally {
+      cgroup?.closeCloneFd(); // the child was born in it (or never): the fd has done its job
     }
     this.pid = this.#child.pid;
     const [inFd, outFd, errFd] = this.#child.stdio;
@@ -368,7 +392,11 @@ export class Container implements AsyncDisposable {
         settle(this.#ready, true, undefined);
         break;
       case EV.ERROR:
-        this.#error = childError(this.#plan, this.id, a, b, c);
+        // A failed placement comes back as the sync op's error: report what the parent saw.
+        this.#error = this.#cgroupError && this.#plan.ops[b]?.kind === 'sync' ? this.#cgroupError : childError(this.#plan, this.id, a, b, c);
+        break;
+      case EV.SYNC:
+        if (a === SYNC_POINT_CGROUP) this.#place();
         break;
       case EV.EOF:
         this.#eof = true;
@@ -376,12 +404,25 @@ export class Container implements AsyncDisposable {
       case EV.EXIT:
         // (-1, 0): reaped by someone else (a waitpid(-1) elsewhere in this process), status lost.
         this.#exit = a >= 0 ? { exitCode: a, signal: null } : { exitCode: null, signal: b ? signalName(b) : null };
+        if (this.#cgroup) this.#exit.oomKilled = this.#cgroup.oomKills() > 0;
         this.#status = 'stopped';
         this.#finishedAt = new Date();
         settle(this.#exited, true, this.#exit);
         break;
     }
     this.#settle();
+  }
+
+  /** The v1 sync point: into every hierarchy of the cgroup, before the child's first setup op. */
+  #place(): void {
+    let err = 0;
+    try {
+      this.#cgroup!.add(this.pid);
+    } catch (e) {
+      this.#cgroupError = e instanceof ContainerError ? new ContainerError(`container ${this.id}: ${e.message}`, { ...e, code: e.code, containerId: this.id, cause: e }) : (e as ContainerError);
+      err = this.#cgroupError.errno ?? 5; // EIO: the child fails at its sync op, reporting it
+    }
+    this.#child.resume(SYNC_POINT_CGROUP, err);
   }
 
   /**
@@ -438,7 +479,49 @@ export class Container implements AsyncDisposable {
   }
 
   get status(): ContainerStatus {
+    if (this.#paused && this.#status === 'running') return 'paused';
     return this.#status === 'creating' ? 'created' : this.#status;
+  }
+
+  #needCgroup(what: string): CgroupManager {
+    if (this.#cgroup && !this.#deleted) return this.#cgroup;
+    throw new ContainerError(
+      `container ${this.id}: ${what} needs a cgroup: ${this.#deleted ? 'the container was deleted' : 'create it with resources or cgroup: {}'}`,
+      { code: 'ERR_INVALID_STATE', stage: 'cgroup', containerId: this.id },
+    );
+  }
+
+  /** Freezes every process of the container (cgroup freezer; cgroup.freeze on v2). */
+  async pause(): Promise<void> {
+    const cg = this.#needCgroup('pause()');
+    if (this.status !== 'running')
+      throw new ContainerError(`container ${this.id} is ${this.status}, not running`, { code: 'ERR_INVALID_STATE', stage: 'cgroup', containerId: this.id });
+    await cg.freeze();
+    this.#paused = true;
+  }
+
+  /** Thaws what pause() froze. */
+  resume(): void {
+    const cg = this.#needCgroup('resume()');
+    if (this.status !== 'paused')
+      throw new ContainerError(`container ${this.id} is ${this.status}, not paused`, { code: 'ERR_INVALID_STATE', stage: 'cgroup', containerId: this.id });
+    cg.thaw();
+    this.#paused = false;
+  }
+
+  /**
+   * SIGKILLs every process in the container's cgroup, PID 1 or not, forked or double-forked, and
+   * resolves when none is left (cgroup.kill on v2; freeze, kill, thaw on v1).
+   */
+  async killAll(): Promise<void> {
+    const cg = this.#needCgroup('killAll()');
+    await cg.killAll();
+    this.#paused = false;
+  }
+
+  /** What the container's cgroup reports: memory, cpu, pids, OOM events (docs/cgroups.md). */
+  stats(): CgroupStats {
+    return this.#needCgroup('stats()').stats();
   }
 
   /** Execs the user's binary in the created container (the OCI create/start split). */
@@ -485,6 +568,7 @@ export class Container implements AsyncDisposable {
       ...(this.#finishedAt ? { finishedAt: this.#finishedAt } : {}),
       ...(this.#exit ?? {}),
     };
+    if (this.#cgroup && !this.#deleted) info.cgroup = { dirs: this.#cgroup.dirs, stats: this.#cgroup.stats() };
     // Synchronous reads: no event-loop turn can reap the process (and free its pid) in between.
     if (!this.#exit) {
       try {
@@ -502,9 +586,20 @@ export class Container implements AsyncDisposable {
     if (this.#deleted) return;
     this.#deleted = true;
     if (this.#abort) this.#abort.signal.removeEventListener('abort', this.#abort.listener);
-    if (!this.#exit) this.kill('SIGKILL');
-    await this.#exited.promise;
-    liveIds.delete(this.id);
+    try {
+      // Without a PID namespace, what PID 1 forked outlives it: kill everything in the cgroup. (With
+      // one, the kernel kills the rest with PID 1; and destroy() finds any straggler: EBUSY.)
+      // Paused: a frozen process acts on SIGKILL only once thawed, which killAll() does.
+      if (this.#cgroup && !this.#exit && (this.#paused || !(this.#plan.cloneFlags & CLONE.NEWPID))) await this.#cgroup.killAll();
+    } finally {
+      if (!this.#exit) this.kill('SIGKILL');
+      await this.#exited.promise;
+      try {
+        await this.#cgroup?.destroy();
+      } finally {
+        liveIds.delete(this.id);
+      }
+    }
     this.stdin?.destroy();
     for (const s of [this.stdout, this.stderr]) if (s && !s.readableEnded) s.destroy();
   }

@@ -42,12 +42,16 @@ export interface NativeSettings {
 }
 
 export interface NativeAddon {
-  /** `fds`: given to the child at MSG_FDS indexes FD.PLAN0 on, for ops that name them. */
+  /**
+   * `fds`: given to the child at MSG_FDS indexes FD.PLAN0 on, for ops that name them. `cgroupFd`:
+   * a cgroup v2 directory the child is born in (clone3 CLONE_INTO_CGROUP); -1 or absent: none.
+   */
   Child: new (
     plan: Uint8Array,
     stdio: readonly [number, number, number],
     onEvent: (event: number, a: number, b: number, c: number) => void,
     fds?: readonly number[],
+    cgroupFd?: number,
   ) => NativeChild;
   constants: NativeConstants;
   opTable: readonly NativeOpRow[];
@@ -59,6 +63,11 @@ export interface NativeAddon {
    * (the base cannot be made, SCRATCHBOX_BASE_MNTNS=0, or a user namespace).
    */
   mountMode(): 'base' | 'host';
+  /**
+   * Loads a BPF_PROG_TYPE_CGROUP_DEVICE program (struct bpf_insn[], src-ts/cgroup/device-filter.ts)
+   * and attaches it to the cgroup v2 directory `cgroupFd`. Throws { errno, syscall: 'bpf' }.
+   */
+  attachDeviceFilter(cgroupFd: number, insns: Uint8Array): void;
   /** A flattened seccomp profile to BPF (src-native/parent/seccomp.cc; src-ts/security/seccomp.ts). */
   compileSeccomp(profile: FlatSeccomp): CompiledSeccomp;
 }

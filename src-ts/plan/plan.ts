@@ -109,6 +109,9 @@ export type Op = Base &
     | { kind: 'exec'; args: string[]; env: string[]; umask: number }
   );
 
+/** The sync point where the parent puts the child into its cgroup (hosts without CLONE_INTO_CGROUP use). */
+export const SYNC_POINT_CGROUP = 1;
+
 export interface Plan {
   /** Namespaces clone3 must make (pid, time: they apply to the child only when made at clone). */
   cloneFlags: number;
@@ -259,7 +262,10 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
 
   const lowers = spec.layers;
   const sizeKiB = spec.root.writableKiB;
-  const ops: Op[] = [...clones];
+  // A cgroup on v1 (and hybrid) hosts: the parent writes the pid into each hierarchy before any
+  // setup runs, so the setup itself is accounted and limited. v2 needs no op: the child is born in
+  // its cgroup (CLONE_INTO_CGROUP).
+  const ops: Op[] = spec.cgroup && host.cgroup !== 'v2' ? [{ stage: 'sync', kind: 'sync', point: SYNC_POINT_CGROUP }, ...clones] : [...clones];
   if (base) {
     // 2. The new root, detached: overlay(lower = rootfs, upper = tmpfs).
     ops.push({ stage: 'rootfs', kind: 'root-upper-detached', sizeKiB });

@@ -26,6 +26,7 @@ import {
   type RlimitSpec,
   type RootSpec,
 } from './isolation.js';
+import { parseCgroup, type CgroupOption, type CgroupResources, type CgroupSpec } from '../cgroup/resources.js';
 
 export type NamespaceName = 'mount' | 'pid' | 'network' | 'ipc' | 'uts' | 'cgroup' | 'user' | 'time';
 
@@ -127,6 +128,13 @@ export interface ContainerOptions {
   writableSize?: number | string;
   /** OCI root.readonly: the root (the overlay) read-only; the mounts in it keep their own flags. */
   readonlyRootfs?: boolean;
+  /**
+   * Limits (OCI `linux.resources`: memory, pids, cpu, blockIO, hugepageLimits, devices). Given,
+   * the container gets a cgroup of its own (docs/cgroups.md); without it or `cgroup`, none is made.
+   */
+  resources?: CgroupResources;
+  /** A cgroup of the container's own (pause, killAll, stats) even without limits; `path`: its parent. */
+  cgroup?: CgroupOption;
 }
 
 /**
@@ -163,6 +171,8 @@ export const OPTION_KEYS = {
   devices: true,
   writableSize: true,
   readonlyRootfs: true,
+  resources: true,
+  cgroup: true,
 } as const satisfies KeyTable<ContainerOptions>;
 
 const USER_KEYS = { uid: true, gid: true, additionalGids: true } as const satisfies KeyTable<UserOption>;
@@ -200,6 +210,8 @@ export interface Spec {
   sysctl: [string, string][];
   devices: DeviceSpec[];
   root: RootSpec;
+  /** Null unless `resources` or `cgroup` was given: then the container gets a cgroup of its own. */
+  cgroup: CgroupSpec | null;
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -395,6 +407,7 @@ export function buildSpec(
     sysctl: parseSysctl(options.sysctl, { namespaces: ns, sharedNetwork, mounts }),
     devices: parseDevices(options.devices, mounts),
     root: parseRoot(options.writableSize, options.readonlyRootfs),
+    cgroup: parseCgroup(options.resources, options.cgroup),
   };
 }
 

@@ -2,8 +2,10 @@
  * Builds what the integration tests run inside containers: the probe (test/fixtures/probe.c,
  * static glibc) and the demo's libc-free sleep, into test/.build/; and seccomp-run
  * (test/fixtures/seccomp-run.c), which loads a filter and reports what syscalls return under it.
- * Needs gcc and glibc's static libraries (present on this kind of machine; .ci/run installs them
- * on a fresh one). Also compiles dist/ again when it is older than src-ts/.
+ * And cgroup-load (test/fixtures/cgroup-load.c), the cgroup tests' workloads (fork bomb, memory
+ * hog, spinner, counter, daemon). Needs gcc and glibc's static libraries (present on this kind of
+ * machine; .ci/run installs them on a fresh one). Also compiles dist/ again when it is older than
+ * src-ts/.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
@@ -27,7 +29,7 @@ export default function setup(): void {
   if (!existsSync(`${root}dist/index.js`) || newest(`${root}src-ts`) > statSync(`${root}dist/index.js`).mtimeMs)
     execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.build.json`], { stdio: 'inherit' });
   mkdirSync(buildDir, { recursive: true });
-  for (const name of ['probe', 'seccomp-run']) {
+  for (const name of ['probe', 'seccomp-run', 'cgroup-load']) {
     const src = `${root}test/fixtures/${name}.c`;
     if (newer(src, `${buildDir}/${name}`))
       execFileSync('gcc', ['-static', '-O2', '-o', `${buildDir}/${name}`, src], { stdio: 'inherit' });

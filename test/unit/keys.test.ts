@@ -76,6 +76,8 @@ describe('unknown option keys', () => {
       devices: [],
       writableSize: '16m',
       readonlyRootfs: true,
+      resources: { pids: { limit: 10 } },
+      cgroup: { path: '/sbx' },
     };
     expect(Object.keys(all).sort()).toEqual(Object.keys(OPTION_KEYS).sort());
     // image and store are resolved by Container.create (into rootfs and the layers) before buildSpec.
