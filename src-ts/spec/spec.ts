@@ -373,6 +373,7 @@ export function buildSpec(
 
   if (options.detached !== undefined && typeof options.detached !== 'boolean') throw invalid('detached', 'must be a boolean');
   const privileged = bool(options.privileged, 'privileged', false);
+  const devices = parseDevices(options.devices, mounts);
   // 'unconfined' is not a profile: anything else must be one (parseSeccomp says what is wrong).
   if (privileged && options.seccomp !== undefined && options.seccomp !== 'unconfined')
     throw invalid('seccomp', "privileged containers run without seccomp: leave it out (or 'unconfined')");
@@ -405,10 +406,18 @@ export function buildSpec(
     rlimits: parseRlimits(options.rlimits),
     oomScoreAdj: parseOomScoreAdj(options.oomScoreAdj),
     sysctl: parseSysctl(options.sysctl, { namespaces: ns, sharedNetwork, mounts }),
-    devices: parseDevices(options.devices, mounts),
+    devices,
     root: parseRoot(options.writableSize, options.readonlyRootfs),
-    cgroup: parseCgroup(options.resources, options.cgroup),
+    cgroup: withDeviceNodes(parseCgroup(options.resources, options.cgroup), devices),
   };
+}
+
+/** The device nodes `devices` makes stay usable under a device allow-list (as runc adds them). */
+function withDeviceNodes(cgroup: CgroupSpec | null, devices: readonly DeviceSpec[]): CgroupSpec | null {
+  const rules = cgroup?.resources.devices;
+  if (!cgroup || !rules || devices.length === 0) return cgroup;
+  const nodes = devices.filter((d) => d.type !== 'p').map((d) => ({ allow: true, type: d.type === 'b' ? ('b' as const) : ('c' as const), major: d.major, minor: d.minor, access: 'rwm' }));
+  return { ...cgroup, resources: { ...cgroup.resources, devices: [...rules, ...nodes] } };
 }
 
 function bool(v: unknown, option: string, dflt: boolean): boolean {

@@ -273,3 +273,23 @@ describe('the v2 device program (BPF_PROG_TYPE_CGROUP_DEVICE), run by an interpr
     expect([...b]).toEqual([0x61, 0x12, 4, 0, 0, 0, 0, 0, 0x55, 0x04, 3, 0, 0xff, 0xff, 0xff, 0xff]);
   });
 });
+
+describe('devices and a device allow-list together', () => {
+  it('the nodes `devices` makes are allowed too (as runc adds them), a FIFO needs no rule', () => {
+    const s = buildSpec(
+      {
+        rootfs: '/srv/r',
+        args: ['/x'],
+        devices: [
+          { path: '/dev/fuse', type: 'c', major: 10, minor: 229 },
+          { path: '/dev/pipe', type: 'p' },
+        ],
+        resources: { devices: [{ allow: false }] },
+      } as ContainerOptions,
+      () => 'id',
+    );
+    expect(s.cgroup!.resources.devices).toEqual([{ allow: false, type: 'a', access: 'rwm' }, { allow: true, type: 'c', major: 10, minor: 229, access: 'rwm' }]);
+    // Without an allow-list nothing is added (no cgroup at all without resources).
+    expect(buildSpec({ rootfs: '/srv/r', args: ['/x'], devices: [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229 }] } as ContainerOptions, () => 'id').cgroup).toBeNull();
+  });
+});
