@@ -51,7 +51,9 @@
   X(EXEC,                 26, "exec",                  EXEC,     0x1, 0x2, op_exec)                  \
   /* Isolation (new kinds take the next code: the table stays in code order).                   */ \
   X(NO_NEW_PRIVS,         27, "no-new-privs",          USER,     0x0, 0x0, op_no_new_privs)          \
-  X(SECCOMP,              50, "seccomp",               SECURITY, 0x1, 0x0, op_seccomp)
+  X(SECCOMP,              50, "seccomp",               SECURITY, 0x1, 0x0, op_seccomp)               \
+  /* The root, kept (options.keep: a host directory as the upper layer).                       */ \
+  X(ROOT_UPPER_DIR,       60, "root-upper-dir",        ROOTFS,   0x1, 0x2, op_root_upper_dir)
 /* clang-format on */
 
 #endif

@@ -88,6 +88,8 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   // Isolation (new kinds take the next code: the table stays in code order).
   'no-new-privs': { code: 27, stage: 'user' },
   seccomp: { code: 50, stage: 'security', s: ['bpf'], n: ['instructions', 'flags'] },
+  // The root, kept (options.keep).
+  'root-upper-dir': { code: 60, stage: 'rootfs', s: ['dir', 'attach?'] },
 };
 
 /** Bit i set: s[i] is a required string (resp. optional), as the native table says it. */

@@ -82,6 +82,12 @@ export interface ContainerOptions {
    * trusted workloads that need the kernel's full surface. Default false.
    */
   privileged?: boolean;
+  /**
+   * Keep what the container writes after delete(): its overlay's upper layer is a directory of
+   * the image store (`store`, the image's, or the default one), `<store>/containers/<id>/upper`,
+   * instead of a tmpfs; `container.commit()` makes an image of it. Default false.
+   */
+  keep?: boolean;
 }
 
 /**
@@ -109,6 +115,7 @@ export const OPTION_KEYS = {
   noNewPrivileges: true,
   seccomp: true,
   privileged: true,
+  keep: true,
 } as const satisfies KeyTable<ContainerOptions>;
 
 const USER_KEYS = { uid: true, gid: true, additionalGids: true } as const satisfies KeyTable<UserOption>;
@@ -137,6 +144,13 @@ export interface Spec {
   seccomp: SeccompProfile | 'default' | null;
   /** docker run --privileged: all capabilities, no seccomp, no masked paths. */
   privileged: boolean;
+  /** options.keep: the upper layer is a directory on disk (upperDir), kept after delete(). */
+  keep: boolean;
+  /**
+   * With keep: the host directory holding the overlay's upper/ and work/ (Container.create makes
+   * it, under the image store, once the id is known); null: a tmpfs.
+   */
+  upperDir: string | null;
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -315,6 +329,8 @@ export function buildSpec(options: ContainerOptions, newId: () => string, layers
     noNewPrivileges: bool(options.noNewPrivileges, 'noNewPrivileges', true),
     seccomp: privileged || options.seccomp === 'unconfined' ? null : options.seccomp === undefined ? 'default' : parseSeccomp(options.seccomp, 'seccomp'),
     privileged,
+    keep: bool(options.keep, 'keep', false),
+    upperDir: null,
   };
 }
 
