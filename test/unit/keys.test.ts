@@ -68,6 +68,7 @@ describe('unknown option keys', () => {
       privileged: false,
       image: 'sleep:latest',
       store: {} as never,
+      keep: false,
     };
     expect(Object.keys(all).sort()).toEqual(Object.keys(OPTION_KEYS).sort());
     // image and store are resolved by Container.create (into rootfs and the layers) before buildSpec.
