@@ -274,7 +274,7 @@ async function main() {
   }
   const table = lines.join('\n');
   const cpu = (await import('node:os')).cpus();
-  const header = `node bench/images.mjs --reps ${opts.reps} --creates ${opts.creates}: ${cpu.length} × ${cpu[0]?.model?.trim()}, kernel ${(await import('node:os')).release()}, ${versions.skopeo}, ${versions.podman}`;
+  const header = `\`node bench/images.mjs --reps ${opts.reps} --creates ${opts.creates}\` on ${cpu.length} × ${cpu[0]?.model?.trim()}, kernel ${(await import('node:os')).release()}, ${versions.skopeo}, ${versions.podman}, ${versions.buildah}:`;
   process.stdout.write(`${header}\n\n${table}\n`);
   fs.writeFileSync(path.join(benchDir, 'out', 'images.json'), JSON.stringify({ header, rows, raw, archiveBytes }, null, 2));
 }

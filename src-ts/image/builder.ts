@@ -12,7 +12,7 @@ import type { Pack } from 'tar-stream';
 type Headers = Parameters<Pack['entry']>[0];
 import { hostPlatform, MEDIA, type ConfigDoc } from './oci.js';
 import type { Image, ImageStore } from './store.js';
-import { imageError } from './util.js';
+import { devNumbers, imageError } from './util.js';
 
 export interface CopyOptions {
   /** Mode of every file and directory copied (like COPY --chmod). Default: the source's. */
@@ -196,11 +196,7 @@ export class ScratchBuilder {
             out.set(rel, { header: { ...header, type: 'file', size: st.size }, from: src });
           }
         } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-          const rdev = Number(st.rdev);
-          const hi = Math.floor(rdev / 2 ** 32); // glibc's dev_t split; JS bit operators are 32-bit
-          const major = ((rdev >>> 8) & 0xfff) | (hi & ~0xfff);
-          const minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
-          out.set(rel, { header: { ...header, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: major, devminor: minor } });
+          out.set(rel, { header: { ...header, type: st.isCharacterDevice() ? 'character-device' : 'block-device', ...devNumbers(st.rdev) } });
         } else if (st.isFIFO()) out.set(rel, { header: { ...header, type: 'fifo' } });
         // sockets are not copied: they mean nothing in an image
       };

@@ -16,7 +16,7 @@ import type { Op } from '../plan/plan.js';
 import { putLayer, type LayerEntry } from './builder.js';
 import { hostPlatform, MEDIA, type ConfigDoc, type ImageConfig } from './oci.js';
 import type { Image, ImageStore } from './store.js';
-import { imageError } from './util.js';
+import { devNumbers, imageError } from './util.js';
 
 /** What commit() may change in the image config; each field given replaces the image's. */
 export type CommitConfig = Partial<ImageConfig>;
@@ -153,11 +153,7 @@ async function walkDir(w: Walk, rel: string): Promise<number> {
         w.out.push({ header: { ...header, type: 'file', size: st.size, ...(Object.keys(pax).length ? { pax } : {}) }, from: p });
       }
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      const rdev = Number(st.rdev);
-      const hi = Math.floor(rdev / 2 ** 32); // glibc's dev_t split; JS bit operators are 32-bit
-      const devmajor = ((rdev >>> 8) & 0xfff) | (hi & ~0xfff);
-      const devminor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
-      w.out.push({ header: { ...header, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor, devminor } });
+      w.out.push({ header: { ...header, type: st.isCharacterDevice() ? 'character-device' : 'block-device', ...devNumbers(st.rdev) } });
     } else if (st.isFIFO()) w.out.push({ header: { ...header, type: 'fifo' } });
     // sockets mean nothing in an image
   }
