@@ -6,8 +6,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Container, ImageStore, type Image } from '../../src-ts/index.js';
-import { BUSYBOX, busyboxRootfs, busyboxSkip, expectMountMode, hostMountinfo, suiteSkip, type MountMode } from './helpers.js';
+import { Container, defaultMounts, ImageStore, type Image } from '../../src-ts/index.js';
+import { BUSYBOX, buildDir, busyboxRootfs, busyboxSkip, expectMountMode, hostMountinfo, suiteSkip, type MountMode } from './helpers.js';
 import { listing } from './image-fixtures.js';
 
 /** The applets the change script uses, besides busyboxRootfs()'s. */
@@ -149,6 +149,20 @@ export function commitSuite(mode: MountMode): void {
       } finally {
         await again.c.delete();
       }
+    });
+
+    it('a process with CAP_SYS_ADMIN that detaches its root finds its own kept directory below it, nothing else of the store', async () => {
+      const id = `peel-${mode}`;
+      const r = await Container.run({ rootfs, store, keep: true, id, args: ['/probe', 'peel'], seccomp: 'unconfined', mounts: [...defaultMounts, { destination: '/probe', type: 'bind', source: `${buildDir}probe`, options: ['bind', 'ro'] }] });
+      rmSync(`${store.dir}/containers/${id}`, { recursive: true });
+      const peel = JSON.parse(r.stdout) as { levels: { magic: number; entries: string[] }[] };
+      // Base mode: the overlay, then the clone of <store>/containers/<id> (where the tmpfs would
+      // be): its root is that directory, so ".." there leads to the mount below, not to the
+      // store's blobs, layers or other containers. Host mode: the clone is under the detached
+      // root, and what is left is the kernel's initial rootfs (as without keep: safety-suite.ts).
+      if (mode === 'base') expect(peel.levels[1]!.entries).toEqual(['upper', 'work']);
+      expect(peel.levels.length).toBeGreaterThan(1);
+      for (const l of peel.levels) for (const name of ['blobs', 'layers', 'containers', 'refs.json']) expect(l.entries).not.toContain(name);
     });
 
     it('the kept directory outlives delete(); without keep nothing is kept and commit is refused', async () => {
