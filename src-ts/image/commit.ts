@@ -94,8 +94,11 @@ function attrs(w: Walk, p: string): { pax: Record<string, string>; overlay: Reco
   for (const name of w.xattr.listAttributesSync(p)) {
     const v = w.xattr.getAttributeSync(p, name);
     if (!v) continue;
-    if (name.startsWith(OVERLAY_XATTR)) overlay[name.slice(OVERLAY_XATTR.length)] = v.toString('utf8');
-    else pax[`SCHILY.xattr.${name}`] = v.toString('utf8');
+    const text = v.toString('utf8');
+    if (name.startsWith(OVERLAY_XATTR)) overlay[name.slice(OVERLAY_XATTR.length)] = text;
+    // pax records are text here (tar-stream): a binary value (security.capability) is left out
+    // rather than written wrong, as layer.ts does when it applies one.
+    else if (Buffer.from(text, 'utf8').equals(v)) pax[`SCHILY.xattr.${name}`] = text;
   }
   return { pax, overlay };
 }

@@ -40,6 +40,21 @@ describe('treeEntries', () => {
     expect(es.find((e) => e.header.name === 'new')?.from).toBe(`${dir}/new`);
   });
 
+  it('user xattrs go into pax records; a binary value is left out rather than written wrong', async () => {
+    const { setAttributeSync } = await import('@napi-rs/xattr');
+    const sub = mkdtempSync(`${dir}/x-`);
+    writeFileSync(`${sub}/f`, 'f');
+    try {
+      setAttributeSync(`${sub}/f`, 'user.text', Buffer.from('hello'));
+      setAttributeSync(`${sub}/f`, 'user.bin', Buffer.from([0xff, 0xfe, 0x00, 0x01]));
+    } catch {
+      return expect.fail(`the temp file system (${tmpdir()}) refuses user xattrs`);
+    }
+    const [e] = await treeEntries(sub, false);
+    expect(e!.header.pax).toEqual({ 'SCHILY.xattr.user.text': 'hello' });
+    rmSync(sub, { recursive: true });
+  });
+
   it('a plain tree (a rootfs): everything, in order, parents first', async () => {
     expect(names(await treeEntries(dir, false, runtimeEntries(plan.ops)))).toEqual([
       'directory data',
