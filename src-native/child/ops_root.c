@@ -80,6 +80,30 @@ int op_root_upper_detached(struct child_state *st, const struct sbx_op *op) {
   return make_upper(st, op->n[0]);
 }
 
+/* s0: a host directory holding upper/ and work/ (made by the parent, under the image store), for a
+ * container whose writes outlive it (options.keep, commit). s1 (host mode only): the directory to
+ * attach it on at once, as ROOT_UPPER does. A detached clone of s0 (open_tree, cut from the host's
+ * peer groups like CLONE_TREE's) stands where the tmpfs would: the overlay ops and ATTACH_ROOT take
+ * it as they take the tmpfs, and ".." at its root leads to the mount below it, never into the rest
+ * of the store. */
+int op_root_upper_dir(struct child_state *st, const struct sbx_op *op) {
+  long fd = sbx_sys3(SYS_open_tree, AT_FDCWD, str(st, op->s[0]), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (fd < 0) return (int)fd;
+  st->tmpfs_fd = (int)fd;
+  struct mount_attr attr = {0};
+  attr.propagation = MS_PRIVATE;
+  long r = sbx_sys5(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof attr);
+  if (r < 0) return (int)r;
+  int ufd = open_beneath((int)fd, "upper", O_PATH | O_DIRECTORY);
+  if (ufd < 0) return ufd;
+  st->rootfd = ufd;
+  if (op->s[1] == SBX_NO_STRING) return 0;
+  long at = sbx_sys4(SYS_openat, AT_FDCWD, str(st, op->s[1]), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  if (at < 0) return (int)at;
+  st->attach_fd = (int)at;
+  return (int)attach(st->tmpfs_fd, st->attach_fd);
+}
+
 /* Makes the overlay from an fsopen'ed context whose layers are set; the root fd points at it. */
 static int finish_overlay(struct child_state *st, const struct sbx_op *op, long ofs, long r) {
   if (r >= 0 && (op->flags & SBX_F_USERXATTR)) r = sbx_sys5(SYS_fsconfig, ofs, FSCONFIG_SET_FLAG, "userxattr", 0, 0);

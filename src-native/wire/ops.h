@@ -62,7 +62,9 @@
   X(SYSCTL,               36, "sysctl",                SECURITY, 0x3, 0x0, op_sysctl)                \
   X(CHOWN,                37, "chown",                 DEVICE,   0x1, 0x0, op_chown)                 \
   X(ROOT_READONLY,        38, "root-readonly",         ROOTFS,   0x0, 0x0, op_root_readonly)        \
-  X(SECCOMP,              50, "seccomp",               SECURITY, 0x1, 0x0, op_seccomp)
+  X(SECCOMP,              50, "seccomp",               SECURITY, 0x1, 0x0, op_seccomp)               \
+  /* The root, kept (options.keep: a host directory as the upper layer).                       */ \
+  X(ROOT_UPPER_DIR,       60, "root-upper-dir",        ROOTFS,   0x1, 0x2, op_root_upper_dir)
 /* clang-format on */
 
 #endif

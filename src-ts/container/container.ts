@@ -20,6 +20,8 @@ import { checkBindSources, checkExec, checkRootfs, checkSymlinks } from '../spec
 import { checkOomScoreAdj, checkRlimits, RLIMITS } from '../spec/isolation.js';
 import { checkKeys, type KeyTable } from '../spec/keys.js';
 import { buildSpec, OPTION_KEYS, type ContainerOptions, type Spec, type StdioOption } from '../spec/spec.js';
+import type { CommitOptions, CommitSource } from '../image/commit.js';
+import type { Image, ImageStore } from '../image/index.js';
 import { hostInfo } from './host.js';
 import { parseMountinfo, treeOrder, type MountInfo } from './mountinfo.js';
 
@@ -124,6 +126,8 @@ function describe(op: Op | undefined): string {
     case 'root-overlay':
     case 'root-overlay-detached':
       return 'mount the overlay root';
+    case 'root-upper-dir':
+      return `use ${op.dir} as the upper layer`;
     case 'resolve-exec':
       return `find ${op.file} in the container`;
     case 'exec':
@@ -202,7 +206,7 @@ const newId = () => randomUUID().replace(/-/g, '').slice(0, 16);
  * options with `image` → the same options with `rootfs` (the image's top layer), the process from
  * the image's config (the options win), and the layers. The image code loads only here.
  */
-async function fromImage(options: ContainerOptions): Promise<{ resolved: ContainerOptions; layers: string[] }> {
+async function fromImage(options: ContainerOptions): Promise<{ resolved: ContainerOptions; layers: string[]; store: ImageStore; digest: string }> {
   checkKeys(options, OPTION_KEYS, '');
   if (options.rootfs !== undefined) throw invalid('rootfs', 'give rootfs or image, not both');
   const { ImageStore, Image, imageProcess } = await import('../image/index.js');
@@ -218,7 +222,7 @@ async function fromImage(options: ContainerOptions): Promise<{ resolved: Contain
     ...(rest.cwd === undefined ? {} : { cwd: rest.cwd }),
     ...(rest.user === undefined ? {} : { user: rest.user }),
   });
-  return { resolved: { ...rest, rootfs: img.layers.at(-1)!, args: proc.args, env: proc.env, cwd: proc.cwd, user: proc.user }, layers: img.layers };
+  return { resolved: { ...rest, rootfs: img.layers.at(-1)!, args: proc.args, env: proc.env, cwd: proc.cwd, user: proc.user }, layers: img.layers, store, digest: img.digest };
 }
 
 /** What the plan needs compiled: the seccomp program (a cache hit after the first container). */
@@ -262,11 +266,22 @@ export class Container implements AsyncDisposable {
   readonly #cgroup: CgroupManager | null;
   #cgroupError?: ContainerError;
   #paused = false;
+  readonly #kept: Kept | undefined;
 
   /** Creates the container: its process is set up and waits for start(). */
   static async create(options: ContainerOptions): Promise<Container> {
-    const { resolved, layers } = options !== null && typeof options === 'object' && options.image !== undefined ? await fromImage(options) : { resolved: options, layers: undefined };
-    const spec = buildSpec(resolved, newId, layers ? { layers } : {});
+    const img = options !== null && typeof options === 'object' && options.image !== undefined ? await fromImage(options) : undefined;
+    const spec = buildSpec(img?.resolved ?? options, newId, img ? { layers: img.layers } : {});
+    const kept = spec.keep ? await keepUpper(spec, img?.store ?? options.store, img?.digest) : undefined;
+    try {
+      return await Container.#create(options, spec, kept);
+    } catch (e) {
+      if (kept) await (await import('../image/commit.js')).dropKept(kept.dir);
+      throw e;
+    }
+  }
+
+  static async #create(options: ContainerOptions, spec: Spec, kept: Kept | undefined): Promise<Container> {
     if (liveIds.has(spec.id))
       throw invalid('id', `${JSON.stringify(spec.id)} is the id of a live container of this process (delete() it first)`, 'EEXIST');
     const killSignal = signalNumber(options.killSignal ?? 'SIGKILL', 'killSignal');
@@ -288,7 +303,7 @@ export class Container implements AsyncDisposable {
     let cgroup: CgroupManager | null = null;
     try {
       cgroup = spec.cgroup ? createCgroup(spec.cgroup, spec.id) : null;
-      c = new Container(spec, plan, encodePlan(plan), killSignal, abort, cgroup);
+      c = new Container(spec, plan, encodePlan(plan), killSignal, abort, cgroup, kept);
     } catch (e) {
       liveIds.delete(spec.id);
       await cgroup?.destroy();
@@ -346,8 +361,9 @@ export class Container implements AsyncDisposable {
     }
   }
 
-  private constructor(spec: Spec, plan: Plan, buf: Buffer, killSignal: number, abort: AbortSignal | undefined, cgroup: CgroupManager | null) {
+  private constructor(spec: Spec, plan: Plan, buf: Buffer, killSignal: number, abort: AbortSignal | undefined, cgroup: CgroupManager | null, kept: Kept | undefined) {
     this.id = spec.id;
+    this.#kept = kept;
     this.rootfs = spec.rootfs;
     this.#plan = plan;
     this.#argv = spec.args;
@@ -604,6 +620,24 @@ export class Container implements AsyncDisposable {
     for (const s of [this.stdout, this.stderr]) if (s && !s.readableEnded) s.destroy();
   }
 
+  /** With `keep: true`: the directory holding the upper layer (upper/, work/), kept after delete(). */
+  get keptDir(): string | null {
+    return this.#kept?.dir ?? null;
+  }
+
+  /**
+   * With `keep: true`, once the process has exited (or before start()): the container's changes as
+   * a new layer on its image (or on its rootfs), stored in its store and tagged `ref`. See
+   * docs/images.md.
+   */
+  async commit(ref?: string, opts?: CommitOptions): Promise<Image> {
+    const state = (why: string) => new ContainerError(`container ${this.id}: cannot commit: ${why}`, { code: 'ERR_INVALID_STATE', stage: 'image', containerId: this.id });
+    if (!this.#kept) throw state('it was not created with keep: true (its upper layer was a tmpfs)');
+    if (this.#status === 'running') throw state('it is running (its files may be changing): commit once it has exited (kill() and wait())');
+    const { commitContainer, runtimeEntries } = await import('../image/commit.js');
+    return commitContainer({ ...this.#kept, runtime: runtimeEntries(this.#plan.ops) }, ref, opts);
+  }
+
   /**
    * With `trace: true`: how long each setup op took in the child (clone to READY), in µs, in plan
    * order. Null without tracing.
@@ -621,6 +655,19 @@ export class Container implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.delete();
   }
+}
+
+type Kept = Omit<CommitSource, 'runtime'>;
+
+/** keep: the upper layer's directory in the store (made now: the plan names it). */
+async function keepUpper(spec: Spec, given: ImageStore | undefined, digest: string | undefined): Promise<Kept> {
+  const { ImageStore } = await import('../image/index.js');
+  const { prepareKept } = await import('../image/commit.js');
+  if (given !== undefined && !(given instanceof ImageStore)) throw invalid('store', 'must be an ImageStore (ImageStore.open())');
+  const store = given ?? (await ImageStore.open());
+  spec.upperDir = await prepareKept(store, spec.id);
+  const { args, env, cwd, user, rootfs } = spec;
+  return { store, id: spec.id, dir: spec.upperDir, rootfs, process: { args, env, cwd, user }, ...(digest === undefined ? {} : { image: digest }) };
 }
 
 function abortError(id: string, signal: AbortSignal, cause?: unknown): ContainerError {

@@ -12,7 +12,7 @@ import type { Pack } from 'tar-stream';
 type Headers = Parameters<Pack['entry']>[0];
 import { hostPlatform, MEDIA, type ConfigDoc } from './oci.js';
 import type { Image, ImageStore } from './store.js';
-import { imageError } from './util.js';
+import { devNumbers, imageError } from './util.js';
 
 export interface CopyOptions {
   /** Mode of every file and directory copied (like COPY --chmod). Default: the source's. */
@@ -28,7 +28,7 @@ interface CopyStep {
   opts: CopyOptions;
 }
 
-interface LayerEntry {
+export interface LayerEntry {
   header: Headers;
   /** Host file to read the content from (regular files). */
   from?: string;
@@ -45,6 +45,36 @@ function checkStrings(v: unknown, option: string): string[] {
 
 function checkId(v: unknown, option: string): void {
   if (v !== undefined && !(Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32)) bad(option, 'expected an integer uid/gid');
+}
+
+/**
+ * Writes entries, in the order given, as an uncompressed layer tar into the store's blobs (its
+ * digest is its diff_id). The caller holds the store's lock.
+ */
+export async function putLayer(store: ImageStore, entries: readonly LayerEntry[]): Promise<{ digest: string; size: number }> {
+  const { pack } = await import('tar-stream');
+  const p = pack();
+  const writing = store.putBlobStream(p as AsyncIterable<Buffer>, undefined, 'layer');
+  writing.catch(() => {});
+  try {
+    for (const e of entries) {
+      await new Promise<void>((res, rej) => {
+        // A file entry without content (a whiteout) still needs its (empty) body, or pack waits for it.
+        if (e.from === undefined)
+          return void (e.header.type === 'file' ? p.entry(e.header, Buffer.alloc(0), (err) => (err ? rej(err) : res())) : p.entry(e.header, (err) => (err ? rej(err) : res())));
+        const w = p.entry(e.header, (err) => (err ? rej(err) : res()));
+        const r = createReadStream(e.from);
+        r.on('error', rej);
+        r.pipe(w);
+      });
+    }
+    p.finalize();
+  } catch (err) {
+    p.destroy(err as Error);
+    await writing.catch(() => {});
+    throw imageError((err as NodeJS.ErrnoException).code ?? 'EIO', `writing the layer: ${(err as Error).message}`, { cause: err });
+  }
+  return writing;
 }
 
 export class ScratchBuilder {
@@ -110,28 +140,7 @@ export class ScratchBuilder {
     return this.store.locked(async () => {
       const layers: { digest: string; size: number }[] = [];
       if (entries.size > 0) {
-        const { pack } = await import('tar-stream');
-        const p = pack();
-        const writing = this.store.putBlobStream(p as AsyncIterable<Buffer>, undefined, 'layer');
-        writing.catch(() => {});
-        try {
-          for (const path of [...entries.keys()].sort()) {
-            const e = entries.get(path)!;
-            await new Promise<void>((res, rej) => {
-              if (e.from === undefined) return void p.entry(e.header, (err) => (err ? rej(err) : res()));
-              const w = p.entry(e.header, (err) => (err ? rej(err) : res()));
-              const r = createReadStream(e.from);
-              r.on('error', rej);
-              r.pipe(w);
-            });
-          }
-          p.finalize();
-        } catch (err) {
-          p.destroy(err as Error);
-          await writing.catch(() => {});
-          throw imageError('EIO', `building the layer: ${(err as Error).message}`, { cause: err });
-        }
-        layers.push(await writing);
+        layers.push(await putLayer(this.store, [...entries.keys()].sort().map((path) => entries.get(path)!)));
         await this.store.ensureLayer(layers[0]!.digest, layers[0]!.digest, () => {});
       }
       const plat = hostPlatform();
@@ -172,7 +181,7 @@ export class ScratchBuilder {
         });
         const header = this.header(rel, st, step.opts);
         if (st.isDirectory()) {
-          if (rel !== '') out.set(rel, { header: { ...header, type: 'directory' } });
+          if (rel !== '') out.set(rel, { header: { ...header, type: 'directory' } }); // without a type tar-stream writes a file and waits for its content
           for (const name of (await readdir(src)).sort()) await walk(`${src}/${name}`, rel ? `${rel}/${name}` : name);
           return;
         }
@@ -187,11 +196,7 @@ export class ScratchBuilder {
             out.set(rel, { header: { ...header, type: 'file', size: st.size }, from: src });
           }
         } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-          const rdev = Number(st.rdev);
-          const hi = Math.floor(rdev / 2 ** 32); // glibc's dev_t split; JS bit operators are 32-bit
-          const major = ((rdev >>> 8) & 0xfff) | (hi & ~0xfff);
-          const minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
-          out.set(rel, { header: { ...header, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: major, devminor: minor } });
+          out.set(rel, { header: { ...header, type: st.isCharacterDevice() ? 'character-device' : 'block-device', ...devNumbers(st.rdev) } });
         } else if (st.isFIFO()) out.set(rel, { header: { ...header, type: 'fifo' } });
         // sockets are not copied: they mean nothing in an image
       };

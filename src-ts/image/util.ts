@@ -100,3 +100,10 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   if (failed) throw failed.error;
   return out;
 }
+
+/** A stat rdev as major and minor (glibc's dev_t split; JS bit operators are 32-bit). */
+export function devNumbers(rdev: number | bigint): { devmajor: number; devminor: number } {
+  const r = Number(rdev);
+  const hi = Math.floor(r / 2 ** 32);
+  return { devmajor: ((r >>> 8) & 0xfff) | (hi & ~0xfff), devminor: (r & 0xff) | ((r >>> 12) & 0xfff00) };
+}

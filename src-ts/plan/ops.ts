@@ -99,6 +99,8 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   chown: { code: 37, stage: 'device', s: ['path'], n: ['uid', 'gid'] },
   'root-readonly': { code: 38, stage: 'rootfs' },
   seccomp: { code: 50, stage: 'security', s: ['bpf'], n: ['instructions', 'flags'] },
+  // The root, kept (options.keep).
+  'root-upper-dir': { code: 60, stage: 'rootfs', s: ['dir', 'attach?'] },
 };
 
 /** Bit i set: s[i] is a required string (resp. optional), as the native table says it. */

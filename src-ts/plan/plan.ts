@@ -51,6 +51,11 @@ export type Op = Base &
     | { kind: 'root-upper'; dir: string; sizeKiB: number }
     /** The upper tmpfs, detached (before the container's mount namespace is made). */
     | { kind: 'root-upper-detached'; sizeKiB: number }
+    /**
+     * options.keep: the host directory `dir` (upper/ and work/ in it) instead of the tmpfs, so the
+     * container's writes outlive it; detached, or (host mode) attached on `attach` at once.
+     */
+    | { kind: 'root-upper-dir'; dir: string; attach?: string }
     /** The overlay on `lowers` (top first; the first is root-upper's dir), attached there. */
     | { kind: 'root-overlay'; lowers: string[]; userxattr: boolean }
     /** The overlay on `lowers` (top first) by O_PATH fds, detached. */
@@ -267,14 +272,18 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   // its cgroup (CLONE_INTO_CGROUP).
   const ops: Op[] = spec.cgroup && host.cgroup !== 'v2' ? [{ stage: 'sync', kind: 'sync', point: SYNC_POINT_CGROUP }, ...clones] : [...clones];
   if (base) {
-    // 2. The new root, detached: overlay(lower = rootfs, upper = tmpfs).
-    ops.push({ stage: 'rootfs', kind: 'root-upper-detached', sizeKiB });
+    // 2. The new root, detached: overlay(lower = rootfs, upper = tmpfs, or the kept directory).
+    ops.push(spec.upperDir === null ? { stage: 'rootfs', kind: 'root-upper-detached', sizeKiB } : { stage: 'rootfs', kind: 'root-upper-dir', dir: spec.upperDir });
   } else {
     // 0, 1. The namespaces, the mount namespace a copy of the host's; nothing mounted from here
     // on propagates back to the host. 2. The new root, built on the rootfs directory.
     ops.push(...nsOps);
     ops.push({ stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE });
-    ops.push({ stage: 'rootfs', kind: 'root-upper', dir: spec.rootfs, sizeKiB });
+    ops.push(
+      spec.upperDir === null
+        ? { stage: 'rootfs', kind: 'root-upper', dir: spec.rootfs, sizeKiB }
+        : { stage: 'rootfs', kind: 'root-upper-dir', dir: spec.upperDir, attach: spec.rootfs },
+    );
   }
   // Until the overlay is made, ops write into its empty upper layer: what they create covers
   // whatever the image has at those paths.

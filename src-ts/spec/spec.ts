@@ -135,6 +135,12 @@ export interface ContainerOptions {
   resources?: CgroupResources;
   /** A cgroup of the container's own (pause, killAll, stats) even without limits; `path`: its parent. */
   cgroup?: CgroupOption;
+  /**
+   * Keep what the container writes after delete(): its overlay's upper layer is a directory of
+   * the image store (`store`, the image's, or the default one), `<store>/containers/<id>/upper`,
+   * instead of a tmpfs; `container.commit()` makes an image of it. Default false.
+   */
+  keep?: boolean;
 }
 
 /**
@@ -173,6 +179,7 @@ export const OPTION_KEYS = {
   readonlyRootfs: true,
   resources: true,
   cgroup: true,
+  keep: true,
 } as const satisfies KeyTable<ContainerOptions>;
 
 const USER_KEYS = { uid: true, gid: true, additionalGids: true } as const satisfies KeyTable<UserOption>;
@@ -212,6 +219,13 @@ export interface Spec {
   root: RootSpec;
   /** Null unless `resources` or `cgroup` was given: then the container gets a cgroup of its own. */
   cgroup: CgroupSpec | null;
+  /** options.keep: the upper layer is a directory on disk (upperDir), kept after delete(). */
+  keep: boolean;
+  /**
+   * With keep: the host directory holding the overlay's upper/ and work/ (Container.create makes
+   * it, under the image store, once the id is known); null: a tmpfs.
+   */
+  upperDir: string | null;
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -409,6 +423,8 @@ export function buildSpec(
     devices,
     root: parseRoot(options.writableSize, options.readonlyRootfs),
     cgroup: withDeviceNodes(parseCgroup(options.resources, options.cgroup), devices),
+    keep: bool(options.keep, 'keep', false),
+    upperDir: null,
   };
 }
 

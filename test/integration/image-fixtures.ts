@@ -190,13 +190,14 @@ export function writeLayoutDir(dir: string, files: Files): void {
  * One line per path below dir: type, mode, owner, and what it holds (a content hash, a link
  * target, a device number, the inode shared by hardlinks) and its xattrs. mtimes of files too.
  */
-export function listing(dir: string): string[] {
+export function listing(dir: string, skip: (rel: string) => boolean = () => false): string[] {
   const out: string[] = [];
   const inodes = new Map<number, string>();
   const walk = (rel: string) => {
     const p = rel ? `${dir}/${rel}` : dir;
     for (const name of readdirSync(p).sort()) {
       const r = rel ? `${rel}/${name}` : name;
+      if (skip(r)) continue;
       const full = `${dir}/${r}`;
       const st = lstatSync(full);
       const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isCharacterDevice() ? 'c' : st.isBlockDevice() ? 'b' : st.isFIFO() ? 'p' : 'f';

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ImageStore, type Image } from '../../src-ts/index.js';
 import { buildDir, isRoot, ROOT_REASON } from './helpers.js';
 import { listing } from './image-fixtures.js';
+import { baseTree, CHANGES } from './commit-suite.js';
 
 describe.skipIf(!isRoot)(`round trips through buildah, podman and skopeo (${ROOT_REASON})`, () => {
   let work: string;
@@ -87,6 +88,30 @@ describe.skipIf(!isRoot)(`round trips through buildah, podman and skopeo (${ROOT
       const info = JSON.parse(execFileSync('skopeo', ['inspect', '--config', `oci:${work}/sbx-oci-dir`]).toString()) as { config: { Entrypoint: string[] }; rootfs: { diff_ids: string[] } };
       expect(info.config.Entrypoint).toEqual(['/probe', 'stderr']);
       expect(info.rootfs.diff_ids).toEqual([img.layers[0]!.diffId]);
+    });
+
+    it('a committed image (new files, whiteouts, an opaque directory) loads into podman, which sees the changed tree (runc)', async () => {
+      const rootfs = baseTree();
+      try {
+        const base = await store.scratch().copy(rootfs, '/').cmd(['/bin/sh']).build('sbx-base:1');
+        // CHANGES chowns a file: CAP_CHOWN, which the default capability set lacks.
+        const c = await Container.create({ image: base, store, keep: true, capabilities: { add: ['CHOWN'] }, args: ['/bin/sh', '-c', CHANGES], stdio: 'ignore' });
+        await c.start();
+        expect(await c.wait()).toEqual({ exitCode: 0, signal: null });
+        const img = await c.commit('sbx-committed:1', { config: { cmd: ['/bin/sh', '-c', 'cat /new /keep/replaced; ls /d; ls /keep; ls -l /mode /link'] } });
+        await c.delete();
+        rmSync(c.keptDir!, { recursive: true });
+        await img.export(`${work}/committed.tar`, { format: 'docker-archive' });
+        expect(podman('load', '-q', '-i', `${work}/committed.tar`)).toContain('sbx-committed:1');
+        const out = execFileSync('podman', [...storage, 'run', '--rm', '--network', 'none', 'sbx-committed:1'], { env: env(), timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+        const [newText, replaced, only, ...rest] = out.trim().split('\n');
+        expect([newText, replaced, only]).toEqual(['new', 'after', 'only']); // /d holds only what the container made
+        expect(rest.slice(0, 2)).toEqual(['replaced', 'stays']); // keep/gone is whited out
+        expect(rest[2]).toMatch(/\/link -> \/new$/); // ls sorts its arguments
+        expect(rest[3]).toMatch(/^-rw------- +1 1000 +1000 .* \/mode$/);
+      } finally {
+        rmSync(rootfs, { recursive: true, force: true });
+      }
     });
 
     it('podman runs the loaded image (runc)', async () => {

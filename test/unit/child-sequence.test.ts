@@ -176,3 +176,35 @@ describe('the child against a recording syscall table: the default plan', () => 
   });
 });
 
+describe('the child against a recording syscall table: keep (root-upper-dir)', () => {
+  const kept = buildSpec({ rootfs: '/srv/rootfs', args: ['/sleep', '1'], keep: true }, () => '0123456789abcdef');
+  kept.upperDir = '/store/containers/x';
+  const upperSteps = (log: string[]) => log.filter((l) => /^(open_tree "\/store|mount_setattr|openat2 "(upper|work)"|fsopen|fsconfig "(upperdir|workdir)"|openat "\/srv|move_mount)/.test(l));
+
+  it('base mode: a private clone of the kept directory where the tmpfs was, upper/ and work/ in it by fd', () => {
+    const log = record('base', [FD.POOLED_NETNS, FD.POOLED_SYSFS, FD.BASE_MNTNS], kept);
+    expect(log.slice(0, log.indexOf('fsopen "overlay"'))).not.toContain('fsopen "tmpfs"'); // (the masks make one later)
+    expect(upperSteps(log).slice(0, 11)).toEqual([
+      'mount_setattr ""', // the cgroup tree's clone made private
+      'open_tree "/store/containers/x" 0x1', // OPEN_TREE_CLONE, not recursive: the directory alone
+      'mount_setattr ""', // made private: nothing propagates from or to the store's mount
+      'openat2 "upper"',
+      'fsopen "overlay"',
+      'openat "/srv/rootfs"',
+      'openat2 "work"',
+      'fsconfig "upperdir"', // upper/ of the clone, by fd
+      'fsconfig "workdir"',
+      'move_mount', // the clone on the base's "/"
+      'move_mount', // the overlay on it
+    ]);
+  });
+
+  it('host mode: the clone attached on the rootfs at once, the overlay takes upper/ and work/ by path through it', () => {
+    const log = record('host', [], kept);
+    expect(log.slice(0, log.indexOf('fsopen "overlay"'))).not.toContain('fsopen "tmpfs"'); // (the masks make one later)
+    const i = log.indexOf('open_tree "/store/containers/x" 0x1');
+    expect(i).toBeGreaterThan(log.indexOf('mount null "/" null 0x44000 null')); // after make-private, in the copy
+    expect(upperSteps(log.slice(i))).toEqual(expect.arrayContaining(['openat "/srv/rootfs"', 'move_mount', 'fsopen "overlay"']));
+    expect(log.filter((l) => l.startsWith('fsconfig "upperdir"'))).toEqual([expect.stringMatching(/^fsconfig "upperdir" "\/proc\/self\/fd\/\d+\/upper"$/)]);
+  });
+});

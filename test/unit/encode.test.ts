@@ -46,6 +46,7 @@ const K = {
   chown: 37,
   'root-readonly': 38,
   seccomp: 50,
+  'root-upper-dir': 60,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,
@@ -415,6 +416,19 @@ describe('encodePlan: ops', () => {
     ]);
     expect(rr.ops[0]!.flags).toBe(F_USERXATTR);
     expect(rr.ops[1]!.flags).toBe(F_BIND_FALLBACK);
+  });
+});
+
+describe('encodePlan: root-upper-dir (keep)', () => {
+  it('s0 the kept directory; s1 the directory to attach it on, or NO_STRING when it stays detached', () => {
+    const rr = encodeOps([
+      { stage: 'rootfs', kind: 'root-upper-dir', dir: '/store/containers/x' },
+      { stage: 'rootfs', kind: 'root-upper-dir', dir: '/store/containers/y', attach: '/srv/rootfs' },
+      { stage: 'exec', kind: 'exec', args: ['x'], env: [], umask: 0 },
+    ]);
+    const [detached, attached] = rr.ops;
+    expect([detached!.kind, detached!.stage, rr.str(detached!.s[0]), detached!.s[1]]).toEqual([60, STAGE_NO.rootfs, '/store/containers/x', NO_STRING]);
+    expect([rr.str(attached!.s[0]), rr.str(attached!.s[1])]).toEqual(['/store/containers/y', '/srv/rootfs']);
   });
 });
 

@@ -78,6 +78,7 @@ describe('unknown option keys', () => {
       readonlyRootfs: true,
       resources: { pids: { limit: 10 } },
       cgroup: { path: '/sbx' },
+      keep: false,
     };
     expect(Object.keys(all).sort()).toEqual(Object.keys(OPTION_KEYS).sort());
     // image and store are resolved by Container.create (into rootfs and the layers) before buildSpec.

@@ -522,3 +522,34 @@ describe('buildPlan: capabilities', () => {
     expect(ops.find((o) => o.kind === 'cap-ambient')).toMatchObject({ ambient: 0 });
   });
 });
+
+describe('buildPlan with keep (the upper layer a directory of the image store)', () => {
+  const kept = (host: HostInfo) => {
+    const s = spec({ keep: true });
+    s.upperDir = '/store/containers/x'; // Container.create makes it once the id is known
+    return buildPlan(s, host, noFiles(s)).ops;
+  };
+
+  it('base mode: root-upper-dir takes the place of root-upper-detached; nothing else changes', () => {
+    const base: HostInfo = { ...HOST, mountMode: 'base' };
+    const ops = kept(base);
+    const plain = plan({}, base).ops;
+    const i = plain.findIndex((op) => op.kind === 'root-upper-detached');
+    expect(ops[i]).toEqual({ stage: 'rootfs', kind: 'root-upper-dir', dir: '/store/containers/x' });
+    expect(ops.filter((_, j) => j !== i)).toEqual(plain.filter((_, j) => j !== i));
+  });
+
+  it('host mode: root-upper-dir attaches on the rootfs, in the place of root-upper', () => {
+    const ops = kept(HOST);
+    const plain = plan().ops;
+    const i = plain.findIndex((op) => op.kind === 'root-upper');
+    expect(ops[i]).toEqual({ stage: 'rootfs', kind: 'root-upper-dir', dir: '/store/containers/x', attach: '/srv/rootfs' });
+    expect(ops.filter((_, j) => j !== i)).toEqual(plain.filter((_, j) => j !== i));
+  });
+
+  it('without keep the plan has no root-upper-dir; keep is a boolean', () => {
+    expect(kinds(plan({ keep: false }).ops)).not.toContain('root-upper-dir');
+    expect(spec({ keep: true }).upperDir).toBeNull();
+    expect(() => spec({ keep: 1 as unknown as boolean })).toThrow(expect.objectContaining({ code: 'EINVAL', option: 'keep', stage: 'validate' }));
+  });
+});
