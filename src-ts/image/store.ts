@@ -130,6 +130,8 @@ export class ImageStore {
   private readonly lockStale: number;
   /** Operations of this process, one at a time (the file lock then serialises processes). */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Manifests and configs by manifest digest, as load() read them. */
+  private readonly parsed = new Map<string, { manifest: Manifest; configDoc: ConfigDoc }>();
 
   private constructor(dir: string, opts: StoreOptions) {
     this.dir = dir;
@@ -340,9 +342,17 @@ export class ImageStore {
   // ── reading images ─────────────────────────────────────────────────────
   /** @internal An image by its manifest digest, from the store. */
   async load(digest: string, ref?: string): Promise<Image> {
-    const manifest = parseManifest(parseJson(await this.readBlob(digest), `manifest ${digest}`), `manifest ${digest}`);
-    const configDoc = parseConfig(parseJson(await this.readBlob(manifest.config.digest), `config ${manifest.config.digest}`));
-    return new Image(this, digest, manifest, configDoc, ref);
+    // Blobs are content-addressed: a manifest and its config, once read and checked, never change
+    // (resolve() still checks that the layers are there: gc may have removed them).
+    let parsed = this.parsed.get(digest);
+    if (!parsed) {
+      const manifest = parseManifest(parseJson(await this.readBlob(digest), `manifest ${digest}`), `manifest ${digest}`);
+      const configDoc = parseConfig(parseJson(await this.readBlob(manifest.config.digest), `config ${manifest.config.digest}`));
+      parsed = { manifest, configDoc };
+      if (this.parsed.size >= 256) this.parsed.delete(this.parsed.keys().next().value as string);
+      this.parsed.set(digest, parsed);
+    }
+    return new Image(this, digest, parsed.manifest, parsed.configDoc, ref);
   }
 
   private async lookup(image: string | Image): Promise<Image> {
