@@ -28,6 +28,7 @@
         "src-native/parent/addon.cc",
         "src-native/parent/base_mntns.cc",
         "src-native/parent/fdpass.cc",
+        "src-native/parent/inroot.cc",
         "src-native/parent/helper_thread.cc",
         "src-native/parent/netns_pool.cc",
         "src-native/parent/plan.cc",
