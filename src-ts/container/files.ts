@@ -4,8 +4,8 @@
  * can never lead to a host path (the addon's openInRoot). The rest is node:fs on the fd, through
  * /proc/self/fd/N: opening that reopens the very file the fd holds, with no path walk of its own.
  */
-import { constants as C, closeSync, openSync, type Dirent, type Stats } from 'node:fs';
-import { copyFile, lstat, mkdir, readdir, readFile, readlink, stat, symlink } from 'node:fs/promises';
+import { constants as C, closeSync, fstatSync, openSync, type Dirent, type Stats } from 'node:fs';
+import { copyFile, lstat, mkdir, readdir, readFile, readlink, symlink } from 'node:fs/promises';
 import { ContainerError, errnoName } from '../errors.js';
 import { native } from '../native/addon.js';
 
@@ -65,6 +65,15 @@ export class Root {
     }
   }
 
+  /** fstat works on O_PATH fds: of a symlink itself when opened O_NOFOLLOW. */
+  fstat(path: string, fd: number): Stats {
+    try {
+      return fstatSync(fd);
+    } catch (e) {
+      this.fail(path, e);
+    }
+  }
+
   /** node:fs failures on an fd we opened: the same typed error. */
   fail(path: string, e: unknown): never {
     const err = e as NodeJS.ErrnoException;
@@ -82,7 +91,7 @@ export function readdirInRoot(root: Root, path: string): Promise<string[]> {
 
 /** stat(2) of `path` (a final symlink followed, inside the root), or lstat with `follow: false`. */
 export function statInRoot(root: Root, path: string, follow: boolean): Promise<Stats> {
-  return root.with(path, O_PATH | (follow ? 0 : C.O_NOFOLLOW), (fd) => (follow ? stat(fdPath(fd)) : lstat(fdPath(fd))).catch((e) => root.fail(path, e)));
+  return root.with(path, O_PATH | (follow ? 0 : C.O_NOFOLLOW), async (fd) => root.fstat(path, fd));
 }
 
 const join = (dir: string, name: string) => (dir.endsWith('/') ? dir + name : `${dir}/${name}`);
@@ -90,8 +99,7 @@ const join = (dir: string, name: string) => (dir.endsWith('/') ? dir + name : `$
 /** Copies a file, a symlink (as a link) or a directory tree from the container to the host. */
 export async function copyOut(root: Root, path: string, hostPath: string): Promise<void> {
   await root.with(path, O_PATH | C.O_NOFOLLOW, async (fd) => {
-    const st = await lstat(fdPath(fd)).catch((e) => root.fail(path, e));
-    await copyOutEntry(root, path, fd, st, hostPath);
+    await copyOutEntry(root, path, fd, root.fstat(path, fd), hostPath);
   });
 }
 
@@ -110,7 +118,7 @@ async function copyOutEntry(root: Root, path: string, fd: number, st: Stats, hos
     const entries: Dirent[] = await readdir(fdPath(fd), { withFileTypes: true });
     for (const e of entries) {
       const child = join(path, e.name);
-      await root.with(child, O_PATH | C.O_NOFOLLOW, async (cfd) => copyOutEntry(root, child, cfd, await lstat(fdPath(cfd)), `${hostPath}/${e.name}`));
+      await root.with(child, O_PATH | C.O_NOFOLLOW, (cfd) => copyOutEntry(root, child, cfd, root.fstat(child, cfd), `${hostPath}/${e.name}`));
     }
   } catch (e) {
     if (e instanceof ContainerError) throw e;
