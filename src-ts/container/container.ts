@@ -574,12 +574,12 @@ export class Container implements AsyncDisposable {
     return this.#inRoot('stat', path, (root) => statInRoot(root, path, options.follow ?? true));
   }
 
-  /** Copies a host file, directory tree or symlink to `path` in the live root (links copied as links). */
+  /** Copies a host file or directory tree to `path` in the live root (`cp -RH`: links in the tree stay links). */
   copyIn(hostPath: string, path: string): Promise<void> {
     return this.#inRoot('copyIn', path, (root) => copyIn(root, hostPath, path));
   }
 
-  /** Copies a file, directory tree or symlink of the live root to `hostPath`, which must not exist. */
+  /** Copies a file or directory tree of the live root to `hostPath`, which must not exist (`cp -RH`). */
   copyOut(path: string, hostPath: string): Promise<void> {
     return this.#inRoot('copyOut', path, (root) => copyOut(root, path, hostPath));
   }

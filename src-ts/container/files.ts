@@ -5,7 +5,7 @@
  * /proc/self/fd/N: opening that reopens the very file the fd holds, with no path walk of its own.
  */
 import { constants as C, closeSync, fstatSync, openSync, type Dirent, type Stats } from 'node:fs';
-import { copyFile, lstat, mkdir, readdir, readFile, readlink, symlink } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readdir, readFile, readlink, stat, symlink } from 'node:fs/promises';
 import { ContainerError, errnoName } from '../errors.js';
 import { native } from '../native/addon.js';
 
@@ -96,9 +96,12 @@ export function statInRoot(root: Root, path: string, follow: boolean): Promise<S
 
 const join = (dir: string, name: string) => (dir.endsWith('/') ? dir + name : `${dir}/${name}`);
 
-/** Copies a file, a symlink (as a link) or a directory tree from the container to the host. */
+/**
+ * Copies a file or a directory tree from the container to the host, like `cp -RH`: a symlink at
+ * `path` is followed (inside the root), those within the tree are copied as links.
+ */
 export async function copyOut(root: Root, path: string, hostPath: string): Promise<void> {
-  await root.with(path, O_PATH | C.O_NOFOLLOW, async (fd) => {
+  await root.with(path, O_PATH, async (fd) => {
     await copyOutEntry(root, path, fd, root.fstat(path, fd), hostPath);
   });
 }
@@ -126,9 +129,12 @@ async function copyOutEntry(root: Root, path: string, fd: number, st: Stats, hos
   }
 }
 
-/** Copies a host file, symlink (as a link) or directory tree into the container at `path`. */
+/**
+ * Copies a host file or directory tree into the container at `path`, like `cp -RH`: a symlink at
+ * `hostPath` is followed, those within the tree are copied as links.
+ */
 export async function copyIn(root: Root, hostPath: string, path: string): Promise<void> {
-  const st = await lstat(hostPath).catch((e: NodeJS.ErrnoException) => {
+  const st = await stat(hostPath).catch((e: NodeJS.ErrnoException) => {
     throw new ContainerError(`container ${root.id}: ${root.op}: ${hostPath}: ${e.message}`, { code: e.code ?? 'ERR_INTERNAL', stage: 'files', path: hostPath, containerId: root.id });
   });
   await copyInEntry(root, hostPath, st, path);

@@ -70,6 +70,8 @@ describe.skipIf(!isRoot)(`host-side access to the live root (${ROOT_REASON})`, (
       expect(readlinkSync(`${out}/data/rel-link`)).toBe('a.txt');
       await c.copyOut('/etc/hostname', `${out}/hostname`);
       expect(readFileSync(`${out}/hostname`, 'utf8')).toBe('files\n');
+      await c.copyOut('/hostname-link', `${out}/via-link`); // the path itself is followed, inside
+      expect(readFileSync(`${out}/via-link`, 'utf8')).toBe('files\n');
       for (const p of ['/abs-dir/secret', '/dotdot-dir/secret', '/data/rel-secret/x'])
         expect((await rejection(c.copyOut(p, `${out}/x`))).code).toMatch(/^(ENOENT|ENOTDIR)$/);
       expect(existsSync(`${out}/x`)).toBe(false);
@@ -88,8 +90,11 @@ describe.skipIf(!isRoot)(`host-side access to the live root (${ROOT_REASON})`, (
       mkdirSync(`${src}/tree/deep`, { recursive: true });
       writeFileSync(`${src}/tree/deep/g`, 'deep');
       symlinkSync('deep/g', `${src}/tree/link`);
+      symlinkSync(`${src}/f`, `${src}/f-link`);
       await c.copyIn(`${src}/f`, '/f');
       expect(await c.readFile('/f', 'utf8')).toBe('from host');
+      await c.copyIn(`${src}/f-link`, '/f2'); // the source itself is followed
+      expect((await c.stat('/f2', { follow: false })).isFile()).toBe(true);
       await c.copyIn(`${src}/tree`, '/data/tree');
       expect(await c.readFile('/data/tree/link', 'utf8')).toBe('deep');
       expect(readdirSync(`${rootfs}/data`)).not.toContain('tree'); // the overlay's upper layer, not the rootfs
