@@ -156,8 +156,9 @@ describe.skipIf(!isRoot)(`life cycle gaps (${ROOT_REASON})`, () => {
         const [pid] = node(script, rootfs, mode).map(Number);
         expect(pid).toBeGreaterThan(1);
         await settle();
-        expect(alive(pid!)).toBe(mode === 'd');
-        if (mode === 'd') process.kill(pid!, 'SIGKILL');
+        const lives = alive(pid!);
+        if (lives) process.kill(pid!, 'SIGKILL'); // before any expect: nothing outlives a failed test
+        expect(lives).toBe(mode === 'd');
       }
     });
 
@@ -208,11 +209,12 @@ describe.skipIf(!isRoot)(`life cycle gaps (${ROOT_REASON})`, () => {
     it('live on after the worker ends, and die with the process (unless detached)', async () => {
       for (const mode of ['a', 'd']) {
         const { pids, alive: after } = JSON.parse(node(script, rootfs, mode)[0]!) as { pids: number[]; alive: boolean[] };
+        await settle();
+        const lives = pids.map(alive);
+        for (const [i, p] of pids.entries()) if (lives[i]) process.kill(p, 'SIGKILL'); // before any expect
         expect(pids).toHaveLength(3);
         expect(after).toEqual([true, true, true]);
-        await settle();
-        expect(pids.map(alive)).toEqual(pids.map(() => mode === 'd'));
-        for (const p of pids) if (alive(p)) process.kill(p, 'SIGKILL');
+        expect(lives).toEqual(pids.map(() => mode === 'd'));
       }
     });
   });
