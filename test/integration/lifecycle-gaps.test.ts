@@ -132,6 +132,20 @@ describe.skipIf(!isRoot)(`life cycle gaps (${ROOT_REASON})`, () => {
       await c.delete();
     });
 
+    it('start() rejects when the process read START and died in execve (a seccomp filter that kills it there)', async () => {
+      // The filter is loaded after wait-start: the child has read START (no ECONNRESET), and dies
+      // by SIGSYS in the execve call itself. Only its comm tells that this EOF was not an exec.
+      const c = await Container.create({
+        rootfs,
+        args: ['/sleep'],
+        stdio: 'ignore',
+        seccomp: { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['execve'], action: 'SCMP_ACT_KILL_PROCESS' }] },
+      });
+      const e = await rejection(c.start());
+      expect(e).toMatchObject({ code: 'ECHILD', stage: 'exec', signal: 'SIGSYS' });
+      await c.delete();
+    });
+
     it('an exec that exits at once is still a successful start (the EOF after START is told apart by the comm)', async () => {
       for (let i = 0; i < 20; i++) {
         const c = await Container.create({ rootfs, args: ['/probe', 'exit', '0'], stdio: 'ignore' });
