@@ -31,6 +31,7 @@
         "src-native/parent/base_mntns.cc",
         "src-native/parent/devices_bpf.cc",
         "src-native/parent/fdpass.cc",
+        "src-native/parent/inroot.cc",
         "src-native/parent/helper_thread.cc",
         "src-native/parent/netns_pool.cc",
         "src-native/parent/plan.cc",

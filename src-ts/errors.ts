@@ -4,7 +4,8 @@ import { ERRNO_ALIASES, ERRNO_TABLE } from './errno.js';
  * Where a failure happened. 'validate' is before anything is cloned; 'clone' and 'plan' are the
  * parent's native call; 'prepare' … 'exec' are steps of the child (the failing op's stage, see
  * docs/errors.md); 'sync' is the parent/child handshake; 'cgroup' the container's cgroup (parent
- * side); 'image' the image store; 'run' is run() and kill().
+ * side); 'image' the image store; 'files' host-side access to a live root (readFile, copyIn, …);
+ * 'run' is run() and kill().
  */
 export type Stage =
   | 'validate'
@@ -25,6 +26,7 @@ export type Stage =
   | 'security'
   | 'cgroup'
   | 'image'
+  | 'files'
   | 'run';
 
 export interface ContainerErrorFields {

@@ -8,7 +8,7 @@
  * without notice (import them from 'scratchbox/internals' to look, not to build on).
  */
 export { Container } from './container/container.js';
-export type { ContainerInfo, ContainerStatus, ExitStatus, RunOptions, RunResult } from './container/container.js';
+export type { ContainerInfo, ContainerProcess, ContainerStatus, ExitStatus, RunOptions, RunResult } from './container/container.js';
 export type { MountInfo } from './container/mountinfo.js';
 export { parseMountinfo, treeOrder } from './container/mountinfo.js';
 export { cleanupCgroups } from './cgroup/manager.js';

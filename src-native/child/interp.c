@@ -113,6 +113,7 @@ int sbx_child_main(void *arg) {
   for (int sig = 1; sig <= 64; sig++)
     if (sig != SIGKILL && sig != SIGSTOP) sbx_sys4(SYS_rt_sigaction, sig, &dfl, 0, 8);
   if (!(a->hdr->flags & SBX_H_DETACHED)) sbx_sys2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+  sbx_sys2(SYS_prctl, PR_SET_NAME, SBX_SETUP_COMM); /* until execve: how the parent tells a death before it */
   sbx_sys1(SYS_umask, 0); /* modes in the plan are exact */
   r = recv_fds(&st);
   if (r >= 0) r = setup_stdio(&st);

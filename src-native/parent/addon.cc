@@ -1,5 +1,6 @@
 // The N-API module: the Child class (process.h), the wire constants and op table for the
 // TypeScript side to check itself against (test/unit/wire.test.ts), configure(), mountMode().
+#include <dlfcn.h>
 #include <napi.h>
 
 #include "../wire/wire.h"
@@ -10,6 +11,8 @@
 #include "settings.h"
 
 namespace sbx {
+
+Napi::Value OpenInRoot(const Napi::CallbackInfo& info);  // inroot.cc
 
 Settings& settings() {
   static Settings* s = new Settings;
@@ -84,12 +87,20 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Threads of this library (the helper thread, the spawner) run its code until the process ends,
+  // but Node unloads an addon when the last environment that loaded it ends (a worker thread's):
+  // pin it.
+  static bool pinned = false;
+  Dl_info self;
+  if (!pinned && dladdr(reinterpret_cast<void*>(&Configure), &self) && self.dli_fname)
+    pinned = dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) != nullptr;
   exports.Set("Child", Child::Init(env));
   exports.Set("constants", Constants(env));
   exports.Set("opTable", OpTable(env));
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
   exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter));
+  exports.Set("openInRoot", Napi::Function::New(env, OpenInRoot));
   // 'base' when containers get a copy of the base mount namespace (and chroot), 'host' when a copy
   // of the host's (and pivot_root). Makes the base namespace if not made yet.
   exports.Set("mountMode", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

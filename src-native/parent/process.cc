@@ -1,6 +1,7 @@
 #include "process.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -8,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "sync_slots.h"
@@ -17,6 +19,14 @@
 #endif
 
 namespace sbx {
+
+namespace {
+// Signals whose default action ends the process (bit sig-1): all but SIGCHLD, SIGCONT, SIGSTOP,
+// SIGTSTP, SIGTTIN, SIGTTOU, SIGURG and SIGWINCH.
+constexpr uint64_t kEndsByDefault =
+    ~uint64_t(0) & ~((1ull << (SIGCHLD - 1)) | (1ull << (SIGCONT - 1)) | (1ull << (SIGSTOP - 1)) | (1ull << (SIGTSTP - 1)) |
+                     (1ull << (SIGTTIN - 1)) | (1ull << (SIGTTOU - 1)) | (1ull << (SIGURG - 1)) | (1ull << (SIGWINCH - 1)));
+}  // namespace
 
 Napi::Error SysError(Napi::Env env, int err, const char* stage, const char* syscall_name, const std::string& path) {
   std::string msg = std::string(syscall_name) + ": " + strerror(err);
@@ -33,6 +43,7 @@ Napi::Function Child::Init(Napi::Env env) {
   return DefineClass(env, "Child",
                      {InstanceMethod("start", &Child::Start), InstanceMethod("resume", &Child::Resume),
                       InstanceMethod("kill", &Child::Kill), InstanceMethod("trace", &Child::Trace),
+                      InstanceMethod("ref", &Child::Ref_), InstanceMethod("unref", &Child::Unref_),
                       InstanceAccessor("pid", &Child::Pid, nullptr), InstanceAccessor("stdio", &Child::Stdio, nullptr)});
 }
 
@@ -79,9 +90,34 @@ Child::Child(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Child>(info) {
   uv_poll_start(&pid_poll_, UV_READABLE, [](uv_poll_t* h, int, int) { static_cast<Child*>(h->data)->OnPidfd(); });
   open_handles_ = 2;
   Ref();  // alive while the process or its sync socket is
+  // A worker thread's environment may end while the process lives on (spawn.cc clones its
+  // containers from a thread that outlives it): close the handles before its loop closes.
+  napi_add_async_cleanup_hook(env, [](napi_async_cleanup_hook_handle h, void* self) { static_cast<Child*>(self)->OnEnvExit(h); }, this,
+                              &cleanup_);
+}
+
+// The environment is going away: stop watching (the process is not killed; its pidfd and sync
+// socket close with this object), and let the environment finish once both handles have closed.
+void Child::OnEnvExit(napi_async_cleanup_hook_handle h) {
+  env_gone_ = true;
+  cleanup_ = h;
+  if (p_.sync >= 0) CloseSync();
+  if (p_.pidfd >= 0) {
+    CloseHandle(&pid_poll_);
+    close(p_.pidfd);
+    p_.pidfd = -1;
+  }
+  if (open_handles_ == 0) FinishEnvExit();
+}
+
+void Child::FinishEnvExit() {
+  napi_async_cleanup_hook_handle h = cleanup_;
+  cleanup_ = nullptr;
+  if (h) napi_remove_async_cleanup_hook(h);
 }
 
 Child::~Child() {
+  FinishEnvExit();
   Settle();
   FreeChildMemory();
   if (p_.pidfd >= 0) close(p_.pidfd);
@@ -121,9 +157,11 @@ void Child::CloseHandle(uv_poll_t* h) {
   uv_poll_stop(h);
   uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) {
     Child* self = static_cast<Child*>(hh->data);
-    if (--self->open_handles_ == 0) {
+    if (--self->open_handles_ == 0 && self->env_gone_) return self->FinishEnvExit();
+    if (self->open_handles_ == 0) {
       // No event can follow. The callback closes over the JS Container, which holds this object:
       // a persistent reference to it would keep the pair alive forever.
+      self->FinishEnvExit();
       self->cb_.Reset();
       delete self->ctx_;
       self->ctx_ = nullptr;
@@ -141,12 +179,20 @@ void Child::OnSync() {
     ssize_t n = recv(p_.sync, &u, sizeof u, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    // The child's end closed with our START unread: it died before it could exec.
+    bool reset = n < 0 && errno == ECONNRESET;
+    if (reset) n = 0, died_before_exec_ = true;
     if (n == 0) {  // EOF: exec'd or exited, so the child no longer runs on our stack
+      // After START, EOF is an exec only if the process has left the setup (its comm says so);
+      // once reaped (OnPidfd came first) the comm was read there.
+      bool starting = protocol_.step() == Protocol::Step::kStarting;
+      if (starting && !exited_) died_before_exec_ = InSetup();
+      bool execd = starting && !died_before_exec_;
       protocol_.OnEof();
       Settle();
       FreeChildMemory();
       CloseSync();
-      Emit({kEvEof});
+      Emit({kEvEof, execd ? 1 : 0});
       return;
     }
     if (n < 0) return ProtocolError(errno);
@@ -193,7 +239,7 @@ void Child::ProtocolError(int err) {
   bool failed = protocol_.step() == Protocol::Step::kFailed;  // its own ERROR came first
   CloseSync();
   if (!failed) Emit({kEvError, SBX_STAGE_SYNC, -1, err});
-  Emit({kEvEof});
+  Emit({kEvEof, 0});
 }
 
 void Child::CloseSync() {
@@ -206,6 +252,8 @@ void Child::CloseSync() {
 void Child::OnPidfd() {
   siginfo_t si;
   memset(&si, 0, sizeof si);
+  // Exited, not yet reaped: its comm still tells whether it got as far as execve (OnSync's EOF).
+  if (p_.sync >= 0 && protocol_.step() == Protocol::Step::kStarting) died_before_exec_ = InSetup();
   int r = waitid(idtype_t(P_PIDFD), id_t(p_.pidfd), &si, WEXITED | WNOHANG);
   if (r == 0 && si.si_pid == 0) return;  // not exited yet (spurious wakeup)
   // r < 0: someone else reaped it (a waitpid(-1) elsewhere in the process): the status is lost.
@@ -251,6 +299,11 @@ Napi::Value Child::Resume(const Napi::CallbackInfo& info) {
 Napi::Value Child::Kill(const Napi::CallbackInfo& info) {
   int sig = info[0].As<Napi::Number>().Int32Value();
   if (exited_ || p_.pidfd < 0) return Napi::Number::New(info.Env(), -ESRCH);
+  // Until the exec, every signal but SIGKILL/SIGSTOP is blocked in the child (and a container's
+  // PID 1 ignores those it has no handler for): one that would end a process ends it now, as
+  // SIGKILL. Unblocking them there would not do: PID 1 drops them, and the core-dumping ones
+  // would write out Node's memory, which the child still shares.
+  if (sig > 0 && sig <= 64 && ((kEndsByDefault >> (sig - 1)) & 1) && protocol_.step() != Protocol::Step::kExecd) sig = SIGKILL;
   long r = syscall(SYS_pidfd_send_signal, p_.pidfd, sig, nullptr, 0);
   return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
 }
@@ -265,6 +318,40 @@ Napi::Value Child::Trace(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < n; i++) a[i + 1] = double(t.end[i]);
   }
   return a;
+}
+
+// Still the setup's process (its comm is SBX_SETUP_COMM), not the user's binary. Only for a pid not
+// yet reaped (it cannot have been reused).
+bool Child::InSetup() const {
+  char path[48], comm[32];
+  snprintf(path, sizeof path, "/proc/%d/comm", p_.pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, comm, sizeof comm - 1);
+  close(fd);
+  if (n <= 0) return false;
+  comm[n] = 0;
+  if (comm[n - 1] == '\n') comm[n - 1] = 0;
+  return strcmp(comm, SBX_SETUP_COMM) == 0;
+}
+
+// ref()/unref(): like a ChildProcess, whether this process keeps the event loop alive.
+void Child::SetRef(bool on) {
+  for (auto [h, open] : {std::pair{&sync_poll_, p_.sync >= 0}, std::pair{&pid_poll_, p_.pidfd >= 0}}) {
+    if (!open) continue;
+    if (on) uv_ref(reinterpret_cast<uv_handle_t*>(h));
+    else uv_unref(reinterpret_cast<uv_handle_t*>(h));
+  }
+}
+
+Napi::Value Child::Ref_(const Napi::CallbackInfo& info) {
+  SetRef(true);
+  return info.Env().Undefined();
+}
+
+Napi::Value Child::Unref_(const Napi::CallbackInfo& info) {
+  SetRef(false);
+  return info.Env().Undefined();
 }
 
 Napi::Value Child::Pid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), p_.pid); }

@@ -3,7 +3,9 @@
 //   new Child(plan, stdio, onEvent, fds?)  validate the plan, spawn (spawn.h), return at once
 //   child.pid / child.stdio                host pid; parent ends of 'pipe' stdio (-1 otherwise)
 //   child.start() / child.resume(point, err?) / child.kill(sig)
-//   onEvent(EV_READY | EV_ERROR stage op errno | EV_EOF | EV_EXIT code signal | EV_SYNC point)
+//   child.ref() / child.unref()           whether the poll handles keep the event loop alive
+//   onEvent(EV_READY | EV_ERROR stage op errno | EV_EOF execd | EV_EXIT code signal | EV_SYNC point)
+//   (EV_EOF's execd: 1 when the EOF after START came from a successful execve)
 //
 // Exits are seen through the pidfd (readable when the process exits) and reaped with
 // waitid(P_PIDFD): never waitpid(-1), which would steal libuv's own children. The sync socket's
@@ -42,11 +44,17 @@ class Child : public Napi::ObjectWrap<Child> {
   void Settle();
   void FreeChildMemory();
   int Send(uint32_t type, int point, int err);
+  bool InSetup() const;
+  void OnEnvExit(napi_async_cleanup_hook_handle h);
+  void FinishEnvExit();
+  void SetRef(bool on);
 
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Resume(const Napi::CallbackInfo& info);
   Napi::Value Kill(const Napi::CallbackInfo& info);
   Napi::Value Trace(const Napi::CallbackInfo& info);
+  Napi::Value Ref_(const Napi::CallbackInfo& info);
+  Napi::Value Unref_(const Napi::CallbackInfo& info);
   Napi::Value Pid(const Napi::CallbackInfo& info);
   Napi::Value Stdio(const Napi::CallbackInfo& info);
 
@@ -56,6 +64,9 @@ class Child : public Napi::ObjectWrap<Child> {
   Protocol protocol_;
   Held mntns_;  // the container's mount namespace, from READY to its exit
   bool exited_ = false;
+  bool died_before_exec_ = false;
+  bool env_gone_ = false;
+  napi_async_cleanup_hook_handle cleanup_ = nullptr;  // after START: the process ended before execve
   int open_handles_ = 0;
   uv_poll_t sync_poll_{}, pid_poll_{};
   Napi::FunctionReference cb_;

@@ -6,11 +6,14 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include "base_mntns.h"
 #include "fd.h"
@@ -84,6 +87,59 @@ struct StackHold {
     if (stack) GiveStack(stack);
   }
 };
+
+// The clone3 of containers made from a worker thread. A child's parent-death signal follows the
+// *thread* that cloned it, and a worker thread may end long before the process: this thread
+// clones for them and lives as long as the process. The caller waits for the result (the child
+// still shares Node's memory: CLONE_VM). The main thread clones itself (it lives as long as the
+// process, and the hand-off would cost it; docs/architecture.md).
+class Spawner {
+ public:
+  static Spawner& Get() {
+    static Spawner* s = new Spawner;  // never destroyed: its thread waits until the process ends
+    return *s;
+  }
+
+  long Clone(clone_args* ca, sbx_child_args* args) {
+    std::lock_guard<std::mutex> one(call_mu_);  // one request at a time
+    std::unique_lock<std::mutex> l(mu_);
+    if (!started_) {
+      started_ = true;
+      std::thread([this] { Run(); }).detach();
+    }
+    ca_ = ca;
+    args_ = args;
+    done_ = false;
+    cv_.notify_all();
+    cv_.wait(l, [this] { return done_; });
+    return result_;
+  }
+
+ private:
+  void Run() {
+    // Every signal blocked for good: the children it clones inherit a full mask (child-safety.md).
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, nullptr);
+    std::unique_lock<std::mutex> l(mu_);
+    for (;;) {
+      cv_.wait(l, [this] { return ca_ != nullptr; });
+      result_ = sbx_clone3(ca_, sizeof *ca_, sbx_child_main, args_);
+      ca_ = nullptr;
+      done_ = true;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex call_mu_, mu_;
+  std::condition_variable cv_;
+  bool started_ = false, done_ = false;
+  clone_args* ca_ = nullptr;
+  sbx_child_args* args_ = nullptr;
+  long result_ = 0;
+};
+
+bool OnMainThread() { return syscall(SYS_gettid) == getpid(); }
 
 }  // namespace
 
@@ -175,13 +231,18 @@ bool Spawn(const Plan& plan, const int stdio[3], const std::vector<int>& plan_fd
     ca.cgroup = uint64_t(cgroup_fd);
   }
 
-  // Every signal stays blocked in the child until just before execve (child/interp.c resets the
-  // handlers first). The mask is per thread: this thread's, restored at once.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  long pid = sbx_clone3(&ca, sizeof ca, sbx_child_main, args);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  // Every signal stays blocked in the child during setup (child/interp.c resets the handlers
+  // first). The mask is per thread: this thread's, restored at once.
+  long pid;
+  if (OnMainThread()) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = sbx_clone3(&ca, sizeof ca, sbx_child_main, args);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  } else {
+    pid = Spawner::Get().Clone(&ca, args);
+  }
   if (pid < 0) return Fail(e, int(-pid), "clone3", cgroup_fd >= 0 ? "cgroup" : "clone");
 
   // The child has, or will have, its own copies of everything still held here.

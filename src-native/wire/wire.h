@@ -67,6 +67,11 @@ enum sbx_stage {
 #define SBX_H_TRACE 0x2u    /* time every op (CLOCK_MONOTONIC) and send MSG_TRACE before READY */
 #define SBX_TRACE_MAX 128u  /* ops timed at most (the default plan has ~70) */
 
+/* The child's comm (PR_SET_NAME) from its prelude to execve, which replaces it with the binary's
+ * base name, which never holds a '/': the parent reads it to tell a death before execve from an
+ * exec'd process that exited (docs/protocol.md). */
+#define SBX_SETUP_COMM "sbx/setup"
+
 struct sbx_header {
   uint32_t magic;
   uint16_t version;

@@ -3,7 +3,7 @@
  * the life cycle (events from the addon → status, promises, streams).
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -22,6 +22,7 @@ import { checkKeys, type KeyTable } from '../spec/keys.js';
 import { buildSpec, OPTION_KEYS, type ContainerOptions, type Spec, type StdioOption } from '../spec/spec.js';
 import type { CommitOptions, CommitSource } from '../image/commit.js';
 import type { Image, ImageStore } from '../image/index.js';
+import { copyIn, copyOut, readdirInRoot, readInRoot, statInRoot, withRoot, type Root } from './files.js';
 import { hostInfo } from './host.js';
 import { parseMountinfo, treeOrder, type MountInfo } from './mountinfo.js';
 
@@ -47,11 +48,25 @@ export interface ContainerInfo extends Partial<ExitStatus> {
   namespaces: Record<string, string>;
   /** The mount table as the container sees it, in tree order (treeOrder); empty once stopped. */
   mounts: MountInfo[];
+  /** The processes in the container's PID namespace (empty once stopped), by pid inside. */
+  processes: ContainerProcess[];
+  /** The live root as the host reaches it: `/proc/PID/root` (absent once stopped). */
+  rootPath?: string;
   createdAt: Date;
   startedAt?: Date;
   finishedAt?: Date;
   /** With a cgroup: its directories and what it reports (until delete()). */
   cgroup?: { dirs: readonly string[]; stats: CgroupStats };
+}
+
+export interface ContainerProcess {
+  /** The pid inside the container (the last NSpid entry), and on the host. */
+  pid: number;
+  hostPid: number;
+  /** /proc/PID/cmdline; empty for a kernel-less zombie. */
+  args: string[];
+  /** The State: letter of /proc/PID/status (R, S, D, Z, T, …). */
+  state: string;
 }
 
 export interface RunOptions extends ContainerOptions {
@@ -101,6 +116,54 @@ function signalNumber(sig: NodeJS.Signals | number, option: string): number {
   const n = typeof sig === 'string' ? (osConstants.signals as Record<string, number>)[sig] : undefined;
   if (n === undefined) throw invalid(option, `unknown signal ${String(sig)}`);
   return n;
+}
+
+/** Signals whose default action neither ends nor stops a process: a created container survives them. */
+const HARMLESS = new Set([0, osConstants.signals.SIGCHLD, osConstants.signals.SIGCONT, osConstants.signals.SIGURG, osConstants.signals.SIGWINCH]);
+const STOPS = new Set([osConstants.signals.SIGSTOP, osConstants.signals.SIGTSTP, osConstants.signals.SIGTTIN, osConstants.signals.SIGTTOU]);
+
+/**
+ * The processes in the container: those in its PID namespace (by /proc/N/ns/pid), or, when it
+ * shares the host's, its process and descendants. Nested PID namespaces are not followed.
+ */
+function containerProcesses(pid: number, pidns: string | undefined): ContainerProcess[] {
+  const own = pidns === readlinkSync('/proc/self/ns/pid');
+  const all: { hostPid: number; ppid: number; status: string }[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (!own && readlinkSync(`/proc/${e}/ns/pid`) !== pidns) continue;
+      const status = readFileSync(`/proc/${e}/status`, 'utf8');
+      all.push({ hostPid: Number(e), ppid: Number(/^PPid:\s*(\d+)/m.exec(status)?.[1]), status });
+    } catch {
+      /* gone meanwhile, or not ours to read */
+    }
+  }
+  let mine = all;
+  if (own) {
+    const keep = new Set([pid]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const p of all)
+        if (!keep.has(p.hostPid) && keep.has(p.ppid)) {
+          keep.add(p.hostPid);
+          grew = true;
+        }
+    }
+    mine = all.filter((p) => keep.has(p.hostPid));
+  }
+  const out: ContainerProcess[] = [];
+  for (const p of mine) {
+    let args: string[] = [];
+    try {
+      args = readFileSync(`/proc/${p.hostPid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+    } catch {
+      /* exited meanwhile */
+    }
+    const nspid = /^NSpid:\s*(.*)$/m.exec(p.status)?.[1]?.trim().split(/\s+/).map(Number) ?? [p.hostPid];
+    out.push({ pid: nspid.at(-1)!, hostPid: p.hostPid, args, state: /^State:\s*(\S)/m.exec(p.status)?.[1] ?? '?' });
+  }
+  return out.sort((a, b) => a.pid - b.pid);
 }
 
 function signalName(n: number): NodeJS.Signals {
@@ -257,6 +320,10 @@ export class Container implements AsyncDisposable {
   #exit?: ExitStatus;
   #error?: ContainerError;
   #eof = false;
+  /** EV_EOF after START came from a successful execve (not from a death before it). */
+  #execd = false;
+  /** A kill() that ends the process reached it while created: start() can no longer succeed. */
+  #killedBeforeStart?: NodeJS.Signals;
   #deleted = false;
   #ready = deferred<void>();
   #start?: Deferred<void>;
@@ -416,6 +483,7 @@ export class Container implements AsyncDisposable {
         break;
       case EV.EOF:
         this.#eof = true;
+        this.#execd = a === 1;
         break;
       case EV.EXIT:
         // (-1, 0): reaped by someone else (a waitpid(-1) elsewhere in this process), status lost.
@@ -457,10 +525,14 @@ export class Container implements AsyncDisposable {
     }
     if (this.#start && !this.#start.settled && this.#eof) {
       if (this.#error) settle(this.#start, false, this.#error);
-      else if (!this.#applyOomScore()) return;
-      else {
+      else if (this.#execd) {
+        if (!this.#applyOomScore()) return;
         if (this.#status === 'created') this.#status = 'running';
         settle(this.#start, true, undefined);
+      } else if (this.#exit) {
+        // Died between START and execve (a signal: the child exits by itself only after an ERROR).
+        const how = this.#exit.signal ?? `exit code ${this.#exit.exitCode}`;
+        settle(this.#start, false, new ContainerError(`container ${this.id}: the process died before execve (${how})`, { code: 'ECHILD', stage: 'exec', containerId: this.id, ...this.#exit }));
       }
     }
   }
@@ -542,6 +614,13 @@ export class Container implements AsyncDisposable {
 
   /** Execs the user's binary in the created container (the OCI create/start split). */
   async start(): Promise<void> {
+    if (this.#killedBeforeStart && !this.#start)
+      throw new ContainerError(`container ${this.id} was killed before start (kill ${this.#killedBeforeStart}, delivered as SIGKILL)`, {
+        code: 'ERR_INVALID_STATE',
+        stage: 'sync',
+        containerId: this.id,
+        ...(this.#exit ?? {}),
+      });
     if (this.#status !== 'created' || this.#start)
       throw new ContainerError(`container ${this.id} is ${this.#start ? 'already started' : this.#status}`, {
         code: 'ERR_INVALID_STATE',
@@ -558,12 +637,40 @@ export class Container implements AsyncDisposable {
     return this.#start.promise;
   }
 
-  /** Sends a signal through the pidfd (no PID-reuse race). False when the process is gone. */
+  /**
+   * Sends a signal through the pidfd (no PID-reuse race). False when the process is gone. A
+   * created container (waiting for start()) gets it at once, with the default action: SIGTERM
+   * ends it (its exit says SIGTERM) and start() is then ERR_INVALID_STATE. Until the exec, a
+   * core-dumping signal (SIGQUIT, SIGABRT, SIGSEGV, …) is sent as SIGKILL: the process still
+   * shares Node's memory, which a dump would write out.
+   */
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
-    const r = this.#child.kill(signalNumber(signal, 'signal'));
-    if (r === 0) return true;
+    const n = signalNumber(signal, 'signal');
+    const r = this.#child.kill(n);
+    if (r === 0) {
+      if (this.#status !== 'running' && !this.#start && !HARMLESS.has(n) && !STOPS.has(n)) this.#killedBeforeStart ??= signalName(n);
+      return true;
+    }
     if (r === -3 /* ESRCH */) return false;
     throw new ContainerError(`container ${this.id}: kill: ${errnoName(-r)}`, { code: errnoName(-r), errno: -r, stage: 'run', containerId: this.id });
+  }
+
+  /**
+   * Like ChildProcess#unref(): the container (its process and its stdio streams) no longer keeps
+   * the event loop alive. Node may then exit while it runs; it dies with Node unless `detached`
+   * (a detached one that was started lives on; one never started exits at once either way).
+   */
+  unref(): this {
+    this.#child.unref();
+    for (const s of [this.stdin, this.stdout, this.stderr]) (s as Socket | null)?.unref();
+    return this;
+  }
+
+  /** Undoes unref(). */
+  ref(): this {
+    this.#child.ref();
+    for (const s of [this.stdin, this.stdout, this.stderr]) (s as Socket | null)?.ref();
+    return this;
   }
 
   /** Resolves when the container's process has exited (it is reaped through its pidfd). */
@@ -579,6 +686,7 @@ export class Container implements AsyncDisposable {
       rootfs: this.rootfs,
       namespaces: {},
       mounts: [],
+      processes: [],
       createdAt: this.#createdAt,
       ...(this.#startedAt ? { startedAt: this.#startedAt } : {}),
       ...(this.#finishedAt ? { finishedAt: this.#finishedAt } : {}),
@@ -590,11 +698,58 @@ export class Container implements AsyncDisposable {
       try {
         for (const ns of NAMESPACE_FILES) info.namespaces[ns] = readlinkSync(`/proc/${this.pid}/ns/${ns}`);
         info.mounts = treeOrder(parseMountinfo(readFileSync(`/proc/${this.pid}/mountinfo`, 'utf8')));
+        info.processes = containerProcesses(this.pid, info.namespaces.pid);
+        info.rootPath = `/proc/${this.pid}/root`;
       } catch {
         /* exited while we looked: status says so on the next call */
       }
     }
     return info;
+  }
+
+  /**
+   * Host-side access to the live root (created or running; stopped: ERR_INVALID_STATE). Paths are
+   * the container's: every symlink and `..` resolves inside its root (openat2 RESOLVE_IN_ROOT),
+   * never to a host path. Failures are ContainerError at stage 'files' with the errno's code.
+   */
+  readFile(path: string): Promise<Buffer>;
+  readFile(path: string, encoding: BufferEncoding): Promise<string>;
+  async readFile(path: string, encoding?: BufferEncoding): Promise<Buffer | string> {
+    const buf = await this.#inRoot('readFile', path, (root) => readInRoot(root, path));
+    return encoding === undefined ? buf : buf.toString(encoding);
+  }
+
+  /** The names in a directory of the live root, sorted. */
+  readdir(path: string): Promise<string[]> {
+    return this.#inRoot('readdir', path, (root) => readdirInRoot(root, path));
+  }
+
+  /** stat of a path in the live root (a final symlink followed inside it; `{ follow: false }`: lstat). */
+  stat(path: string, options: { follow?: boolean } = {}): Promise<Stats> {
+    return this.#inRoot('stat', path, (root) => statInRoot(root, path, options.follow ?? true));
+  }
+
+  /** Copies a host file or directory tree to `path` in the live root (`cp -RH`: links in the tree stay links). */
+  copyIn(hostPath: string, path: string): Promise<void> {
+    return this.#inRoot('copyIn', path, (root) => copyIn(root, hostPath, path));
+  }
+
+  /** Copies a file or directory tree of the live root to `hostPath`, which must not exist (`cp -RH`). */
+  copyOut(path: string, hostPath: string): Promise<void> {
+    return this.#inRoot('copyOut', path, (root) => copyOut(root, path, hostPath));
+  }
+
+  #inRoot<T>(op: string, path: string, fn: (root: Root) => Promise<T>): Promise<T> {
+    if (this.#exit || this.#status === 'creating')
+      return Promise.reject(
+        new ContainerError(`container ${this.id}: ${op}: the container is ${this.#exit ? 'stopped' : 'not created yet'}: its root is gone`, {
+          code: 'ERR_INVALID_STATE',
+          stage: 'files',
+          containerId: this.id,
+          ...(typeof path === 'string' ? { path } : {}),
+        }),
+      );
+    return withRoot(this.id, this.pid, op, path, fn);
   }
 
   /** Kills the process if needed, waits for it, and releases everything. Idempotent. */

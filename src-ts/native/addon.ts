@@ -18,6 +18,9 @@ export interface NativeChild {
   kill(signal: number): number;
   /** With the trace header flag: [t0, end of op 0, …] in ns, CLOCK_MONOTONIC; else empty. */
   trace(): Float64Array;
+  /** Whether the process's poll handles (sync socket, pidfd) keep the event loop alive (default: they do). */
+  ref(): void;
+  unref(): void;
 }
 
 export interface NativeConstants {
@@ -70,6 +73,11 @@ export interface NativeAddon {
   attachDeviceFilter(cgroupFd: number, insns: Uint8Array): void;
   /** A flattened seccomp profile to BPF (src-native/parent/seccomp.cc; src-ts/security/seccomp.ts). */
   compileSeccomp(profile: FlatSeccomp): CompiledSeccomp;
+  /**
+   * openat2(dirfd, path, { flags, mode, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS }): an fd
+   * (O_CLOEXEC) or -errno. Every symlink and `..` in `path` is resolved as if `dirfd` were `/`.
+   */
+  openInRoot(dirfd: number, path: string, flags: number, mode: number): number;
 }
 
 /** What src-ts/security/seccomp.ts hands the addon: strings, numbers and arrays only. */
