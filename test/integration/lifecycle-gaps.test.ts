@@ -242,7 +242,7 @@ describe.skipIf(!isRoot)(`life cycle gaps (${ROOT_REASON})`, () => {
       await c.start();
       await new Promise((res) => c.stdout!.once('data', res));
       info = await c.inspect();
-      expect(info.processes).toEqual([{ pid: 1, hostPid: c.pid, args: ['/sleep'], state: expect.stringMatching(/^[RS]$/) } // running its last write, or asleep]);
+      expect(info.processes).toEqual([{ pid: 1, hostPid: c.pid, args: ['/sleep'], state: expect.stringMatching(/^[RS]$/) }]); // running its last write, or asleep
       expect(readFileSync(`${info.rootPath}/etc/hostname`, 'utf8')).toBe(readFileSync(`/proc/${c.pid}/root/etc/hostname`, 'utf8'));
       expect(info.namespaces.pid).toMatch(/^pid:/);
       expect(info.mounts.length).toBeGreaterThan(0);
