@@ -14,6 +14,7 @@
         "src-native/child/ops_ns.c",
         "src-native/child/ops_root.c",
         "src-native/child/ops_harden.c",
+        "src-native/child/ops_join.c",
         "src-native/child/ops_seccomp.c",
         "src-native/child/ops_security.c",
         "src-native/child/path.c",
@@ -29,6 +30,7 @@
       "sources": [
         "src-native/parent/addon.cc",
         "src-native/parent/base_mntns.cc",
+        "src-native/parent/exec.cc",
         "src-native/parent/fdpass.cc",
         "src-native/parent/helper_thread.cc",
         "src-native/parent/netns_pool.cc",

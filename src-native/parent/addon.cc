@@ -4,6 +4,7 @@
 
 #include "../wire/wire.h"
 #include "base_mntns.h"
+#include "exec.h"
 #include "process.h"
 #include "seccomp.h"
 #include "settings.h"
@@ -88,6 +89,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("opTable", OpTable(env));
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
+  exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
   // 'base' when containers get a copy of the base mount namespace (and chroot), 'host' when a copy
   // of the host's (and pivot_root). Makes the base namespace if not made yet.
   exports.Set("mountMode", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "exec.h"
 #include "sync_slots.h"
 
 #ifndef P_PIDFD
@@ -93,6 +94,8 @@ Child::~Child() {
 void Child::FreeChildMemory() {
   if (p_.stack) GiveStack(p_.stack);
   p_.stack = nullptr;
+  if (p_.nondumpable) NonDumpableRelease();
+  p_.nondumpable = false;
 }
 
 // The child has an fd table of its own (READY, ERROR, EOF or exit): its sync slot can be reused.

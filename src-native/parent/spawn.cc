@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "base_mntns.h"
+#include "exec.h"
 #include "fd.h"
 #include "fdpass.h"
 #include "netns_pool.h"
@@ -171,12 +172,25 @@ bool Spawn(const Plan& plan, const int stdio[3], const std::vector<int>& plan_fd
 
   // Every signal stays blocked in the child until just before execve (child/interp.c resets the
   // handlers first). The mask is per thread: this thread's, restored at once.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  long pid = sbx_clone3(&ca, sizeof ca, sbx_child_main, args);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  // An exec (parent/exec.h): born in the container's pid namespace, on memory nothing can dump.
+  if (plan.join) NonDumpableAcquire();
+  long pid = -1;
+  int pidns_err;
+  {
+    PidnsForChildren pidns(plan.join_pid >= 0 ? fds[plan.join_pid] : -1);
+    pidns_err = pidns.err;
+    if (!pidns_err) {
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_SETMASK, &all, &old);
+      pid = sbx_clone3(&ca, sizeof ca, sbx_child_main, args);
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    }
+  }
+  if ((pidns_err || pid < 0) && plan.join) NonDumpableRelease();
+  if (pidns_err) return Fail(e, pidns_err, "setns", "prepare", "the container's pid namespace");
   if (pid < 0) return Fail(e, int(-pid), "clone3", "clone");
+  out->nondumpable = plan.join;
 
   // The child has, or will have, its own copies of everything still held here.
   out->pid = int(pid);

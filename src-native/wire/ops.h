@@ -62,7 +62,10 @@
   X(SYSCTL,               36, "sysctl",                SECURITY, 0x3, 0x0, op_sysctl)                \
   X(CHOWN,                37, "chown",                 DEVICE,   0x1, 0x0, op_chown)                 \
   X(ROOT_READONLY,        38, "root-readonly",         ROOTFS,   0x0, 0x0, op_root_readonly)        \
-  X(SECCOMP,              50, "seccomp",               SECURITY, 0x1, 0x0, op_seccomp)
+  X(SECCOMP,              50, "seccomp",               SECURITY, 0x1, 0x0, op_seccomp)             \
+  /* Exec into a running container (child/ops_join.c), codes 70-79.                            */ \
+  X(JOIN,                 70, "join",                  PREPARE,  0x0, 0x0, op_join)                \
+  X(ENTER_ROOT,           71, "enter-root",            PIVOT,    0x0, 0x0, op_enter_root)
 /* clang-format on */
 
 #endif

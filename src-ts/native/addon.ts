@@ -59,6 +59,8 @@ export interface NativeAddon {
    * (the base cannot be made, SCRATCHBOX_BASE_MNTNS=0, or a user namespace).
    */
   mountMode(): 'base' | 'host';
+  /** pidfd_open(pid) (O_CLOEXEC): for an exec's JOIN op; throws with errno. */
+  pidfdOpen(pid: number): number;
   /** A flattened seccomp profile to BPF (src-native/parent/seccomp.cc; src-ts/security/seccomp.ts). */
   compileSeccomp(profile: FlatSeccomp): CompiledSeccomp;
 }

@@ -46,6 +46,8 @@ const K = {
   chown: 37,
   'root-readonly': 38,
   seccomp: 50,
+  join: 70,
+  'enter-root': 71,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,
