@@ -7,3 +7,6 @@ export { buildPlan, DEFAULT_DEVICES, DEFAULT_DEV_LINKS, opPath } from './plan/pl
 export type { FsFacts, HostInfo, Op, Plan } from './plan/plan.js';
 export { OP_TABLE, type OpShape } from './plan/ops.js';
 export { encodePlan } from './plan/encode.js';
+export { buildExecPlan, EXEC_FD, joinFlagsOf, type ExecPlanOptions } from './plan/exec.js';
+export { processOps, type ProcessSpec } from './plan/plan.js';
+export { EXEC_HOOKS, type ExecHooks } from './container/exec.js';

@@ -90,6 +90,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
+  exports.Set("dumpable", Napi::Function::New(env, Dumpable));
   // 'base' when containers get a copy of the base mount namespace (and chroot), 'host' when a copy
   // of the host's (and pivot_root). Makes the base namespace if not made yet.
   exports.Set("mountMode", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

@@ -69,6 +69,11 @@ void NonDumpableRelease() {
   if (--g_inflight == 0 && g_saved == 1) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 }
 
+// dumpable(): this process's PR_GET_DUMPABLE (tests: it comes back once no exec is in flight).
+Napi::Value Dumpable(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
+}
+
 // pidfdOpen(pid): a pidfd (O_CLOEXEC by the kernel), or throws with errno.
 Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -6,7 +6,7 @@
 //  - NonDumpable: while an exec'd child still runs on the Node process's memory (CLONE_VM, until
 //    its execve), that memory is marked non-dumpable, so nothing inside the container can open
 //    /proc/<child>/exe, mem or map_files (CVE-2019-5736; docs/security.md).
-//  - pidfdOpen(pid): a pidfd for the plan's JOIN op.
+//  - pidfdOpen(pid): a pidfd for the plan's JOIN op; dumpable(): PR_GET_DUMPABLE, for tests.
 #ifndef SBX_EXEC_H
 #define SBX_EXEC_H
 
@@ -30,6 +30,7 @@ void NonDumpableAcquire();
 void NonDumpableRelease();
 
 Napi::Value PidfdOpen(const Napi::CallbackInfo& info);
+Napi::Value Dumpable(const Napi::CallbackInfo& info);
 
 }  // namespace sbx
 

@@ -61,6 +61,8 @@ export interface NativeAddon {
   mountMode(): 'base' | 'host';
   /** pidfd_open(pid) (O_CLOEXEC): for an exec's JOIN op; throws with errno. */
   pidfdOpen(pid: number): number;
+  /** prctl(PR_GET_DUMPABLE) of this process: 0 while an exec runs on its memory (tests). */
+  dumpable(): number;
   /** A flattened seccomp profile to BPF (src-native/parent/seccomp.cc; src-ts/security/seccomp.ts). */
   compileSeccomp(profile: FlatSeccomp): CompiledSeccomp;
 }
