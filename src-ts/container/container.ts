@@ -18,7 +18,7 @@ import { checkKeys, type KeyTable } from '../spec/keys.js';
 import { buildSpec, OPTION_KEYS, type ContainerOptions, type Spec } from '../spec/spec.js';
 import { execIn, spawnIn, type ExecOptions, type ExecProcess, type ExecResult, type SpawnOptions } from './exec.js';
 import { hostInfo } from './host.js';
-import { collect, deferred, exitStatus, nativeError, pipeStreams, settle, signalNumber, stdioCode, type Deferred, type ExitStatus } from './proc.js';
+import { collect, deferred, exitStatus, nativeError, pipeStreams, settle, signalChild, signalNumber, stdioCode, type Deferred, type ExitStatus } from './proc.js';
 import { parseMountinfo, treeOrder, type MountInfo } from './mountinfo.js';
 
 export type ContainerStatus = 'created' | 'running' | 'stopped';
@@ -401,10 +401,7 @@ export class Container implements AsyncDisposable {
 
   /** Sends a signal through the pidfd (no PID-reuse race). False when the process is gone. */
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
-    const r = this.#child.kill(signalNumber(signal, 'signal'));
-    if (r === 0) return true;
-    if (r === -3 /* ESRCH */) return false;
-    throw new ContainerError(`container ${this.id}: kill: ${errnoName(-r)}`, { code: errnoName(-r), errno: -r, stage: 'run', containerId: this.id });
+    return signalChild(this.#child, signal, this.id);
   }
 
   /**

@@ -8,7 +8,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
-import { ContainerError, invalid } from '../errors.js';
+import { ContainerError, errnoName, invalid } from '../errors.js';
 import { EV, native, type NativeChild } from '../native/addon.js';
 import { encodePlan } from '../plan/encode.js';
 import { buildExecPlan } from '../plan/exec.js';
@@ -17,7 +17,7 @@ import { capabilityNames, type CapabilitiesOption, type CapSets } from '../secur
 import { checkKeys, type KeyTable } from '../spec/keys.js';
 import { buildSpec, type ContainerOptions, type Spec, type StdioOption, type UserOption } from '../spec/spec.js';
 import { childError, compiledFor, type ContainerStatus } from './container.js';
-import { collect, deferred, exitStatus, nativeError, pipeStreams, settle, signalNumber, stdioCode, type ExitStatus } from './proc.js';
+import { collect, deferred, exitStatus, nativeError, pipeStreams, settle, signalChild, signalNumber, stdioCode, type ExitStatus } from './proc.js';
 
 export interface SpawnOptions {
   /** args[0] is looked up inside the container (its PATH, or this exec's env PATH). */
@@ -213,7 +213,7 @@ export class ExecProcess {
       case EV.READY: {
         // No create/start split for an exec: start at once.
         const r = this.#child.start();
-        if (r < 0) this.#error ??= new ContainerError(`container ${this.containerId}: exec: start: ${r}`, { code: 'EPROTO', stage: 'sync', containerId: this.containerId });
+        if (r < 0) this.#error ??= new ContainerError(`container ${this.containerId}: exec: start: ${errnoName(-r)}`, { code: errnoName(-r), errno: -r, stage: 'sync', containerId: this.containerId });
         break;
       }
       case EV.ERROR:
@@ -245,10 +245,7 @@ export class ExecProcess {
 
   /** Signals it through its pidfd; false when it is gone. */
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
-    const r = this.#child.kill(signalNumber(signal, 'signal'));
-    if (r === 0) return true;
-    if (r === -3 /* ESRCH */) return false;
-    throw new ContainerError(`container ${this.containerId}: kill exec ${this.pid}: ${r}`, { code: 'EIO', stage: 'run', containerId: this.containerId });
+    return signalChild(this.#child, signal, this.containerId, `kill exec ${this.pid}`);
   }
 
   /** Kills it if need be, waits for it, and closes its streams. */

@@ -7,7 +7,7 @@ import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { ContainerError, errnoName, invalid } from '../errors.js';
-import { STDIO } from '../native/addon.js';
+import { STDIO, type NativeChild } from '../native/addon.js';
 import type { StdioOption } from '../spec/spec.js';
 
 export interface ExitStatus {
@@ -50,6 +50,14 @@ export function signalName(n: number): NodeJS.Signals {
 /** EV_EXIT's (code, signal) as an ExitStatus; (-1, 0): reaped by someone else, status lost. */
 export function exitStatus(code: number, signal: number): ExitStatus {
   return code >= 0 ? { exitCode: code, signal: null } : { exitCode: null, signal: signal ? signalName(signal) : null };
+}
+
+/** Signals a process through its pidfd (no PID-reuse race): false when it is gone. */
+export function signalChild(child: NativeChild, signal: NodeJS.Signals | number, id: string, what = 'kill'): boolean {
+  const r = child.kill(signalNumber(signal, 'signal'));
+  if (r === 0) return true;
+  if (r === -3 /* ESRCH */) return false;
+  throw new ContainerError(`container ${id}: ${what}: ${errnoName(-r)}`, { code: errnoName(-r), errno: -r, stage: 'run', containerId: id });
 }
 
 export function stdioCode(s: StdioOption, i: number): number {
