@@ -155,15 +155,17 @@ export class ExecProcess {
   /** Host pid of the exec'd process. */
   readonly pid: number;
   readonly containerId: string;
-  readonly stdin: Writable | null;
-  readonly stdout: Readable | null;
-  readonly stderr: Readable | null;
+  #stdin: Writable | null = null;
+  #stdout: Readable | null = null;
+  #stderr: Readable | null = null;
 
   readonly #plan: Plan;
   readonly #child: NativeChild;
   readonly #hooks: ExecHooks | undefined;
   #error?: ContainerError;
   #eof = false;
+  #started = false;
+  #streamsOpen = false;
   #exit?: ExitStatus;
   #running = deferred<void>();
   #exited = deferred<ExitStatus>();
@@ -201,7 +203,28 @@ export class ExecProcess {
       if (root >= 0) closeSync(root);
     }
     this.pid = this.#child.pid;
-    ({ stdin: this.stdin, stdout: this.stdout, stderr: this.stderr } = pipeStreams(this.#child.stdio));
+  }
+
+  /**
+   * The streams are made once the binary runs, in the event that resolves spawn(): a pipe's
+   * stream starts reading as soon as it exists, and an empty output would end (and 'end' be
+   * emitted) before the caller could listen. Until then the output waits in the pipe.
+   */
+  #openStreams(): void {
+    if (this.#streamsOpen) return;
+    this.#streamsOpen = true;
+    ({ stdin: this.#stdin, stdout: this.#stdout, stderr: this.#stderr } = pipeStreams(this.#child.stdio));
+  }
+
+  /** With stdio 'pipe': Node streams of its stdin, stdout and stderr (from spawn()'s resolution on). */
+  get stdin(): Writable | null {
+    return this.#stdin;
+  }
+  get stdout(): Readable | null {
+    return this.#stdout;
+  }
+  get stderr(): Readable | null {
+    return this.#stderr;
   }
 
   #onEvent(ev: number, a: number, b: number, c: number): void {
@@ -212,6 +235,7 @@ export class ExecProcess {
         break;
       case EV.READY: {
         // No create/start split for an exec: start at once.
+        this.#started = true;
         const r = this.#child.start();
         if (r < 0) this.#error ??= new ContainerError(`container ${this.containerId}: exec: start: ${errnoName(-r)}`, { code: errnoName(-r), errno: -r, stage: 'sync', containerId: this.containerId });
         break;
@@ -227,10 +251,15 @@ export class ExecProcess {
         settle(this.#exited, true, this.#exit);
         break;
     }
+    // EOF after START without an ERROR: its execve succeeded (the process may have exited since,
+    // in any order of EOF and EXIT). EOF and EXIT before READY: it died during setup.
     if (this.#error) settle(this.#running, false, this.#error);
-    else if (this.#eof && this.#exit && !this.#running.settled)
+    else if (this.#eof && this.#started && !this.#running.settled) {
+      this.#openStreams();
+      settle(this.#running, true, undefined);
+    }
+    else if (this.#eof && this.#exit)
       settle(this.#running, false, new ContainerError(`container ${this.containerId}: the exec'd process died during setup (${this.#exit.signal ?? `exit code ${this.#exit.exitCode}`})`, { code: 'ECHILD', stage: 'sync', containerId: this.containerId, ...this.#exit }));
-    else if (this.#eof) settle(this.#running, true, undefined);
   }
 
   /** Resolves once the binary runs (EOF on the sync socket: its end closed at execve). */
@@ -252,8 +281,9 @@ export class ExecProcess {
   async release(): Promise<void> {
     if (!this.#exit) this.kill('SIGKILL');
     await this.#exited.promise;
-    this.stdin?.destroy();
-    for (const s of [this.stdout, this.stderr]) if (s && !s.readableEnded) s.destroy();
+    this.#openStreams(); // a failed spawn's pipes: closed through their streams
+    this.#stdin?.destroy();
+    for (const s of [this.#stdout, this.#stderr]) if (s && !s.readableEnded) s.destroy();
   }
 }
 
