@@ -181,6 +181,7 @@ void Child::OnReady() {
   // is reported, on the helper thread. Even if the JavaScript above has started the container and
   // it has exited already, this pid is still ours: it is reaped only in OnPidfd. (Then there is no
   // namespace left to hold, and the open fails: nothing lost.)
+  if (plan_.join) return;  // an exec: the mount namespace is its container's, held by that one
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/ns/mnt", p_.pid);
   int ns = open(path, O_RDONLY | O_CLOEXEC);
