@@ -132,7 +132,7 @@ function narrower(given: CapSets, container: CapSets): CapSets {
 function checkTarget(target: ExecTarget): void {
   const status = target.status();
   if (status !== 'running')
-    throw new ContainerError(`container ${target.id} is ${status === 'stopped' ? 'stopped' : 'created, not started'}: exec needs a running container${status === 'stopped' ? '' : ' (start() it first)'}`, {
+    throw new ContainerError(`container ${target.id} is ${status === 'creating' ? 'created' : status}: exec needs a running container${status === 'created' || status === 'creating' ? ' (start() it first)' : ''}`, {
       code: 'ERR_INVALID_STATE',
       stage: 'validate',
       containerId: target.id,
