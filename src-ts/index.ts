@@ -9,6 +9,8 @@
  */
 export { Container } from './container/container.js';
 export type { ContainerInfo, ContainerProcess, ContainerStatus, ExitStatus, RunOptions, RunResult } from './container/container.js';
+export { ExecProcess } from './container/exec.js';
+export type { ExecOptions, ExecResult, SpawnOptions } from './container/exec.js';
 export type { MountInfo } from './container/mountinfo.js';
 export { parseMountinfo, treeOrder } from './container/mountinfo.js';
 export { cleanupCgroups } from './cgroup/manager.js';

@@ -10,3 +10,6 @@ export { encodePlan } from './plan/encode.js';
 export { cgroupLayout, parseLayout, type CgroupLayout } from './cgroup/layout.js';
 export { createCgroup, overrideCgroupLayout, type CgroupManager } from './cgroup/manager.js';
 export { parseCgroup, sharesToWeight, weightToShares, blkioWeightToIoWeight, swapToV2, v1Writes, v2Writes, type CgroupSpec, type CgroupWrite } from './cgroup/resources.js';
+export { buildExecPlan, EXEC_FD, joinFlagsOf, type ExecPlanOptions } from './plan/exec.js';
+export { processOps, type ProcessSpec } from './plan/plan.js';
+export { EXEC_HOOKS, type ExecHooks } from './container/exec.js';

@@ -6,6 +6,7 @@
 #include "../wire/wire.h"
 #include "base_mntns.h"
 #include "devices_bpf.h"
+#include "exec.h"
 #include "process.h"
 #include "seccomp.h"
 #include "settings.h"
@@ -101,6 +102,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
   exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter));
   exports.Set("openInRoot", Napi::Function::New(env, OpenInRoot));
+  exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
+  exports.Set("dumpable", Napi::Function::New(env, Dumpable));
   // 'base' when containers get a copy of the base mount namespace (and chroot), 'host' when a copy
   // of the host's (and pivot_root). Makes the base namespace if not made yet.
   exports.Set("mountMode", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

@@ -67,6 +67,8 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
   };
 
   out->wants = 0;
+  out->join = false;
+  out->join_pid = -1;
   const auto* ops = reinterpret_cast<const sbx_op*>(base + h->ops_offset);
   bool has_exec = false, unshared = false, detached_root = false;
   // A slot is filled by one CLONE_TREE, then taken by one BIND after it.
@@ -136,6 +138,15 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
         break;
       case SBX_OP_SETNS:
         if (!want(op.n[0]) || !OneNamespace(op.n[1])) return "SETNS: bad fd index or namespace type" + at;
+        break;
+      case SBX_OP_JOIN:
+        if (!want(op.n[0]) || !op.mflags || (op.mflags & ~(kNamespaces | CLONE_NEWPID)) || (op.mflags & CLONE_NEWUSER))
+          return "JOIN: bad fd index or namespaces" + at;
+        out->join = true;
+        if (op.mflags & CLONE_NEWPID) out->join_pid = int(op.n[0]);
+        break;
+      case SBX_OP_ENTER_ROOT:
+        if (!want(op.n[0])) return "ENTER_ROOT: bad fd index" + at;
         break;
       case SBX_OP_NETNS_FRESH:
         out->wants |= 1u << SBX_FD_POOLED_NETNS;

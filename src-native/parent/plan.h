@@ -23,6 +23,8 @@ struct Plan {
   std::vector<char*> envp;
   std::vector<uint32_t> groups;
   uint32_t wants = 0;  // bit i: an op uses fd SBX_FD_<i> (a resource of the parent, or a plan fd)
+  bool join = false;   // a JOIN op: an exec into a running container (parent/exec.h)
+  int join_pid = -1;   // its fd index when it names CLONE_NEWPID: clone3 into that pid namespace
 };
 
 // Returns an empty string when the plan is valid, else what is wrong with it.

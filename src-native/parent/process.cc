@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "exec.h"
 #include "sync_slots.h"
 
 #ifndef P_PIDFD
@@ -131,6 +132,8 @@ Child::~Child() {
 void Child::FreeChildMemory() {
   if (p_.stack) GiveStack(p_.stack);
   p_.stack = nullptr;
+  if (p_.nondumpable) NonDumpableRelease();
+  p_.nondumpable = false;
 }
 
 // The child has an fd table of its own (READY, ERROR, EOF or exit): its sync slot can be reused.
@@ -226,6 +229,7 @@ void Child::OnReady() {
   // is reported, on the helper thread. Even if the JavaScript above has started the container and
   // it has exited already, this pid is still ours: it is reaped only in OnPidfd. (Then there is no
   // namespace left to hold, and the open fails: nothing lost.)
+  if (plan_.join) return;  // an exec: the mount namespace is its container's, held by that one
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/ns/mnt", p_.pid);
   int ns = open(path, O_RDONLY | O_CLOEXEC);

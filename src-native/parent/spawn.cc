@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "base_mntns.h"
+#include "exec.h"
 #include "fd.h"
 #include "fdpass.h"
 #include "netns_pool.h"
@@ -100,7 +101,9 @@ class Spawner {
     return *s;
   }
 
-  long Clone(clone_args* ca, sbx_child_args* args) {
+  // pidns_fd >= 0: clone into that pid namespace (an exec), the spawner thread joining it for its
+  // children around the clone.
+  long Clone(clone_args* ca, sbx_child_args* args, int pidns_fd = -1) {
     std::lock_guard<std::mutex> one(call_mu_);  // one request at a time
     std::unique_lock<std::mutex> l(mu_);
     if (!started_) {
@@ -109,6 +112,7 @@ class Spawner {
     }
     ca_ = ca;
     args_ = args;
+    pidns_fd_ = pidns_fd;
     done_ = false;
     cv_.notify_all();
     cv_.wait(l, [this] { return done_; });
@@ -124,7 +128,10 @@ class Spawner {
     std::unique_lock<std::mutex> l(mu_);
     for (;;) {
       cv_.wait(l, [this] { return ca_ != nullptr; });
-      result_ = sbx_clone3(ca_, sizeof *ca_, sbx_child_main, args_);
+      {
+        PidnsForChildren pidns(pidns_fd_);
+        result_ = pidns.err ? -pidns.err : sbx_clone3(ca_, sizeof *ca_, sbx_child_main, args_);
+      }
       ca_ = nullptr;
       done_ = true;
       cv_.notify_all();
@@ -134,6 +141,7 @@ class Spawner {
   std::mutex call_mu_, mu_;
   std::condition_variable cv_;
   bool started_ = false, done_ = false;
+  int pidns_fd_ = -1;
   clone_args* ca_ = nullptr;
   sbx_child_args* args_ = nullptr;
   long result_ = 0;
@@ -232,18 +240,29 @@ bool Spawn(const Plan& plan, const int stdio[3], const std::vector<int>& plan_fd
   }
 
   // Every signal stays blocked in the child during setup (child/interp.c resets the handlers
-  // first). The mask is per thread: this thread's, restored at once.
+  // first). The mask is per thread: the cloning thread's, restored at once. An exec
+  // (parent/exec.h): born in the container's pid namespace (the cloning thread joins it for its
+  // children around the clone), on memory nothing can dump.
+  if (plan.join) NonDumpableAcquire();
+  const int pidns_fd = plan.join_pid >= 0 ? fds[plan.join_pid] : -1;
   long pid;
   if (OnMainThread()) {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = sbx_clone3(&ca, sizeof ca, sbx_child_main, args);
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    PidnsForChildren pidns(pidns_fd);
+    if (pidns.err) {
+      pid = -pidns.err;
+    } else {
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_SETMASK, &all, &old);
+      pid = sbx_clone3(&ca, sizeof ca, sbx_child_main, args);
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    }
   } else {
-    pid = Spawner::Get().Clone(&ca, args);
+    pid = Spawner::Get().Clone(&ca, args, pidns_fd);
   }
-  if (pid < 0) return Fail(e, int(-pid), "clone3", cgroup_fd >= 0 ? "cgroup" : "clone");
+  if (pid < 0 && plan.join) NonDumpableRelease();
+  if (pid < 0) return Fail(e, int(-pid), "clone3", cgroup_fd >= 0 ? "cgroup" : plan.join ? "prepare" : "clone");
+  out->nondumpable = plan.join;
 
   // The child has, or will have, its own copies of everything still held here.
   out->pid = int(pid);

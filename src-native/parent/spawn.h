@@ -19,6 +19,7 @@ struct Spawned {
   int stdio[3] = {-1, -1, -1};          // parent ends of 'pipe' stdio
   void* stack = nullptr;                // the child's until it exec'd or died: GiveStack() then
   int slot = -1;                        // SyncSlots slot holding the child's end, until it settles
+  bool nondumpable = false;             // an exec: NonDumpableRelease() once it runs on nothing of ours
 };
 
 struct SpawnError {

@@ -64,7 +64,10 @@
   X(ROOT_READONLY,        38, "root-readonly",         ROOTFS,   0x0, 0x0, op_root_readonly)        \
   X(SECCOMP,              50, "seccomp",               SECURITY, 0x1, 0x0, op_seccomp)               \
   /* The root, kept (options.keep: a host directory as the upper layer).                       */ \
-  X(ROOT_UPPER_DIR,       60, "root-upper-dir",        ROOTFS,   0x1, 0x2, op_root_upper_dir)
+  X(ROOT_UPPER_DIR,       60, "root-upper-dir",        ROOTFS,   0x1, 0x2, op_root_upper_dir)          \
+  /* Exec into a running container (child/ops_join.c), codes 70-79.                            */ \
+  X(JOIN,                 70, "join",                  PREPARE,  0x0, 0x0, op_join)                \
+  X(ENTER_ROOT,           71, "enter-root",            PIVOT,    0x0, 0x0, op_enter_root)
 /* clang-format on */
 
 #endif

@@ -9,7 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { ContainerError, errnoMessage, errnoName, invalid } from '../errors.js';
-import { EV, native, STDIO, type NativeChild } from '../native/addon.js';
+import { EV, native, type NativeChild } from '../native/addon.js';
 import { encodePlan } from '../plan/encode.js';
 import { createCgroup, currentLayout, type CgroupManager } from '../cgroup/manager.js';
 import type { CgroupStats } from '../cgroup/resources.js';
@@ -23,7 +23,9 @@ import { buildSpec, OPTION_KEYS, type ContainerOptions, type Spec, type StdioOpt
 import type { CommitOptions, CommitSource } from '../image/commit.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { copyIn, copyOut, readdirInRoot, readInRoot, statInRoot, withRoot, type Root } from './files.js';
+import { execIn, spawnIn, type ExecOptions, type ExecProcess, type ExecResult, type SpawnOptions } from './exec.js';
 import { hostInfo } from './host.js';
+import { collect, deferred, exitStatus, nativeError, pipeStreams, settle, signalChild, signalName, signalNumber, stdioCode, type Deferred } from './proc.js';
 import { parseMountinfo, treeOrder, type MountInfo } from './mountinfo.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped';
@@ -92,31 +94,6 @@ export interface RunResult extends ExitStatus {
 
 const NAMESPACE_FILES = ['cgroup', 'ipc', 'mnt', 'net', 'pid', 'time', 'user', 'uts'] as const;
 
-function deferred<T>() {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => {}); // settled by events; a rejection nobody awaits is not an unhandled one
-  return { promise, resolve, reject, settled: false };
-}
-type Deferred<T> = ReturnType<typeof deferred<T>>;
-
-function settle<T>(d: Deferred<T> | undefined, ok: boolean, value: T | unknown) {
-  if (!d || d.settled) return;
-  d.settled = true;
-  if (ok) d.resolve(value as T);
-  else d.reject(value);
-}
-
-function signalNumber(sig: NodeJS.Signals | number, option: string): number {
-  if (typeof sig === 'number' && Number.isInteger(sig) && sig >= 0 && sig <= 64) return sig;
-  const n = typeof sig === 'string' ? (osConstants.signals as Record<string, number>)[sig] : undefined;
-  if (n === undefined) throw invalid(option, `unknown signal ${String(sig)}`);
-  return n;
-}
 
 /** Signals whose default action neither ends nor stops a process: a created container survives them. */
 const HARMLESS = new Set([0, osConstants.signals.SIGCHLD, osConstants.signals.SIGCONT, osConstants.signals.SIGURG, osConstants.signals.SIGWINCH]);
@@ -166,14 +143,14 @@ function containerProcesses(pid: number, pidns: string | undefined): ContainerPr
   return out.sort((a, b) => a.pid - b.pid);
 }
 
-function signalName(n: number): NodeJS.Signals {
-  for (const [name, num] of Object.entries(osConstants.signals)) if (num === n) return name as NodeJS.Signals;
-  return `SIG${n}` as NodeJS.Signals;
-}
 
 function describe(op: Op | undefined): string {
   if (!op) return 'setting up the process';
   switch (op.kind) {
+    case 'join':
+      return "join the container's namespaces";
+    case 'enter-root':
+      return "enter the container's root";
     case 'mount':
       return `mount ${op.fstype} on /${op.target}`;
     case 'bind':
@@ -228,7 +205,7 @@ function describe(op: Op | undefined): string {
   }
 }
 
-function childError(plan: Plan, id: string, stage: number, opIndex: number, errno: number): ContainerError {
+export function childError(plan: Plan, id: string, stage: number, opIndex: number, errno: number): ContainerError {
   const op = opIndex >= 0 ? plan.ops[opIndex] : undefined;
   const code = errnoName(errno);
   const path = op ? opPath(op) : undefined;
@@ -240,25 +217,6 @@ function childError(plan: Plan, id: string, stage: number, opIndex: number, errn
     op: opIndex,
     containerId: id,
     ...(path === undefined ? {} : { path }),
-  });
-}
-
-function stdioCode(s: StdioOption, i: number): number {
-  if (s === 'pipe') return STDIO.PIPE;
-  // Node marks its own fds 0-2 O_CLOEXEC at start-up: an fd the child merely keeps would close at
-  // execve. Passed by number, the child dup3s it onto i without the flag, as child_process does.
-  if (s === 'inherit') return i;
-  if (s === 'ignore') return STDIO.IGNORE;
-  return s;
-}
-
-function collect(stream: Readable | null): Promise<string> {
-  if (!stream) return Promise.resolve('');
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    stream.once('error', reject);
   });
 }
 
@@ -289,7 +247,7 @@ async function fromImage(options: ContainerOptions): Promise<{ resolved: Contain
 }
 
 /** What the plan needs compiled: the seccomp program (a cache hit after the first container). */
-function compiledFor(spec: Spec): Compiled {
+export function compiledFor(spec: Spec): Compiled {
   if (spec.seccomp === null) return {};
   const f = seccompFilter(spec.seccomp === 'default' ? undefined : spec.seccomp);
   return { seccomp: { bpf: f.bpf, flags: f.flags } };
@@ -309,6 +267,7 @@ export class Container implements AsyncDisposable {
   readonly stderr: Readable | null = null;
 
   readonly #plan: Plan;
+  readonly #spec: Spec;
   readonly #argv: readonly string[];
   readonly #child: NativeChild;
   readonly #killSignal: number;
@@ -433,6 +392,7 @@ export class Container implements AsyncDisposable {
     this.#kept = kept;
     this.rootfs = spec.rootfs;
     this.#plan = plan;
+    this.#spec = spec;
     this.#argv = spec.args;
     this.#killSignal = killSignal;
     this.#oomScoreAdj = spec.oomScoreAdj;
@@ -457,10 +417,7 @@ export class Container implements AsyncDisposable {
       cgroup?.closeCloneFd(); // the child was born in it (or never): the fd has done its job
     }
     this.pid = this.#child.pid;
-    const [inFd, outFd, errFd] = this.#child.stdio;
-    if (inFd >= 0) this.stdin = new Socket({ fd: inFd, readable: false, writable: true });
-    if (outFd >= 0) this.stdout = new Socket({ fd: outFd, readable: true, writable: false });
-    if (errFd >= 0) this.stderr = new Socket({ fd: errFd, readable: true, writable: false });
+    ({ stdin: this.stdin, stdout: this.stdout, stderr: this.stderr } = pipeStreams(this.#child.stdio));
     if (abort) {
       const listener = () => this.kill(this.#killSignal);
       abort.addEventListener('abort', listener, { once: true });
@@ -671,6 +628,25 @@ export class Container implements AsyncDisposable {
     this.#child.ref();
     for (const s of [this.stdin, this.stdout, this.stderr]) (s as Socket | null)?.ref();
     return this;
+  }
+
+  /**
+   * Runs a process inside the running container (src-ts/container/exec.ts): it joins the
+   * container's namespaces and root and gets its capabilities, seccomp filter, no_new_privs,
+   * rlimits and user. Collects the output like run(); rejects on a non-zero exit unless
+   * `reject: false`.
+   */
+  exec(options: ExecOptions): Promise<ExecResult> {
+    return execIn(this.#execTarget(), options);
+  }
+
+  /** Like exec(), but resolves once the binary runs, with a handle: pid, streams, wait(), kill(). */
+  spawn(options: SpawnOptions): Promise<ExecProcess> {
+    return spawnIn(this.#execTarget(), options);
+  }
+
+  #execTarget() {
+    return { id: this.id, pid: this.pid, spec: this.#spec, status: () => (this.#status === 'running' && this.#deleted ? 'stopped' : this.#status) };
   }
 
   /** Resolves when the container's process has exited (it is reaped through its pidfd). */

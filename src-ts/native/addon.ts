@@ -71,6 +71,10 @@ export interface NativeAddon {
    * and attaches it to the cgroup v2 directory `cgroupFd`. Throws { errno, syscall: 'bpf' }.
    */
   attachDeviceFilter(cgroupFd: number, insns: Uint8Array): void;
+  /** pidfd_open(pid) (O_CLOEXEC): for an exec's JOIN op; throws with errno. */
+  pidfdOpen(pid: number): number;
+  /** prctl(PR_GET_DUMPABLE) of this process: 0 while an exec runs on its memory (tests). */
+  dumpable(): number;
   /** A flattened seccomp profile to BPF (src-native/parent/seccomp.cc; src-ts/security/seccomp.ts). */
   compileSeccomp(profile: FlatSeccomp): CompiledSeccomp;
   /**

@@ -101,6 +101,9 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   seccomp: { code: 50, stage: 'security', s: ['bpf'], n: ['instructions', 'flags'] },
   // The root, kept (options.keep).
   'root-upper-dir': { code: 60, stage: 'rootfs', s: ['dir', 'attach?'] },
+  // Exec into a running container (src-native/child/ops_join.c), codes 70-79.
+  join: { code: 70, stage: 'prepare', n: ['fd'], mflags: 'nstypes' },
+  'enter-root': { code: 71, stage: 'pivot', n: ['fd'] },
 };
 
 /** Bit i set: s[i] is a required string (resp. optional), as the native table says it. */

@@ -112,6 +112,10 @@ export type Op = Base &
     | { kind: 'ready' }
     | { kind: 'wait-start' }
     | { kind: 'exec'; args: string[]; env: string[]; umask: number }
+    /** Exec into a running container (./exec.ts): setns(pidfd at MSG_FDS index `fd`, nstypes) at once. */
+    | { kind: 'join'; fd: number; nstypes: number }
+    /** chroot to the directory at MSG_FDS index `fd` (/proc/PID/root of the container's PID 1). */
+    | { kind: 'enter-root'; fd: number }
   );
 
 /** The sync point where the parent puts the child into its cgroup (hosts without CLONE_INTO_CGROUP use). */
@@ -356,13 +360,28 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   if (spec.namespaces.uts) ops.push({ stage: 'hostname', kind: 'sethostname', hostname: spec.hostname });
 
   // 7. Into the new root; then who and where the process is.
+  ops.push({ stage: 'pivot', kind: base ? 'chroot' : 'pivot-root' });
+  ops.push(...processOps(spec, compiled));
+
+  return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, trace: spec.trace, base, ops };
+}
+
+/** What of a Spec the process's own ops need: the container's process, or an exec's (./exec.ts). */
+export type ProcessSpec = Pick<Spec, 'args' | 'env' | 'cwd' | 'user' | 'umask' | 'capabilities' | 'rlimits' | 'noNewPrivileges'>;
+
+/**
+ * The ops after the root is entered, shared by a container's plan and an exec's: the limits, the
+ * capabilities, the user and cwd, no_new_privs, the seccomp filter, the binary, the handshake and
+ * the exec.
+ */
+export function processOps(spec: ProcessSpec, compiled: Compiled): Op[] {
   // Capabilities, in the order runc and crun use: the bounding set is cut while the child still
   // has every capability (CAP_SETPCAP), which leaves its effective set whole for what follows;
   // the permitted set is kept across a change to a non-root uid (which would clear it), and the
   // final sets are set after it, the ambient ones last (raising one needs it permitted and
   // inheritable). Only the exec and the handshake come after, which need no capability.
   const caps = spec.capabilities;
-  ops.push({ stage: 'pivot', kind: base ? 'chroot' : 'pivot-root' });
+  const ops: Op[] = [];
   // The limits before setuser (RLIMIT_NPROC counts at setresuid), while every capability is there.
   for (const r of spec.rlimits)
     ops.push({
@@ -401,7 +420,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   if (seccomp && spec.noNewPrivileges) ops.push(seccomp);
   ops.push({ stage: 'exec', kind: 'exec', args: spec.args, env: spec.env, umask: spec.umask });
 
-  return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, trace: spec.trace, base, ops };
+  return ops;
 }
 
 /** The container path an op works on, for error messages ('/dev/pts', '/etc/hosts', …). */

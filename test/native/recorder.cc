@@ -100,6 +100,10 @@ extern "C" long sbx_sys6(long n, long a, long b, long c, long d, long e, long f)
     case SYS_close_range:
       return 0;
     case SYS_prctl:  // option and its first argument, and the second when there is one
+      if (a == 15) {  // PR_SET_NAME: the name, not the pointer
+        g_log.push_back("prctl 15 " + Str(b));
+        return 0;
+      }
       g_log.push_back("prctl " + std::to_string(a) + " " + std::to_string(b) + (c ? " " + std::to_string(c) : ""));
       return 0;
     case SYS_capset: {

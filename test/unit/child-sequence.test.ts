@@ -8,7 +8,8 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodePlan } from '../../src-ts/plan/encode.js';
-import { buildPlan, type Compiled, type HostInfo } from '../../src-ts/plan/plan.js';
+import { buildExecPlan } from '../../src-ts/plan/exec.js';
+import { buildPlan, type Compiled, type HostInfo, type Plan } from '../../src-ts/plan/plan.js';
 import { FD } from '../../src-ts/plan/wire.js';
 import { buildSpec, type ContainerOptions } from '../../src-ts/spec/spec.js';
 import type { HostCaps } from '../../src-ts/security/capabilities.js';
@@ -34,7 +35,11 @@ const specOf = (o: Partial<ContainerOptions> = {}) => buildSpec({ rootfs: '/srv/
 /** The child's calls for the default plan (or these options) in this mode, given these MSG_FDS fds. */
 function record(mode: HostInfo['mountMode'], fds: number[], spec = specOf(), compiled: Compiled = {}): string[] {
   const plan = buildPlan(spec, { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n', mountMode: mode }, { bindSourceIsFile: spec.mounts.map(() => false) }, compiled);
-  const file = `${out}.${mode}.plan`;
+  return recordPlan(plan, mode, fds);
+}
+
+function recordPlan(plan: Plan, name: string, fds: number[]): string[] {
+  const file = `${out}.${name}.plan`;
   writeFileSync(file, encodePlan(plan));
   const mask = fds.reduce((m, i) => m | (1 << i), 0);
   return execFileSync(out, [file, String(mask)], { encoding: 'utf8' }).trimEnd().split('\n');
@@ -206,5 +211,16 @@ describe('the child against a recording syscall table: keep (root-upper-dir)', (
     expect(i).toBeGreaterThan(log.indexOf('mount null "/" null 0x44000 null')); // after make-private, in the copy
     expect(upperSteps(log.slice(i))).toEqual(expect.arrayContaining(['openat "/srv/rootfs"', 'move_mount', 'fsopen "overlay"']));
     expect(log.filter((l) => l.startsWith('fsconfig "upperdir"'))).toEqual([expect.stringMatching(/^fsconfig "upperdir" "\/proc\/self\/fd\/\d+\/upper"$/)]);
+  });
+});
+
+describe('the child for an exec into a running container (buildExecPlan)', () => {
+  it('joins every namespace in one setns of the pidfd, chroots to PID 1\'s root, closes both, then runs the container\'s process ops', () => {
+    const spec = specOf();
+    const log = recordPlan(buildExecPlan(spec, { ...spec, args: ['/probe'] }, {}), 'exec', [FD.PLAN0, FD.PLAN0 + 1]);
+    // One setns of the pidfd (plan fd 0) for the mount, network, IPC and UTS namespaces, without
+    // CLONE_NEWPID (the parent's thread joined it around clone3); then PID 1's root (plan fd 1).
+    expect(log.slice(0, 7)).toEqual(['prctl 1 9', 'prctl 15 "sbx/setup"', 'recvmsg MSG_FDS', `setns ${100 + FD.PLAN0} 0x4c020000`, 'fchdir', 'chroot "."', 'chdir "/"']);
+    expect(log.slice(7).filter((l) => KEY.test(l))).toEqual([...TAIL.slice(0, -1), 'execve "/probe"']);
   });
 });

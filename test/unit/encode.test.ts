@@ -47,6 +47,8 @@ const K = {
   'root-readonly': 38,
   seccomp: 50,
   'root-upper-dir': 60,
+  join: 70,
+  'enter-root': 71,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,

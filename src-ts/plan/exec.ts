@@ -1,0 +1,44 @@
+/**
+ * Spec of a running container + an exec's process → the exec's Plan: no mount and no new
+ * namespace. The child joins the container's namespaces (one setns with a pidfd; the pid
+ * namespace it is born in, see src-native/parent/exec.h), chroots to where the container's PID 1
+ * is, and then runs the same process ops as a container's PID 1 (processOps): limits, capability
+ * sets, user, cwd, no_new_privs, seccomp, exec. Pure, like ./plan.ts.
+ */
+import type { Spec } from '../spec/spec.js';
+import { processOps, type Compiled, type Op, type Plan, type ProcessSpec } from './plan.js';
+import { CLONE, FD } from './wire.js';
+
+/** The plan fds of an exec plan (Child's `fds`, in this order). */
+export const EXEC_FD = {
+  /** A pidfd of the container's PID 1. */
+  PIDFD: FD.PLAN0,
+  /** /proc/PID/root of the container's PID 1, O_PATH. */
+  ROOT: FD.PLAN0 + 1,
+} as const;
+
+export interface ExecPlanOptions {
+  /** A sync point just before `ready`, after every credential op (tests hold the child there). */
+  syncPoint?: number;
+}
+
+/** The namespaces a container has of its own, as setns(pidfd) takes them (the mount one always). */
+export function joinFlagsOf(ns: Spec['namespaces']): number {
+  let f = CLONE.NEWNS;
+  if (ns.pid) f |= CLONE.NEWPID;
+  if (ns.network) f |= CLONE.NEWNET;
+  if (ns.ipc) f |= CLONE.NEWIPC;
+  if (ns.uts) f |= CLONE.NEWUTS;
+  if (ns.cgroup) f |= CLONE.NEWCGROUP;
+  return f;
+}
+
+export function buildExecPlan(container: Spec, proc: ProcessSpec, compiled: Compiled, options: ExecPlanOptions = {}): Plan {
+  const ops: Op[] = [
+    { stage: 'prepare', kind: 'join', fd: EXEC_FD.PIDFD, nstypes: joinFlagsOf(container.namespaces) },
+    { stage: 'pivot', kind: 'enter-root', fd: EXEC_FD.ROOT },
+    ...processOps(proc, compiled),
+  ];
+  if (options.syncPoint !== undefined) ops.splice(ops.findIndex((o) => o.kind === 'ready'), 0, { stage: 'sync', kind: 'sync', point: options.syncPoint });
+  return { cloneFlags: 0, detached: false, trace: false, base: false, ops };
+}
