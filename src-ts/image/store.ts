@@ -8,7 +8,7 @@
  * under blobs/ or layers/ always means a whole, verified object; tmp/ is swept by gc().
  */
 import { execFile } from 'node:child_process';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
@@ -404,8 +404,10 @@ export class ImageStore {
   async resolve(image: string | Image): Promise<ResolvedImage> {
     const img = await this.lookup(image);
     const layers = img.configDoc.rootfs.diff_ids.map((d) => this.layerPath(d));
+    // Synchronous: a few stats of local directories cost less than a trip through the threadpool
+    // each, and this runs on every create() from an image.
     for (const [i, p] of layers.entries()) {
-      const st = await stat(p).catch(() => null);
+      const st = statSync(p, { throwIfNoEntry: false });
       if (!st?.isDirectory()) throw imageError('ENOENT', `layer ${i} of ${img.ref ?? img.digest} is not unpacked in the store (${p})`, { path: p });
     }
     return { layers, config: img.config, digest: img.digest, ...(img.ref === undefined ? {} : { ref: img.ref }) };
