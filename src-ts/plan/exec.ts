@@ -6,7 +6,7 @@
  * sets, user, cwd, no_new_privs, seccomp, exec. Pure, like ./plan.ts.
  */
 import type { Spec } from '../spec/spec.js';
-import { processOps, type Compiled, type Op, type Plan, type ProcessSpec } from './plan.js';
+import { processOps, unshareFlagsOf, type Compiled, type Op, type Plan, type ProcessSpec } from './plan.js';
 import { CLONE, FD } from './wire.js';
 
 /** The plan fds of an exec plan (Child's `fds`, in this order). */
@@ -24,13 +24,9 @@ export interface ExecPlanOptions {
 
 /** The namespaces a container has of its own, as setns(pidfd) takes them (the mount one always). */
 export function joinFlagsOf(ns: Spec['namespaces']): number {
-  let f = CLONE.NEWNS;
-  if (ns.pid) f |= CLONE.NEWPID;
-  if (ns.network) f |= CLONE.NEWNET;
-  if (ns.ipc) f |= CLONE.NEWIPC;
-  if (ns.uts) f |= CLONE.NEWUTS;
-  if (ns.cgroup) f |= CLONE.NEWCGROUP;
-  return f;
+  // The ones the container's child unshared, and its pid namespace; never a user namespace (a
+  // process sharing Node's memory cannot join one).
+  return (unshareFlagsOf(ns) & ~CLONE.NEWUSER) | (ns.pid ? CLONE.NEWPID : 0);
 }
 
 export function buildExecPlan(container: Spec, proc: ProcessSpec, compiled: Compiled, options: ExecPlanOptions = {}): Plan {
