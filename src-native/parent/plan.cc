@@ -87,9 +87,10 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
   std::vector<char*> scratch;
   for (uint32_t i = 0; i < h->n_ops; i++) {
     const sbx_op& op = ops[i];
-    const std::string at = " at " + std::to_string(i);
-    if (op.kind == 0 || op.kind >= SBX_OP_MAX_ || ShapeOf(op.kind).required == 0xff) return "unknown op kind" + at;
-    if (op.stage >= SBX_STAGE_MAX_) return "unknown stage" + at;
+    // Only on the way out with an error: no string is made for a valid op (this runs per create).
+    auto at = [i] { return " at " + std::to_string(i); };
+    if (op.kind == 0 || op.kind >= SBX_OP_MAX_ || ShapeOf(op.kind).required == 0xff) return "unknown op kind" + at();
+    if (op.stage >= SBX_STAGE_MAX_) return "unknown stage" + at();
     Shape shape = ShapeOf(op.kind);
     for (int s = 0; s < 4; s++) {
       bool req = shape.required & (1 << s), opt = shape.optional & (1 << s);
@@ -116,46 +117,46 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
       }
       case SBX_OP_CLONE_TREE:
         // Only while the child still shares the host's mount namespace.
-        if (unshared) return "CLONE_TREE after UNSHARE" + at;
-        if (!slot_of(op.n[1], true)) return "CLONE_TREE: slot out of range or filled twice" + at;
+        if (unshared) return "CLONE_TREE after UNSHARE" + at();
+        if (!slot_of(op.n[1], true)) return "CLONE_TREE: slot out of range or filled twice" + at();
         break;
       case SBX_OP_BIND:
-        if (!slot_of(op.n[2], false)) return "BIND: slot not filled by a CLONE_TREE, or taken twice," + at;
+        if (!slot_of(op.n[2], false)) return "BIND: slot not filled by a CLONE_TREE, or taken twice," + at();
         break;
       case SBX_OP_ROOT_UPPER_DETACHED:
       case SBX_OP_ROOT_OVERLAY_DETACHED:
         // Built from the host's view: before the container's mount namespace exists.
-        if (unshared) return "a detached root after UNSHARE" + at;
+        if (unshared) return "a detached root after UNSHARE" + at();
         if (op.kind == SBX_OP_ROOT_OVERLAY_DETACHED) detached_root = true;
         [[fallthrough]];
       case SBX_OP_ROOT_OVERLAY:
         if (op.kind != SBX_OP_ROOT_UPPER_DETACHED &&
             (op.n[0] == 0 || op.n[0] > 500 || !list(op.s[0], op.n[0], &scratch)))
-          return "root overlay: layer list out of range" + at;
+          return "root overlay: layer list out of range" + at();
         break;
       case SBX_OP_ATTACH_ROOT:
-        if (!detached_root || !unshared) return "ATTACH_ROOT without a detached root, or before UNSHARE," + at;
+        if (!detached_root || !unshared) return "ATTACH_ROOT without a detached root, or before UNSHARE," + at();
         break;
       case SBX_OP_SETNS:
-        if (!want(op.n[0]) || !OneNamespace(op.n[1])) return "SETNS: bad fd index or namespace type" + at;
+        if (!want(op.n[0]) || !OneNamespace(op.n[1])) return "SETNS: bad fd index or namespace type" + at();
         break;
       case SBX_OP_JOIN:
         if (!want(op.n[0]) || !op.mflags || (op.mflags & ~(kNamespaces | CLONE_NEWPID)) || (op.mflags & CLONE_NEWUSER))
-          return "JOIN: bad fd index or namespaces" + at;
+          return "JOIN: bad fd index or namespaces" + at();
         out->join = true;
         if (op.mflags & CLONE_NEWPID) out->join_pid = int(op.n[0]);
         break;
       case SBX_OP_ENTER_ROOT:
-        if (!want(op.n[0])) return "ENTER_ROOT: bad fd index" + at;
+        if (!want(op.n[0])) return "ENTER_ROOT: bad fd index" + at();
         break;
       case SBX_OP_NETNS_FRESH:
         out->wants |= 1u << SBX_FD_POOLED_NETNS;
         break;
       case SBX_OP_MOUNT:
-        if ((op.flags & SBX_F_PREMOUNTED) && !want(op.n[0])) return "MOUNT: bad premounted fd index" + at;
+        if ((op.flags & SBX_F_PREMOUNTED) && !want(op.n[0])) return "MOUNT: bad premounted fd index" + at();
         break;
       case SBX_OP_UNSHARE:
-        if (unshared) return "a second UNSHARE" + at;
+        if (unshared) return "a second UNSHARE" + at();
         unshared = true;
         if (op.mflags & ~kNamespaces) return "UNSHARE: flags beyond namespaces";
         break;
@@ -165,21 +166,21 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
       case SBX_OP_SECCOMP:
         // struct sock_filter[n0] (8 bytes each, 4-byte aligned for its u32), BPF_MAXINSNS at most.
         if (op.s[0] % 8 || op.n[0] == 0 || op.n[0] > 4096 || uint64_t(op.s[0]) + uint64_t(op.n[0]) * 8 > strsize)
-          return "SECCOMP program out of range" + at;
+          return "SECCOMP program out of range" + at();
         break;
       case SBX_OP_CAP_BOUNDING:
         // The child shifts a 64-bit mask by each capability number up to n[0].
-        if (op.n[0] > 63) return "CAP_BOUNDING: cap_last_cap above 63" + at;
+        if (op.n[0] > 63) return "CAP_BOUNDING: cap_last_cap above 63" + at();
         break;
       case SBX_OP_MASK_PATH:
       case SBX_OP_READONLY_PATH:
       case SBX_OP_SYSCTL:
       case SBX_OP_ROOT_READONLY:
         // Mounts and writes for the container: only in its own mount namespace, never the host's.
-        if (!unshared) return "an isolation op before UNSHARE" + at;
+        if (!unshared) return "an isolation op before UNSHARE" + at();
         break;
       case SBX_OP_RLIMIT:
-        if (op.mflags >= 16) return "RLIMIT: resource out of range" + at;  // RLIM_NLIMITS
+        if (op.mflags >= 16) return "RLIMIT: resource out of range" + at();  // RLIM_NLIMITS
         break;
       case SBX_OP_SETHOSTNAME:
         if (op.n[0] != std::strlen(strtab + op.s[0])) return "SETHOSTNAME length mismatch";
