@@ -25,7 +25,7 @@ import type { Image, ImageStore } from '../image/index.js';
 import { copyIn, copyOut, readdirInRoot, readInRoot, statInRoot, withRoot, type Root } from './files.js';
 import { execIn, spawnIn, type ExecOptions, type ExecProcess, type ExecResult, type SpawnOptions } from './exec.js';
 import { hostInfo } from './host.js';
-import { collect, deferred, exitStatus, nativeError, pipeStreams, settle, signalChild, signalName, signalNumber, stdioCode, type Deferred } from './proc.js';
+import { checkTimeout, deferred, exitStatus, nativeError, pipeStreams, runFailure, runToEnd, settle, signalChild, signalName, signalNumber, stdioCode, type Deferred } from './proc.js';
 import { parseMountinfo, treeOrder, type MountInfo } from './mountinfo.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped';
@@ -352,37 +352,16 @@ export class Container implements AsyncDisposable {
     const t0 = performance.now();
     if (options !== null && typeof options === 'object') checkKeys(options, RUN_OPTION_KEYS, '');
     const { timeout, input, reject = true, ...rest } = options;
-    if (timeout !== undefined && (!Number.isFinite(timeout) || timeout <= 0)) throw invalid('timeout', 'must be a positive number of milliseconds');
+    checkTimeout(timeout);
     const stdio = rest.stdio ?? [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'];
     const c = await Container.create({ ...rest, stdio });
-    let timer: NodeJS.Timeout | undefined;
-    let timedOut = false;
     try {
-      const out = collect(c.stdout);
-      const err = collect(c.stderr);
-      if (timeout !== undefined)
-        timer = setTimeout(() => {
-          timedOut = true;
-          c.kill(c.#killSignal);
-        }, timeout);
-      await c.start();
-      if (input !== undefined && c.stdin) c.stdin.end(input);
-      const exit = await c.wait();
-      const [stdout, stderr] = await Promise.all([out, err]);
-      const result: RunResult = { id: c.id, ...exit, stdout, stderr, durationMs: performance.now() - t0, timedOut };
-      if (reject && (timedOut || exit.exitCode !== 0)) {
-        const why = timedOut
-          ? `timed out after ${timeout} ms`
-          : exit.signal
-            ? `was killed by ${exit.signal}`
-            : `exited with code ${exit.exitCode}`;
-        const code = timedOut ? 'ETIMEDOUT' : options.signal?.aborted ? 'ABORT_ERR' : 'ERR_CONTAINER_EXIT';
-        const { id: containerId, ...fields } = result; // one name for the id on errors
-        throw new ContainerError(`container ${c.id} (${c.#argv.join(' ')}) ${why}`, { code, stage: 'run', containerId, ...fields });
-      }
+      const r = await runToEnd({ stdin: c.stdin, stdout: c.stdout, stderr: c.stderr, wait: () => c.wait(), kill: () => c.kill(c.#killSignal) }, { timeout, input, begin: () => c.start() });
+      const result: RunResult = { id: c.id, ...r.exit, stdout: r.stdout, stderr: r.stderr, durationMs: performance.now() - t0, timedOut: r.timedOut };
+      const failure = reject ? runFailure(`container ${c.id} (${c.#argv.join(' ')})`, result, timeout, options.signal?.aborted === true) : undefined;
+      if (failure) throw failure;
       return result;
     } finally {
-      if (timer) clearTimeout(timer);
       await c.delete();
     }
   }

@@ -17,7 +17,7 @@ import { capabilityNames, type CapabilitiesOption, type CapSets } from '../secur
 import { checkKeys, type KeyTable } from '../spec/keys.js';
 import { buildSpec, type ContainerOptions, type Spec, type StdioOption, type UserOption } from '../spec/spec.js';
 import { childError, compiledFor, type ContainerStatus } from './container.js';
-import { collect, deferred, exitStatus, nativeError, pipeStreams, settle, signalChild, signalNumber, stdioCode, type ExitStatus } from './proc.js';
+import { checkTimeout, collect, deferred, exitStatus, nativeError, pipeStreams, runFailure, runToEnd, settle, signalChild, signalNumber, stdioCode, type ExitStatus } from './proc.js';
 
 export interface SpawnOptions {
   /** args[0] is looked up inside the container (its PATH, or this exec's env PATH). */
@@ -315,32 +315,17 @@ export async function execIn(target: ExecTarget, options: Hooked<ExecOptions>): 
   if (options === null || typeof options !== 'object') throw invalid('options', 'must be an object');
   checkKeys(options, EXEC_KEYS, '');
   const { timeout, input, reject = true, ...rest } = options;
-  if (timeout !== undefined && (!Number.isFinite(timeout) || timeout <= 0)) throw invalid('timeout', 'must be a positive number of milliseconds');
+  checkTimeout(timeout);
   const stdio = rest.stdio ?? [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'];
   const p = await spawnIn(target, { ...rest, stdio, ...(options[EXEC_HOOKS] ? { [EXEC_HOOKS]: options[EXEC_HOOKS] } : {}) });
-  let timer: NodeJS.Timeout | undefined;
-  let timedOut = false;
   try {
-    const out = collect(p.stdout);
-    const err = collect(p.stderr);
-    if (timeout !== undefined)
-      timer = setTimeout(() => {
-        timedOut = true;
-        p.kill(signalNumber(rest.killSignal ?? 'SIGKILL', 'killSignal'));
-      }, timeout);
-    if (input !== undefined && p.stdin) p.stdin.end(input);
-    const exit = await p.wait();
-    const [stdout, stderr] = await Promise.all([out, err]);
-    const result: ExecResult = { id: target.id, pid: p.pid, ...exit, stdout, stderr, durationMs: performance.now() - t0, timedOut };
-    if (reject && (timedOut || exit.exitCode !== 0)) {
-      const why = timedOut ? `timed out after ${timeout} ms` : exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.exitCode}`;
-      const code = timedOut ? 'ETIMEDOUT' : rest.signal?.aborted ? 'ABORT_ERR' : 'ERR_CONTAINER_EXIT';
-      const { id: containerId, ...fields } = result;
-      throw new ContainerError(`container ${target.id}: exec ${proc0(options.args)} ${why}`, { code, stage: 'run', containerId, ...fields });
-    }
+    const killSignal = signalNumber(rest.killSignal ?? 'SIGKILL', 'killSignal');
+    const r = await runToEnd({ stdin: p.stdin, stdout: p.stdout, stderr: p.stderr, wait: () => p.wait(), kill: () => p.kill(killSignal) }, { timeout, input });
+    const result: ExecResult = { id: target.id, pid: p.pid, ...r.exit, stdout: r.stdout, stderr: r.stderr, durationMs: performance.now() - t0, timedOut: r.timedOut };
+    const failure = reject ? runFailure(`container ${target.id}: exec ${proc0(options.args)}`, result, timeout, rest.signal?.aborted === true) : undefined;
+    if (failure) throw failure;
     return result;
   } finally {
-    if (timer) clearTimeout(timer);
     await p.release();
   }
 }

@@ -89,6 +89,50 @@ export function collect(stream: Readable | null): Promise<string> {
   });
 }
 
+/** run()'s and exec()'s `timeout`: undefined or a positive number of milliseconds. */
+export function checkTimeout(timeout: unknown): void {
+  if (timeout !== undefined && (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0))
+    throw invalid('timeout', 'must be a positive number of milliseconds');
+}
+
+/** A process run to its end and its output collected, like execa: Container.run() and exec(). */
+export async function runToEnd(
+  p: { stdin: Writable | null; stdout: Readable | null; stderr: Readable | null; wait(): Promise<ExitStatus>; kill(): unknown },
+  o: { timeout?: number | undefined; input?: string | Uint8Array | undefined; begin?: () => Promise<void> },
+): Promise<{ exit: ExitStatus; stdout: string; stderr: string; timedOut: boolean }> {
+  const out = collect(p.stdout);
+  const err = collect(p.stderr);
+  let timedOut = false;
+  const timer =
+    o.timeout === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          p.kill();
+        }, o.timeout);
+  try {
+    await o.begin?.();
+    if (o.input !== undefined && p.stdin) p.stdin.end(o.input);
+    const exit = await p.wait();
+    const [stdout, stderr] = await Promise.all([out, err]);
+    return { exit, stdout, stderr, timedOut };
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+/**
+ * What run() and exec() reject with (reject: true) when the process timed out, was killed or
+ * exited non-zero; undefined when it did not. `result` carries `id`, named containerId here.
+ */
+export function runFailure<R extends ExitStatus & { id: string; timedOut: boolean }>(what: string, result: R, timeout: number | undefined, aborted: boolean): ContainerError | undefined {
+  if (!result.timedOut && result.exitCode === 0) return undefined;
+  const why = result.timedOut ? `timed out after ${timeout} ms` : result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
+  const code = result.timedOut ? 'ETIMEDOUT' : aborted ? 'ABORT_ERR' : 'ERR_CONTAINER_EXIT';
+  const { id: containerId, ...fields } = result; // one name for the id on errors
+  return new ContainerError(`${what} ${why}`, { code, stage: 'run', containerId, ...fields });
+}
+
 /** What `new Child()` threw (a plan the addon refused, a failed syscall) as a ContainerError. */
 export function nativeError(id: string, e: unknown): ContainerError {
   const err = e as Error & { errno?: number; stage?: string; path?: string; syscall?: string };
