@@ -5,6 +5,7 @@
  */
 import { ContainerError, errnoName, errnoNumber } from '../errors.js';
 import { native, type FlatSeccomp } from '../native/addon.js';
+import { optimizeFilter } from './bpf-optimize.js';
 import { defaultSeccompProfile } from './default-seccomp.js';
 import { isParsedProfile, parseSeccomp, type OciSeccomp, type SeccompAction, type SeccompProfile } from './seccomp-profile.js';
 
@@ -74,7 +75,7 @@ function compile(flat: FlatSeccomp, option: string): SeccompFilter {
     });
   }
   return Object.freeze({
-    bpf: out.bpf,
+    bpf: optimizeFilter(out.bpf),
     flags: out.flags,
     unknownSyscalls: Object.freeze(out.unknown),
     skippedArchitectures: Object.freeze(out.skippedArches),

@@ -42,7 +42,7 @@ describe('compileSeccomp', () => {
     expect(f.unknownSyscalls).toEqual([]);
     expect(f.flags).toBe(0);
     expect(f.bpf.byteLength % INSN).toBe(0);
-    expect(f.bpf.byteLength / INSN).toBeGreaterThan(100);
+    expect(f.bpf.byteLength / INSN).toBeGreaterThan(50); // rewritten (bpf-optimize.ts): ~90, libseccomp gives ~400
     expect(f.bpf.byteLength / INSN).toBeLessThan(BPF_MAXINSNS);
   });
 
