@@ -48,6 +48,19 @@ int op_netns_fresh(struct child_state *st, const struct sbx_op *op) {
   return r < 0 ? (int)r : loopback_up();
 }
 
+/* An IPC namespace of the container's own: the one the helper thread made with the pooled network
+ * namespace (its System V sysctls and internal mqueue mount are the costly part), else a new one. */
+int op_ipcns_fresh(struct child_state *st, const struct sbx_op *op) {
+  (void)op;
+  int *pooled = &st->fd[SBX_FD_POOLED_IPCNS];
+  if (*pooled >= 0) {
+    long r = sbx_sys2(SYS_setns, *pooled, CLONE_NEWIPC);
+    close_fd(pooled);
+    return (int)r;
+  }
+  return (int)sbx_sys1(SYS_unshare, CLONE_NEWIPC);
+}
+
 /* mflags: the CLONE_NEW* flags of the namespaces to make. */
 int op_unshare(struct child_state *st, const struct sbx_op *op) {
   (void)st;

@@ -48,14 +48,17 @@ int MakeSysfs() {
 
 }  // namespace
 
-Netns MakeNetns(int home, bool with_sysfs) {
+Netns MakeNetns(int home, bool with_sysfs, int home_ipc) {
   Netns n;
-  if (unshare(CLONE_NEWNET) < 0) return n;
+  bool ipc = home_ipc >= 0;
+  if (unshare(CLONE_NEWNET | (ipc ? CLONE_NEWIPC : 0)) < 0) return n;
   n.net = LoopbackUp() == 0 ? open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC) : -1;
   if (n.net >= 0 && with_sysfs) n.sysfs = MakeSysfs();  // tagged with this thread's netns
-  if (setns(home, CLONE_NEWNET) < 0) {
-    if (n.net >= 0) close(n.net);
-    if (n.sysfs >= 0) close(n.sysfs);
+  if (ipc) n.ipc = open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC);
+  bool home_again = setns(home, CLONE_NEWNET) == 0 && (!ipc || setns(home_ipc, CLONE_NEWIPC) == 0);
+  if (!home_again || n.net < 0) {
+    for (int fd : {n.net, n.sysfs, n.ipc})
+      if (fd >= 0) close(fd);
     return Netns{};
   }
   return n;
@@ -71,14 +74,17 @@ Netns NetnsPool::Take() {
   HelperThread& helper = HelperThread::Get();
   if (!helper.Running()) return n;
   HelperMsg m;
-  int fds[2] = {-1, -1};
-  int got = helper.TryReceive(&m, fds, 2);
+  int fds[3] = {-1, -1, -1};
+  int got = helper.TryReceive(&m, fds, 3);
   if (got < 1 || m.type != HelperMsg::kNetns) {
     for (int i = 0; i < got; i++) close(fds[i]);
     return n;
   }
+  // m.id says which came: bit 0 a sysfs, bit 1 an IPC namespace (in that order after the netns).
+  int i = 1;
   n.net = fds[0];
-  n.sysfs = got > 1 ? fds[1] : -1;
+  if ((m.id & 1) && i < got) n.sysfs = fds[i++];
+  if ((m.id & 2) && i < got) n.ipc = fds[i++];
   taken_++;
   helper.Post({HelperMsg::kWake, 0}, nullptr, 0);  // make the next one
   return n;
@@ -91,19 +97,22 @@ void NetnsPool::Job::OnMessage(const HelperMsg&, int* fds, int n) {
 bool NetnsPool::Job::Step(int ch) {
   if (home_ == -2) {
     home_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    home_ipc_ = open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC);
     pool_->target_ = settings().netns_pool;
   }
   if (home_ < 0 || failed_ || pool_->sent_ - pool_->taken_ >= pool_->target_) return false;
-  Netns n = MakeNetns(home_, true);
+  Netns n = MakeNetns(home_, true, home_ipc_);
   if (n.net < 0) {
     failed_ = true;  // the children make their own from now on
     return true;
   }
-  int fds[2] = {n.net, n.sysfs};
+  int fds[3], count = 0;
   HelperMsg m = {HelperMsg::kNetns, 0};
-  if (SendFds(ch, &m, sizeof m, fds, n.sysfs >= 0 ? 2 : 1) == 0) pool_->sent_++;
-  close(n.net);
-  if (n.sysfs >= 0) close(n.sysfs);
+  fds[count++] = n.net;
+  if (n.sysfs >= 0) (fds[count++] = n.sysfs, m.id |= 1);
+  if (n.ipc >= 0) (fds[count++] = n.ipc, m.id |= 2);
+  if (SendFds(ch, &m, sizeof m, fds, count) == 0) pool_->sent_++;
+  for (int k = 0; k < count; k++) close(fds[k]);
   return true;
 }
 

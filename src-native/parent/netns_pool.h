@@ -5,7 +5,9 @@
 // empty (a burst) or fails (no CAP_SYS_ADMIN), the child makes its own. Settings::netns_pool sets
 // its size (0: off). With each one goes a sysfs mounted for it (detached): mounting sysfs in a new
 // network namespace looks through every sysfs superblock in the system, which grows with the
-// number of live containers; done here, that lookup is off the critical path too.
+// number of live containers; done here, that lookup is off the critical path too. And with each
+// goes a fresh IPC namespace (its System V sysctl tables and internal mqueue mount cost ~30 us),
+// used by a container that has both (closed unused otherwise).
 #ifndef SBX_NETNS_POOL_H
 #define SBX_NETNS_POOL_H
 
@@ -19,11 +21,12 @@ namespace sbx {
 struct Netns {
   int net = -1;
   int sysfs = -1;
+  int ipc = -1;  // a fresh IPC namespace too (IPCNS_FRESH), made in the same unshare
 };
 
-// A new network namespace with lo up (and a sysfs of it), made by the calling thread, which
-// returns to `home` after. Both -1 on failure.
-Netns MakeNetns(int home, bool with_sysfs);
+// A new network namespace with lo up (and a sysfs of it, and an IPC namespace when home_ipc >= 0),
+// made by the calling thread, which returns to `home` (and home_ipc) after. All -1 on failure.
+Netns MakeNetns(int home, bool with_sysfs, int home_ipc = -1);
 
 class NetnsPool {
  public:
@@ -42,6 +45,7 @@ class NetnsPool {
    private:
     NetnsPool* pool_;
     int home_ = -2;  // the helper thread's own network namespace; -2 until opened
+    int home_ipc_ = -1;  // and its IPC namespace (-1: no IPC namespaces pooled)
     bool failed_ = false;
   };
   Job job_{this};

@@ -152,6 +152,9 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
       case SBX_OP_NETNS_FRESH:
         out->wants |= 1u << SBX_FD_POOLED_NETNS;
         break;
+      case SBX_OP_IPCNS_FRESH:  // pooled with the network namespace: taken only when that is
+        out->wants |= 1u << SBX_FD_POOLED_IPCNS;
+        break;
       case SBX_OP_MOUNT:
         if ((op.flags & SBX_F_PREMOUNTED) && !want(op.n[0])) return "MOUNT: bad premounted fd index" + at();
         break;

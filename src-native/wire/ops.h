@@ -67,7 +67,9 @@
   X(ROOT_UPPER_DIR,       60, "root-upper-dir",        ROOTFS,   0x1, 0x2, op_root_upper_dir)          \
   /* Exec into a running container (child/ops_join.c), codes 70-79.                            */ \
   X(JOIN,                 70, "join",                  PREPARE,  0x0, 0x0, op_join)                \
-  X(ENTER_ROOT,           71, "enter-root",            PIVOT,    0x0, 0x0, op_enter_root)
+  X(ENTER_ROOT,           71, "enter-root",            PIVOT,    0x0, 0x0, op_enter_root)          \
+  /* Namespaces again (codes 100 on: 80-99 went to parallel work).                             */ \
+  X(IPCNS_FRESH,         100, "ipcns-fresh",           PREPARE,  0x0, 0x0, op_ipcns_fresh)
 /* clang-format on */
 
 #endif

@@ -104,6 +104,8 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   // Exec into a running container (src-native/child/ops_join.c), codes 70-79.
   join: { code: 70, stage: 'prepare', n: ['fd'], mflags: 'nstypes' },
   'enter-root': { code: 71, stage: 'pivot', n: ['fd'] },
+  // Namespaces again (codes 100 on).
+  'ipcns-fresh': { code: 100, stage: 'prepare' },
 };
 
 /** Bit i set: s[i] is a required string (resp. optional), as the native table says it. */

@@ -45,6 +45,7 @@ export type Op = Base &
     | { kind: 'setns'; fd: number; nstype: number }
     /** A network namespace of the container's own, lo up: a pooled one, or made by the child. */
     | { kind: 'netns-fresh' }
+    | { kind: 'ipcns-fresh' }
     | { kind: 'unshare'; flags: number }
     | { kind: 'make-private'; flags: number }
     /** The upper tmpfs, attached on `dir` (a copy of the host's mount namespace); sizeKiB 0: no size=. */
@@ -267,7 +268,10 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   if (base) nsOps.push({ stage: 'prepare', kind: 'setns', fd: FD.BASE_MNTNS, nstype: CLONE.NEWNS });
   if (freshNet) nsOps.push({ stage: 'network', kind: 'netns-fresh' });
   else if (spec.sharedNetwork) nsOps.push({ stage: 'network', kind: 'setns', fd: FD.SHARED_NETNS, nstype: CLONE.NEWNET });
-  nsOps.push({ stage: 'prepare', kind: 'unshare', flags: unshareFlagsOf(spec.namespaces) & ~CLONE.NEWNET });
+  // The IPC namespace comes pooled with the network one (made ahead on the helper thread).
+  const pooledIpc = freshNet && spec.namespaces.ipc;
+  if (pooledIpc) nsOps.push({ stage: 'prepare', kind: 'ipcns-fresh' });
+  nsOps.push({ stage: 'prepare', kind: 'unshare', flags: unshareFlagsOf(spec.namespaces) & ~CLONE.NEWNET & ~(pooledIpc ? CLONE.NEWIPC : 0) });
 
   const lowers = spec.layers;
   const sizeKiB = spec.root.writableKiB;

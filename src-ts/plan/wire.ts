@@ -47,6 +47,7 @@ export const FD = {
   POOLED_SYSFS: 4,
   BASE_MNTNS: 5,
   SHARED_NETNS: 6,
+  POOLED_IPCNS: 7,
   PLAN0: 8,
   COUNT_: 24,
 } as const;

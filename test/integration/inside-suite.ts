@@ -189,6 +189,22 @@ export function insideSuite(mode: MountMode): void {
       expect(a.fds).toEqual([0, 1, 2]);
     });
 
+    it('the pooled IPC namespaces: each container its own, never the host\'s nor a reused one', async () => {
+      // Alive together, so that nsfs inode numbers cannot be reused between them.
+      const live = [];
+      for (let i = 0; i < 5; i++) live.push(await Container.create({ rootfs, args: ['/probe', 'sleep'], stdio: 'ignore' }));
+      const ipc = live.map((c) => readlinkSync(`/proc/${c.pid}/ns/ipc`));
+      const net = live.map((c) => readlinkSync(`/proc/${c.pid}/ns/net`));
+      await Promise.all(live.map((c) => c.delete()));
+      expect(new Set(ipc).size).toBe(5);
+      expect(new Set(net).size).toBe(5);
+      expect(ipc).not.toContain(readlinkSync('/proc/self/ns/ipc'));
+      // /dev/mqueue inside is the mqueue of the container's own IPC namespace
+      const o = await report(rootfs, {});
+      expect(o.ns.ipc).not.toBe(readlinkSync('/proc/self/ns/ipc'));
+      expect(parseMountinfo(o.mountinfo).find((m) => m.mountPoint === '/dev/mqueue')?.fstype).toBe('mqueue');
+    });
+
     it('without the netns pool (SCRATCHBOX_NETNS_POOL=0) the child makes its own network namespace', () => {
       const script = `
         import { Container } from ${JSON.stringify(new URL('../../dist/index.js', import.meta.url).href)};

@@ -86,7 +86,7 @@ const TAIL = ['prlimit64 7 1024 1024', ...DROPS, 'setgroups 0', 'setresgid 0', '
 
 describe('the child against a recording syscall table: the default plan', () => {
   it('base mode: host paths taken first, then the base namespace copied, the root attached and chroot', () => {
-    const log = record('base', [FD.POOLED_NETNS, FD.POOLED_SYSFS, FD.BASE_MNTNS]);
+    const log = record('base', [FD.POOLED_NETNS, FD.POOLED_SYSFS, FD.POOLED_IPCNS, FD.BASE_MNTNS]);
     expect(key(log)).toEqual([
       'recvmsg MSG_FDS',
       'open_tree "/sys/fs/cgroup" 0x8001', // OPEN_TREE_CLONE | AT_RECURSIVE, while the host is in sight
@@ -95,7 +95,8 @@ describe('the child against a recording syscall table: the default plan', () => 
       'openat "/srv/rootfs"', // the lower layer, opened in the host's namespace, given by fd
       `setns ${100 + FD.BASE_MNTNS} 0x20000`, // into the base mount namespace
       `setns ${100 + FD.POOLED_NETNS} 0x40000000`, // the pooled network namespace
-      'unshare 0xc020000', // NEWNS | NEWIPC | NEWUTS: a copy of the base, not of the host
+      `setns ${100 + FD.POOLED_IPCNS} 0x8000000`, // and the IPC namespace made with it
+      'unshare 0x4020000', // NEWNS | NEWUTS: a copy of the base, not of the host
       'openat "/"',
       'move_mount', // the upper tmpfs on the base's "/"
       'move_mount', // the overlay on it
@@ -129,7 +130,8 @@ describe('the child against a recording syscall table: the default plan', () => 
       'recvmsg MSG_FDS',
       'open_tree "/sys/fs/cgroup" 0x8001',
       'unshare 0x40000000', // no pooled namespace sent: a new one
-      'unshare 0xc020000',
+      'unshare 0x8000000', // and a new IPC namespace
+      'unshare 0x4020000',
       'mount null "/" null 0x44000 null', // MS_REC | MS_PRIVATE before anything is mounted
       'openat "/srv/rootfs"',
       'fsopen "tmpfs"',

@@ -49,6 +49,7 @@ const K = {
   'root-upper-dir': 60,
   join: 70,
   'enter-root': 71,
+  'ipcns-fresh': 100,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,
@@ -193,10 +194,10 @@ describe('encodePlan: ops', () => {
   it('unshare: first op after the clones and the network namespace, stage prepare, CLONE_NEW* flags in mflags', () => {
     const u = one('unshare');
     const before = r.ops.slice(0, r.ops.indexOf(u));
-    expect(before.slice(0, -1).every((w) => w.kind === K['clone-tree'])).toBe(true);
-    expect(before.at(-1)!.kind).toBe(K['netns-fresh']);
+    expect(before.slice(0, -2).every((w) => w.kind === K['clone-tree'])).toBe(true);
+    expect(before.slice(-2).map((w) => w.kind)).toEqual([K['netns-fresh'], K['ipcns-fresh']]);
     expect(u.stage).toBe(1);
-    expect(u.mflags).toBe(0x0c020000n); // NEWNS|NEWIPC|NEWUTS (the network namespace is netns-fresh)
+    expect(u.mflags).toBe(0x04020000n); // NEWNS|NEWUTS (the network and IPC namespaces come pooled)
     expect(u.s).toEqual([NO_STRING, NO_STRING, NO_STRING, NO_STRING]);
     expect(u.n).toEqual([0, 0, 0, 0]);
   });

@@ -40,7 +40,8 @@ describe('buildPlan with the defaults (hybrid host)', () => {
     const expected: Op[] = [
       { stage: 'mount', kind: 'clone-tree', source: '/sys/fs/cgroup', recursive: true, slot: 0, ignoreMissing: true },
       { stage: 'network', kind: 'netns-fresh' },
-      { stage: 'prepare', kind: 'unshare', flags: CLONE.NEWNS | CLONE.NEWIPC | CLONE.NEWUTS },
+      { stage: 'prepare', kind: 'ipcns-fresh' }, // pooled with the network namespace
+      { stage: 'prepare', kind: 'unshare', flags: CLONE.NEWNS | CLONE.NEWUTS },
       { stage: 'rootfs', kind: 'make-private', flags: MS.REC | MS.PRIVATE },
       { stage: 'rootfs', kind: 'root-upper', dir: '/srv/rootfs', sizeKiB: 64 * 1024 }, // writableSize's default
       { stage: 'file', kind: 'mkdir', path: 'etc' },
@@ -133,6 +134,7 @@ describe('buildPlan with the defaults (hybrid host)', () => {
     expect(kinds(p.ops)).toEqual([
       'clone-tree',
       'netns-fresh',
+      'ipcns-fresh',
       'unshare',
       'make-private',
       'root-upper',
@@ -202,10 +204,16 @@ describe('buildPlan variations', () => {
   it('no network namespace op without a network namespace; a setns of the shared one for "shared"', () => {
     const ops = plan({ namespaces: { network: false } }).ops;
     expect(kinds(ops)).not.toContain('netns-fresh');
+    expect(kinds(ops)).not.toContain('ipcns-fresh'); // pooled only with a fresh network namespace
     expect(ops.find((o) => o.kind === 'setns')).toBeUndefined();
     expect(ops.find((o) => o.kind === 'unshare')).toMatchObject({ flags: CLONE.NEWNS | CLONE.NEWIPC | CLONE.NEWUTS });
     const shared = plan({ namespaces: { network: 'shared' } }).ops;
     expect(kinds(shared)).not.toContain('netns-fresh');
+    expect(shared.find((o) => o.kind === 'unshare')).toMatchObject({ flags: CLONE.NEWNS | CLONE.NEWIPC | CLONE.NEWUTS });
+    // no IPC namespace of its own: none pooled, none made
+    const hostIpc = plan({ namespaces: { ipc: false } }).ops;
+    expect(kinds(hostIpc)).not.toContain('ipcns-fresh');
+    expect(hostIpc.find((o) => o.kind === 'unshare')).toMatchObject({ flags: CLONE.NEWNS | CLONE.NEWUTS });
     expect(shared.find((o) => o.kind === 'setns')).toEqual({ stage: 'network', kind: 'setns', fd: FD.SHARED_NETNS, nstype: CLONE.NEWNET });
     // Only a fresh namespace comes with a sysfs made for it.
     expect(shared.find((o) => o.kind === 'mount' && o.fstype === 'sysfs')).not.toHaveProperty('premounted');
@@ -246,8 +254,8 @@ describe('buildPlan variations', () => {
       flags: MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.RELATIME,
       data: '',
     });
-    expect(p.ops[1]).toMatchObject({ kind: 'unshare' });
-    expect((p.ops[1] as { flags: number }).flags & CLONE.NEWCGROUP).toBe(CLONE.NEWCGROUP);
+    expect(p.ops[2]).toMatchObject({ kind: 'unshare' });
+    expect((p.ops[2] as { flags: number }).flags & CLONE.NEWCGROUP).toBe(CLONE.NEWCGROUP);
   });
 
   it('no cgroup op at all on a host without cgroups', () => {
@@ -283,7 +291,7 @@ describe('buildPlan variations', () => {
     const s = spec({ mounts: [...defaultMounts, { destination: '/data', source: '/srv/data', options: ['rbind', 'ro', 'rslave'] }] });
     const p = buildPlan(s, HOST, noFiles(s));
     const i = p.ops.findIndex((o) => o.kind === 'bind' && o.target === 'data');
-    expect(i).toBe(23); // after 2 clone-trees, netns-fresh, unshare, make-private, root-upper, 5 /etc ops, 4 mount points, root-overlay, 6 mounts, the cgroup bind
+    expect(i).toBe(24); // after 2 clone-trees, netns-fresh, ipcns-fresh, unshare, make-private, root-upper, 5 /etc ops, 4 mount points, root-overlay, 6 mounts, the cgroup bind
     expect(p.ops[i]).toEqual({
       stage: 'mount',
       kind: 'bind',
@@ -416,7 +424,7 @@ describe('buildPlan for the base mount namespace', () => {
   it('builds the root detached before the namespaces, then attaches it; no make-private; the same ops otherwise', () => {
     const k = kinds(base.ops);
     expect(base.base).toBe(true);
-    expect(k.slice(0, 14)).toEqual([
+    expect(k.slice(0, 15)).toEqual([
       'clone-tree',
       'root-upper-detached',
       'mkdir',
@@ -430,10 +438,11 @@ describe('buildPlan for the base mount namespace', () => {
       'root-overlay-detached',
       'setns',
       'netns-fresh',
+      'ipcns-fresh',
       'unshare',
     ]);
     expect(base.ops[11]).toEqual({ stage: 'prepare', kind: 'setns', fd: FD.BASE_MNTNS, nstype: CLONE.NEWNS });
-    expect(k[14]).toBe('attach-root');
+    expect(k[15]).toBe('attach-root');
     expect(k).not.toContain('make-private');
     expect(k).toContain('chroot');
     expect(k).not.toContain('pivot-root');
@@ -444,14 +453,14 @@ describe('buildPlan for the base mount namespace', () => {
     expect(base.ops.find((o) => o.kind === 'root-overlay-detached')).toEqual({ stage: 'rootfs', kind: 'root-overlay-detached', lowers: ['/srv/rootfs'], userxattr: false });
     // From the mounts on, the two plans agree but for how the root is entered.
     const enter = (ops: Op[]) => ops.map((o) => (o.kind === 'chroot' ? { ...o, kind: 'pivot-root' as const } : o));
-    expect(enter(base.ops.slice(15))).toEqual(host.ops.slice(host.ops.findIndex((o) => o.kind === 'root-overlay') + 1));
+    expect(enter(base.ops.slice(16))).toEqual(host.ops.slice(host.ops.findIndex((o) => o.kind === 'root-overlay') + 1));
   });
 
   it('a user namespace keeps the host mode (proc needs a fully visible proc in the namespace)', () => {
     const s = { ...spec(), namespaces: { ...spec().namespaces, user: true } };
     const u = buildPlan(s, BASE, noFiles(s));
     expect(u.base).toBe(false);
-    expect(kinds(u.ops).slice(0, 4)).toEqual(['clone-tree', 'netns-fresh', 'unshare', 'make-private']);
+    expect(kinds(u.ops).slice(0, 5)).toEqual(['clone-tree', 'netns-fresh', 'ipcns-fresh', 'unshare', 'make-private']);
   });
 });
 
