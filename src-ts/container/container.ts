@@ -12,8 +12,8 @@ import { ContainerError, errnoMessage, errnoName, invalid } from '../errors.js';
 import { EV, native, type NativeChild } from '../native/addon.js';
 import { encodePlan } from '../plan/encode.js';
 import { createCgroup, currentLayout, type CgroupManager } from '../cgroup/manager.js';
-import type { CgroupStats } from '../cgroup/resources.js';
-import { buildPlan, opPath, SYNC_POINT_CGROUP, type Compiled, type Op, type Plan } from '../plan/plan.js';
+import type { CgroupSpec, CgroupStats } from '../cgroup/resources.js';
+import { buildPlan, opPath, type Compiled, type Op, type Plan } from '../plan/plan.js';
 import { seccompFilter } from '../security/seccomp.js';
 import { CLONE, STAGES } from '../plan/wire.js';
 import { checkBindSources, checkExec, checkRootfs, checkSymlinks } from '../spec/check.js';
@@ -289,8 +289,7 @@ export class Container implements AsyncDisposable {
   #exited = deferred<ExitStatus>();
   #abort?: { signal: AbortSignal; listener: () => void };
   /** Only when the container asked for one (resources or cgroup): the default path has none. */
-  readonly #cgroup: CgroupManager | null;
-  #cgroupError?: ContainerError;
+  #cgroup: CgroupManager | null;
   #paused = false;
   readonly #kept: Kept | undefined;
 
@@ -315,8 +314,8 @@ export class Container implements AsyncDisposable {
     checkRlimits(spec.rlimits);
     checkOomScoreAdj(spec.oomScoreAdj);
     const facts = checkBindSources(spec);
-    // The plan places the child by cgroup version: a sync point on v1/hybrid, none on v2.
-    const host = spec.cgroup ? { ...hostInfo(), cgroup: currentLayout().kind } : hostInfo();
+    const layout = spec.cgroup ? currentLayout().kind : undefined;
+    const host = layout ? { ...hostInfo(), cgroup: layout } : hostInfo();
     const plan = buildPlan(spec, host, facts, compiledFor(spec));
     checkSymlinks(spec, plan.ops);
     checkExec(spec);
@@ -327,13 +326,26 @@ export class Container implements AsyncDisposable {
     liveIds.add(spec.id);
     let c: Container;
     let cgroup: CgroupManager | null = null;
+    // v2: the child is born in its cgroup (CLONE_INTO_CGROUP), made first. v1 (and hybrid) hosts
+    // have no such clone: the cgroups are made and the child moved in right after the clone,
+    // while it sets up on the other core (docs/cgroups.md), and before create() resolves, so
+    // before it can exec.
+    const afterClone = spec.cgroup !== null && layout !== 'v2';
     try {
-      cgroup = spec.cgroup ? createCgroup(spec.cgroup, spec.id) : null;
+      cgroup = spec.cgroup && !afterClone ? createCgroup(spec.cgroup, spec.id) : null;
       c = new Container(spec, plan, encodePlan(plan), killSignal, abort, cgroup, kept);
     } catch (e) {
       liveIds.delete(spec.id);
       await cgroup?.destroy();
       throw e;
+    }
+    if (afterClone) {
+      try {
+        c.#placeV1(spec.cgroup!);
+      } catch (e) {
+        await c.delete();
+        throw e;
+      }
     }
     try {
       await c.#ready.promise;
@@ -412,10 +424,7 @@ export class Container implements AsyncDisposable {
         break;
       case EV.ERROR:
         // A failed placement comes back as the sync op's error: report what the parent saw.
-        this.#error = this.#cgroupError && this.#plan.ops[b]?.kind === 'sync' ? this.#cgroupError : childError(this.#plan, this.id, a, b, c);
-        break;
-      case EV.SYNC:
-        if (a === SYNC_POINT_CGROUP) this.#place();
+        this.#error = childError(this.#plan, this.id, a, b, c);
         break;
       case EV.EOF:
         this.#eof = true;
@@ -433,16 +442,19 @@ export class Container implements AsyncDisposable {
     this.#settle();
   }
 
-  /** The v1 sync point: into every hierarchy of the cgroup, before the child's first setup op. */
-  #place(): void {
-    let err = 0;
+  /**
+   * v1: makes the cgroups (limits written) and moves the child into every hierarchy, right after
+   * the clone. A child that died meanwhile (ESRCH) is left to the usual report of its death.
+   */
+  #placeV1(spec: CgroupSpec): void {
+    const cg = createCgroup(spec, this.id);
+    this.#cgroup = cg;
     try {
-      this.#cgroup!.add(this.pid);
+      cg.add(this.pid);
     } catch (e) {
-      this.#cgroupError = e instanceof ContainerError ? new ContainerError(`container ${this.id}: ${e.message}`, { ...e, code: e.code, containerId: this.id, cause: e }) : (e as ContainerError);
-      err = this.#cgroupError.errno ?? 5; // EIO: the child fails at its sync op, reporting it
+      if (e instanceof ContainerError && e.code === 'ESRCH') return;
+      throw e instanceof ContainerError ? new ContainerError(`container ${this.id}: ${e.message}`, { ...e, code: e.code, containerId: this.id, cause: e }) : e;
     }
-    this.#child.resume(SYNC_POINT_CGROUP, err);
   }
 
   /**

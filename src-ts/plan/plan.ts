@@ -119,8 +119,6 @@ export type Op = Base &
     | { kind: 'enter-root'; fd: number }
   );
 
-/** The sync point where the parent puts the child into its cgroup (hosts without CLONE_INTO_CGROUP use). */
-export const SYNC_POINT_CGROUP = 1;
 
 export interface Plan {
   /** Namespaces clone3 must make (pid, time: they apply to the child only when made at clone). */
@@ -275,10 +273,9 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
 
   const lowers = spec.layers;
   const sizeKiB = spec.root.writableKiB;
-  // A cgroup on v1 (and hybrid) hosts: the parent writes the pid into each hierarchy before any
-  // setup runs, so the setup itself is accounted and limited. v2 needs no op: the child is born in
-  // its cgroup (CLONE_INTO_CGROUP).
-  const ops: Op[] = spec.cgroup && host.cgroup !== 'v2' ? [{ stage: 'sync', kind: 'sync', point: SYNC_POINT_CGROUP }, ...clones] : [...clones];
+  // A cgroup needs no op: on v2 the child is born in it (CLONE_INTO_CGROUP); on v1 the parent moves
+  // it in right after the clone, while it sets up (src-ts/container/container.ts).
+  const ops: Op[] = [...clones];
   if (base) {
     // 2. The new root, detached: overlay(lower = rootfs, upper = tmpfs, or the kept directory).
     ops.push(spec.upperDir === null ? { stage: 'rootfs', kind: 'root-upper-detached', sizeKiB } : { stage: 'rootfs', kind: 'root-upper-dir', dir: spec.upperDir });

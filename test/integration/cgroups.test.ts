@@ -31,9 +31,12 @@ describe.skipIf(skip !== null)(`cgroups on this ${layout.kind} host${skip ? ` (s
   });
 
   it('places the process in its cgroup before it runs: /proc/self/cgroup names it in every hierarchy', async () => {
-    const c = await Container.create(opts(['cgroup'], { resources: { pids: { limit: 100 } }, trace: true }));
-    // v1: a sync point first, where the parent writes the pid; v2: born there (CLONE_INTO_CGROUP).
-    expect(c.setupTrace()![0]!.kind === 'sync').toBe(layout.kind !== 'v2');
+    // v1: moved in by the parent right after the clone, before create() resolves; v2: born there
+    // (CLONE_INTO_CGROUP). Either way the process is in it while created, before it can exec.
+    const c = await Container.create(opts(['cgroup'], { resources: { pids: { limit: 100 } } }));
+    const own = readFileSync(`/proc/${c.pid}/cgroup`, 'utf8');
+    if (layout.kind === 'v2') expect(own).toContain(`0::${parent}/sbx-${process.pid}-${c.id}\n`);
+    else expect(own).toContain(`pids:${parent}/sbx-${process.pid}-${c.id}\n`);
     await c.delete();
     const r = await Container.run(opts(['cgroup'], { resources: { pids: { limit: 100 } } }));
     const lines = r.stdout.trim().split('\n');
@@ -203,9 +206,9 @@ describe.skipIf(skip !== null)(`cgroups on this ${layout.kind} host${skip ? ` (s
     expect((await Container.run(opts(['open', '/dev/kmsg'], { ...kmsg, ...allowed }))).stdout).toBe('ok\n');
   });
 
-  it.skipIf(layout.kind === 'v2')('a placement the kernel refuses at the v1 sync point fails create() at stage cgroup, and leaves nothing (v1 only)', async () => {
+  it.skipIf(layout.kind === 'v2')('a placement the kernel refuses (v1: the parent's move after the clone) fails create() at stage cgroup, and leaves nothing (v1 only)', async () => {
     // A v1 cpuset parent with cpus but no memory nodes: a cpuset under it that copies them cannot
-    // take a process (ENOSPC), which only the write of the pid shows, from the sync point.
+    // take a process (ENOSPC), which only the write of the pid shows.
     const empty = `${parent}/no-mems`;
     const root = layout.v1.get('cpuset')!;
     const [cpus = '', mems = ''] = ['cpus', 'mems'].map((f) => readFileSync(`${root}/cpuset.${f}`, 'utf8').trim());

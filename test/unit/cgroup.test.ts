@@ -17,7 +17,7 @@ import {
   type CgroupResources,
   type DeviceRule,
 } from '../../src-ts/cgroup/resources.js';
-import { buildPlan, SYNC_POINT_CGROUP, type HostInfo } from '../../src-ts/plan/plan.js';
+import { buildPlan, type HostInfo } from '../../src-ts/plan/plan.js';
 import { buildSpec, type ContainerOptions } from '../../src-ts/spec/spec.js';
 import { expectInvalid } from './helpers.js';
 
@@ -165,19 +165,13 @@ describe('placement in the plan', () => {
     return buildPlan(s, h, { bindSourceIsFile: s.mounts.map(() => false) });
   };
 
-  it('v1 and hybrid: a sync point before the first op, so the setup runs in the cgroup', () => {
-    for (const h of ['v1', 'hybrid'] as const) {
-      const p = plan({ resources: { pids: { limit: 5 } } }, host(h));
-      expect(p.ops[0]).toEqual({ stage: 'sync', kind: 'sync', point: SYNC_POINT_CGROUP });
-      expect(p.ops.filter((o) => o.kind === 'sync')).toHaveLength(1);
-    }
-  });
-
-  it('v2: no op (CLONE_INTO_CGROUP); no cgroup asked: the plan is the same as ever', () => {
-    expect(plan({ cgroup: {} }, host('v2')).ops.some((o) => o.kind === 'sync')).toBe(false);
+  it('no op on any host: v2 is born in the cgroup (CLONE_INTO_CGROUP), v1 moved in by the parent after the clone', () => {
     const without = plan({}, host('hybrid'));
-    expect(without.ops.some((o) => o.kind === 'sync')).toBe(false);
-    expect(plan({ cgroup: {} }, host('hybrid')).ops.slice(1)).toEqual(without.ops);
+    for (const h of ['v1', 'hybrid', 'v2'] as const) {
+      const p = plan({ resources: { pids: { limit: 5 } } }, host(h));
+      expect(p.ops.some((o) => o.kind === 'sync')).toBe(false);
+    }
+    expect(plan({ cgroup: {} }, host('hybrid')).ops).toEqual(without.ops);
   });
 });
 
