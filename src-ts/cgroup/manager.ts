@@ -18,7 +18,7 @@ export interface CgroupManager {
   /** v2: an fd of the directory, for CLONE_INTO_CGROUP (-1 on v1); closed by closeCloneFd(). */
   readonly cloneFd: number;
   closeCloneFd(): void;
-  /** Moves a process in (v1: before the child's setup runs, at its sync point). */
+  /** Moves a process in (v1: the container's, right after its clone; an exec's, before it starts). */
   add(pid: number): void;
   /** Resolves once every process of the cgroup is frozen. */
   freeze(): Promise<void>;

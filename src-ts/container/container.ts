@@ -637,7 +637,7 @@ export class Container implements AsyncDisposable {
   }
 
   #execTarget() {
-    return { id: this.id, pid: this.pid, spec: this.#spec, status: () => (this.#status === 'running' && this.#deleted ? 'stopped' : this.#status) };
+    return { id: this.id, pid: this.pid, spec: this.#spec, cgroup: this.#cgroup, status: () => (this.#status === 'running' && this.#deleted ? 'stopped' : this.#status) };
   }
 
   /** Resolves when the container's process has exited (it is reaped through its pidfd). */

@@ -14,6 +14,7 @@ import { encodePlan } from '../plan/encode.js';
 import { buildExecPlan } from '../plan/exec.js';
 import type { Plan, ProcessSpec } from '../plan/plan.js';
 import { capabilityNames, type CapabilitiesOption, type CapSets } from '../security/capabilities.js';
+import type { CgroupManager } from '../cgroup/manager.js';
 import { checkKeys, type KeyTable } from '../spec/keys.js';
 import { buildSpec, type ContainerOptions, type Spec, type StdioOption, type UserOption } from '../spec/spec.js';
 import { childError, compiledFor, type ContainerStatus } from './container.js';
@@ -81,6 +82,8 @@ export interface ExecTarget {
   pid: number;
   spec: Spec;
   status(): ContainerStatus | 'creating';
+  /** The container's cgroup, if it has one: the exec'd process goes into it too. */
+  cgroup?: CgroupManager | null;
 }
 
 const CAP_SYS_PTRACE = 19;
@@ -180,6 +183,8 @@ export class ExecProcess {
     // not reaped, so it names no other process.
     let pidfd = -1;
     let root = -1;
+    let cgroupFd = -1;
+    const cg = target.cgroup ?? null;
     try {
       try {
         pidfd = pidfdOpen(target.pid);
@@ -192,8 +197,13 @@ export class ExecProcess {
           containerId: target.id,
         });
       }
+      // v2: born in the container's cgroup (CLONE_INTO_CGROUP), as the container's process was.
+      if (cg?.kind === 'v2') cgroupFd = openCgroupDir(target.id, cg.dirs[0]!);
+      const onEvent = (ev: number, a: number, b: number, c: number) => this.#onEvent(ev, a, b, c);
       try {
-        this.#child = new Child(encodePlan(plan), stdio.map(stdioCode) as [number, number, number], (ev, a, b, c) => this.#onEvent(ev, a, b, c), [pidfd, root]);
+        const buf = encodePlan(plan);
+        const codes = stdio.map(stdioCode) as [number, number, number];
+        this.#child = cgroupFd >= 0 ? new Child(buf, codes, onEvent, [pidfd, root], cgroupFd) : new Child(buf, codes, onEvent, [pidfd, root]);
       } catch (e) {
         throw nativeError(target.id, e);
       }
@@ -201,8 +211,18 @@ export class ExecProcess {
       // The child got its own copies in MSG_FDS, before clone3.
       if (pidfd >= 0) closeSync(pidfd);
       if (root >= 0) closeSync(root);
+      if (cgroupFd >= 0) closeSync(cgroupFd);
     }
     this.pid = this.#child.pid;
+    // v1: moved in now, before READY can start it (it waits at wait-start until then). A failure
+    // fails the exec: READY then kills it instead of starting it.
+    if (cg?.kind === 'v1')
+      try {
+        cg.add(this.pid);
+      } catch (e) {
+        if (!(e instanceof ContainerError && e.code === 'ESRCH'))
+          this.#error = e instanceof ContainerError ? new ContainerError(`container ${target.id}: exec: ${e.message}`, { ...e, code: e.code, containerId: target.id, cause: e }) : (e as ContainerError);
+      }
   }
 
   /**
@@ -234,6 +254,10 @@ export class ExecProcess {
         else this.#child.resume(a);
         break;
       case EV.READY: {
+        if (this.#error) {
+          this.kill('SIGKILL'); // not placed in the container's cgroup: it never runs
+          break;
+        }
         // No create/start split for an exec: start at once.
         this.#started = true;
         const r = this.#child.start();
@@ -284,6 +308,15 @@ export class ExecProcess {
     this.#openStreams(); // a failed spawn's pipes: closed through their streams
     this.#stdin?.destroy();
     for (const s of [this.#stdout, this.#stderr]) if (s && !s.readableEnded) s.destroy();
+  }
+}
+
+function openCgroupDir(id: string, dir: string): number {
+  try {
+    return openSync(dir, O_DIRECTORY);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new ContainerError(`container ${id}: exec: cannot open its cgroup ${dir} (${err.code})`, { code: err.code ?? 'EIO', stage: 'cgroup', containerId: id, path: dir, ...(err.errno ? { errno: -err.errno } : {}) });
   }
 }
 

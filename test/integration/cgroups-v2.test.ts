@@ -45,6 +45,14 @@ describe.skipIf(skip !== null)(`cgroup v2 manager on the cgroup2 tree without co
     expect(existsSync(dir)).toBe(false);
   });
 
+  it("an exec'd process is born in the container's cgroup too (CLONE_INTO_CGROUP with its directory)", async () => {
+    const c = await Container.create(opts(['counter']));
+    await c.start();
+    const r = await c.exec({ args: ['/cgroup-load', 'cgroup'] });
+    expect(r.stdout.split('\n')).toContain(`0::${parent}/sbx-${process.pid}-${c.id}`);
+    await c.delete();
+  });
+
   it('freeze and thaw through cgroup.freeze / cgroup.events', async () => {
     const c = await Container.create(opts(['counter']));
     try {

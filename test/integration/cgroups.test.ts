@@ -46,6 +46,22 @@ describe.skipIf(skip !== null)(`cgroups on this ${layout.kind} host${skip ? ` (s
     expect(leftovers(layout, parent)).toEqual([]);
   });
 
+  it("an exec'd process goes into the container's cgroup too (so its limits and kill-all hold for it)", async () => {
+    const c = await Container.create(opts(['counter'], { resources: { pids: { limit: 100 } } }));
+    await c.start();
+    const name = `sbx-${process.pid}-${c.id}`;
+    const r = await c.exec({ args: ['/cgroup-load', 'cgroup'] });
+    const lines = r.stdout.trim().split('\n');
+    if (layout.kind === 'v2') expect(lines).toContain(`0::${parent}/${name}`);
+    else for (const ctl of ['pids', 'memory', 'cpuacct']) expect(lines.some((l) => l.endsWith(`:${parent}/${name}`) && l.split(':')[1]!.split(',').includes(ctl))).toBe(true);
+    // and kill-all reaches a long-running exec
+    const p = await c.spawn({ args: ['/cgroup-load', 'counter'], stdio: 'ignore' });
+    await c.killAll();
+    expect((await p.wait()).signal).toBe('SIGKILL');
+    await c.delete();
+    expect(leftovers(layout, parent)).toEqual([]);
+  });
+
   it('a pids limit of 10 stops a fork bomb at 10 processes (PID 1 and 9 children)', async () => {
     const r = await Container.run(opts(['forkbomb', '100'], { resources: { pids: { limit: 10 } } }));
     expect(JSON.parse(r.stdout)).toEqual({ forked: 9, errno: 'EAGAIN' });
@@ -206,7 +222,7 @@ describe.skipIf(skip !== null)(`cgroups on this ${layout.kind} host${skip ? ` (s
     expect((await Container.run(opts(['open', '/dev/kmsg'], { ...kmsg, ...allowed }))).stdout).toBe('ok\n');
   });
 
-  it.skipIf(layout.kind === 'v2')('a placement the kernel refuses (v1: the parent's move after the clone) fails create() at stage cgroup, and leaves nothing (v1 only)', async () => {
+  it.skipIf(layout.kind === 'v2')('a placement the kernel refuses (on v1, as the parent moves it in after the clone) fails create() at stage cgroup, and leaves nothing (v1 only)', async () => {
     // A v1 cpuset parent with cpus but no memory nodes: a cpuset under it that copies them cannot
     // take a process (ENOSPC), which only the write of the pid shows.
     const empty = `${parent}/no-mems`;
