@@ -61,6 +61,17 @@
       "ldflags": ["-static", "-nostdlib", "-no-pie", "-Wl,--build-id=none"],
       "ldflags!": ["-pthread", "-rdynamic"],
       "libraries!": ["-lpthread"]
+    },
+    {
+      # init: true's PID 1 (src-native/init/init.c): static and libc-free like scratch-sleep.
+      "target_name": "scratch-init",
+      "type": "executable",
+      "sources": ["src-native/init/init.c"],
+      "cflags": ["-O2", "-ffreestanding", "-fno-stack-protector", "-fno-pie", "-fno-asynchronous-unwind-tables"],
+      "cflags!": ["-fPIC", "-pthread"],
+      "ldflags": ["-static", "-nostdlib", "-no-pie", "-Wl,--build-id=none"],
+      "ldflags!": ["-pthread", "-rdynamic"],
+      "libraries!": ["-lpthread"]
     }
   ]
 }
