@@ -14,6 +14,7 @@
         "src-native/child/ops_ns.c",
         "src-native/child/ops_root.c",
         "src-native/child/ops_harden.c",
+        "src-native/child/ops_init.c",
         "src-native/child/ops_join.c",
         "src-native/child/ops_seccomp.c",
         "src-native/child/ops_security.c",

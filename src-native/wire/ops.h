@@ -67,7 +67,9 @@
   X(ROOT_UPPER_DIR,       60, "root-upper-dir",        ROOTFS,   0x1, 0x2, op_root_upper_dir)          \
   /* Exec into a running container (child/ops_join.c), codes 70-79.                            */ \
   X(JOIN,                 70, "join",                  PREPARE,  0x0, 0x0, op_join)                \
-  X(ENTER_ROOT,           71, "enter-root",            PIVOT,    0x0, 0x0, op_enter_root)
+  X(ENTER_ROOT,           71, "enter-root",            PIVOT,    0x0, 0x0, op_enter_root)        \
+  /* init: true (child/ops_init.c), codes 90-99.                                               */ \
+  X(EXEC_INIT,            90, "exec-init",             EXEC,     0x3, 0x4, op_exec_init)
 /* clang-format on */
 
 #endif

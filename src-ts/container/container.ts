@@ -25,6 +25,7 @@ import type { Image, ImageStore } from '../image/index.js';
 import { copyIn, copyOut, readdirInRoot, readInRoot, statInRoot, withRoot, type Root } from './files.js';
 import { execIn, spawnIn, type ExecOptions, type ExecProcess, type ExecResult, type SpawnOptions } from './exec.js';
 import { hostInfo } from './host.js';
+import { closeJoins, initBinary, namespaceSources, openJoins, registerJoinable, resolveJoins, type NamespaceInfo } from './join.js';
 import { checkTimeout, deferred, exitStatus, nativeError, pipeStreams, runFailure, runToEnd, settle, signalChild, signalName, signalNumber, stdioCode, type Deferred } from './proc.js';
 import { parseMountinfo, treeOrder, type MountInfo } from './mountinfo.js';
 
@@ -48,6 +49,8 @@ export interface ContainerInfo extends Partial<ExitStatus> {
   rootfs: string;
   /** readlink of /proc/PID/ns/*, e.g. { pid: 'pid:[4026532301]' }; empty once stopped. */
   namespaces: Record<string, string>;
+  /** Per namespace (the same keys): its inode, and whether it is the container's own or joined. */
+  namespaceSources: Record<string, NamespaceInfo>;
   /** The mount table as the container sees it, in tree order (treeOrder); empty once stopped. */
   mounts: MountInfo[];
   /** The processes in the container's PID namespace (empty once stopped), by pid inside. */
@@ -315,6 +318,8 @@ export class Container implements AsyncDisposable {
     checkRlimits(spec.rlimits);
     checkOomScoreAdj(spec.oomScoreAdj);
     const facts = checkBindSources(spec);
+    resolveJoins(spec);
+    if (spec.init) facts.initBinary = initBinary();
     // The plan places the child by cgroup version: a sync point on v1/hybrid, none on v2.
     const host = spec.cgroup ? { ...hostInfo(), cgroup: currentLayout().kind } : hostInfo();
     const plan = buildPlan(spec, host, facts, compiledFor(spec));
@@ -327,13 +332,17 @@ export class Container implements AsyncDisposable {
     liveIds.add(spec.id);
     let c: Container;
     let cgroup: CgroupManager | null = null;
+    let fds: number[] = [];
     try {
       cgroup = spec.cgroup ? createCgroup(spec.cgroup, spec.id) : null;
-      c = new Container(spec, plan, encodePlan(plan), killSignal, abort, cgroup, kept);
+      fds = openJoins(spec);
+      c = new Container(spec, plan, encodePlan(plan), killSignal, abort, cgroup, kept, fds);
     } catch (e) {
       liveIds.delete(spec.id);
       await cgroup?.destroy();
       throw e;
+    } finally {
+      closeJoins(fds); // the child got its own copies in MSG_FDS, before clone3
     }
     try {
       await c.#ready.promise;
@@ -366,7 +375,7 @@ export class Container implements AsyncDisposable {
     }
   }
 
-  private constructor(spec: Spec, plan: Plan, buf: Buffer, killSignal: number, abort: AbortSignal | undefined, cgroup: CgroupManager | null, kept: Kept | undefined) {
+  private constructor(spec: Spec, plan: Plan, buf: Buffer, killSignal: number, abort: AbortSignal | undefined, cgroup: CgroupManager | null, kept: Kept | undefined, fds: number[]) {
     this.id = spec.id;
     this.#kept = kept;
     this.rootfs = spec.rootfs;
@@ -380,7 +389,7 @@ export class Container implements AsyncDisposable {
     try {
       const stdio = spec.stdio.map(stdioCode) as [number, number, number];
       const onEvent = (ev: number, a: number, b: number, c: number) => this.#onEvent(ev, a, b, c);
-      this.#child = cgroup ? new Child(buf, stdio, onEvent, [], cgroup.cloneFd) : new Child(buf, stdio, onEvent);
+      this.#child = new Child(buf, stdio, onEvent, fds, cgroup?.cloneFd);
     } catch (e) {
       const err = e as Error & { errno?: number; stage?: string; path?: string; syscall?: string };
       const path = err.path ?? (err.stage === 'cgroup' ? cgroup?.dirs[0] : undefined);
@@ -396,6 +405,7 @@ export class Container implements AsyncDisposable {
       cgroup?.closeCloneFd(); // the child was born in it (or never): the fd has done its job
     }
     this.pid = this.#child.pid;
+    registerJoinable(this, () => this.#execTarget());
     ({ stdin: this.stdin, stdout: this.stdout, stderr: this.stderr } = pipeStreams(this.#child.stdio));
     if (abort) {
       const listener = () => this.kill(this.#killSignal);
@@ -640,6 +650,7 @@ export class Container implements AsyncDisposable {
       status: this.status,
       rootfs: this.rootfs,
       namespaces: {},
+      namespaceSources: {},
       mounts: [],
       processes: [],
       createdAt: this.#createdAt,
@@ -652,6 +663,7 @@ export class Container implements AsyncDisposable {
     if (!this.#exit) {
       try {
         for (const ns of NAMESPACE_FILES) info.namespaces[ns] = readlinkSync(`/proc/${this.pid}/ns/${ns}`);
+        info.namespaceSources = namespaceSources(this.#spec, info.namespaces);
         info.mounts = treeOrder(parseMountinfo(readFileSync(`/proc/${this.pid}/mountinfo`, 'utf8')));
         info.processes = containerProcesses(this.pid, info.namespaces.pid);
         info.rootPath = `/proc/${this.pid}/root`;
