@@ -267,6 +267,10 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
     }
   });
 
+  // init: true: scratch-init's host file, cloned like a bind source.
+  if (spec.init && facts.initBinary === undefined) throw new RangeError('init: true needs facts.initBinary');
+  const initSlot = spec.init ? cloneSlot(facts.initBinary!, false, false) : -1;
+
   // The namespaces clone3 did not make.
   const nsOps: Op[] = [];
   if (base) nsOps.push({ stage: 'prepare', kind: 'setns', fd: FD.BASE_MNTNS, nstype: CLONE.NEWNS });
@@ -320,8 +324,6 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   });
   // init: true. scratch-init, bound read-only from the host onto /dev/init: in the /dev tmpfs when
   // there is one (the bind makes the file there), else on a file made in the upper layer.
-  if (spec.init && facts.initBinary === undefined) throw new RangeError('init: true needs facts.initBinary');
-  const initSlot = spec.init ? cloneSlot(facts.initBinary!, false, false) : -1;
   if (initSlot >= 0 && !spec.mounts.some((m) => INIT_PATH.startsWith(`${m.destination}/`)))
     ops.push({ stage: 'rootfs', kind: 'mkdir', path: rel(INIT_PATH), file: true });
   if (base) {
