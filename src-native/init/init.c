@@ -22,29 +22,13 @@
 #include <linux/wait.h>
 #include <stddef.h>
 
-#include "../child/sys.h"
+#include "../demo/put.h"
 
 #define TIOCSPGRP 0x5410
-#define NSIG_WORDS 1
 
 struct rusage;
 
-static size_t len(const char *s) {
-  size_t n = 0;
-  while (s[n]) n++;
-  return n;
-}
-
-static void put(const char *s) { sbx_sys3(SYS_write, 2, s, len(s)); }
-
-static void put_num(long v) {
-  char b[24];
-  int i = sizeof b;
-  b[--i] = 0;
-  do b[--i] = (char)('0' + v % 10), v /= 10;
-  while (v && i > 0);
-  put(b + i);
-}
+static void put(const char *s) { put_str(2, s); }
 
 static __attribute__((noreturn)) void die(int code) {
   for (;;) sbx_sys1(SYS_exit_group, code);
@@ -70,7 +54,7 @@ int init_main(long argc, char **argv) {
   long child = sbx_sys5(SYS_clone, SIGCHLD, 0, 0, 0, 0);
   if (child < 0) {
     put("scratch-init: fork: errno ");
-    put_num(-child);
+    put_num(2, -child);
     put("\n");
     die(126);
   }
@@ -86,7 +70,7 @@ int init_main(long argc, char **argv) {
     put("scratch-init: exec ");
     put(argv[2]);
     put(": errno ");
-    put_num(-r);
+    put_num(2, -r);
     put("\n");
     die(r == -2 /* ENOENT */ ? 127 : 126);
   }

@@ -1,12 +1,8 @@
 /**
  * Joined namespaces and init: true, without root: options → spec (parseNamespaces), spec → ops
- * (buildPlan, buildExecPlan), and the addon's check of a pid join (PreparePlan).
+ * (buildPlan, buildExecPlan). The addon's checks of them: plan-validate.test.ts.
  */
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { NativeAddon } from '../../src-ts/native/addon.js';
-import { encodePlan } from '../../src-ts/plan/encode.js';
 import { buildExecPlan, joinFlagsOf } from '../../src-ts/plan/exec.js';
 import { INIT_PATH } from '../../src-ts/plan/joins.js';
 import { buildPlan, cloneFlagsOf, unshareFlagsOf, type FsFacts, type HostInfo, type Op } from '../../src-ts/plan/plan.js';
@@ -154,32 +150,5 @@ describe('buildPlan with init: true', () => {
 
   it('without the binary\'s path the plan cannot be made', () => {
     expect(() => planOf({ init: true })).toThrow(/initBinary/);
-  });
-});
-
-describe('PreparePlan on joins and exec-init', () => {
-  const root = fileURLToPath(new URL('../../', import.meta.url));
-  const addon = (createRequire(import.meta.url)('node-gyp-build') as (dir: string) => NativeAddon)(root);
-  const refusal = (p: ReturnType<typeof planOf>): string | null => {
-    try {
-      new addon.Child(encodePlan(p), [-3, -3, -3], () => {});
-    } catch (e) {
-      expect((e as { stage?: string }).stage).toBe('plan');
-      return (e as Error).message;
-    }
-    return null;
-  };
-
-  it('a pid join with CLONE_NEWPID in the clone flags (two pid namespaces at once)', () => {
-    const p = planOf({ namespaces: { pid: { path: '/p' } } });
-    expect(refusal({ ...p, cloneFlags: CLONE.NEWPID })).toMatch(/SETNS of a pid namespace with CLONE_NEWPID/);
-  });
-
-  it('exec-init not last, or with more than SBX_INIT_MAX_ARGS arguments', () => {
-    const p = planOf({ init: true }, 'host', '/pkg/scratch-init');
-    const last = p.ops.at(-1)!;
-    expect(refusal({ ...p, ops: [...p.ops.slice(0, -1), last, { stage: 'exec', kind: 'exec', args: ['/x'], env: [], umask: 0 }] })).toMatch(/EXEC_INIT must be the last op/);
-    const many = Array.from({ length: 1025 }, (_, i) => `a${i}`);
-    expect(refusal({ ...p, ops: [...p.ops.slice(0, -1), { ...last, args: many } as Op] })).toMatch(/EXEC_INIT: argv count out of range/);
   });
 });
