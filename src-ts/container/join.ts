@@ -104,7 +104,7 @@ export function openJoins(spec: Spec): number[] {
       const link = fstatSync(fd).dev === nsfsDev ? readlinkSync(`/proc/self/fd/${fd}`) : '';
       const type = /^([a-z_]+):\[\d+\]$/.exec(link)?.[1];
       if (type === undefined) throw invalid(option, `${path} is not a namespace file (like /proc/PID/ns/${NS_FILE[j.ns]})`, 'EINVAL', path);
-      if (type !== NS_FILE[j.ns]) throw invalid(option, `${path} is a ${type} namespace, not a ${NS_FILE[j.ns]} one`, 'EINVAL', path);
+      if (type !== NS_FILE[j.ns]) throw invalid(option, `${path} is a ${type} namespace, not ${NS_FILE[j.ns]}`, 'EINVAL', path);
     }
   } catch (e) {
     closeJoins(fds);

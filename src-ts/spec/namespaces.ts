@@ -67,7 +67,7 @@ function joinOf(v: object, option: string): NamespaceJoin {
     if (!p.startsWith('/')) throw invalid(`${option}.path`, `${JSON.stringify(p)} is not an absolute path`, 'EINVAL', p);
     return { path: p };
   }
-  if (o.container === null || typeof o.container !== 'object') throw invalid(`${option}.container`, 'must be a Container');
+  if (o.container === null || typeof o.container !== 'object') throw invalid(`${option}.container`, 'must be a Container (the object Container.create() returned, not its id)');
   return { container: o.container as Container };
 }
 

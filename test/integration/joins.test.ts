@@ -130,7 +130,7 @@ describe.skipIf(busyboxSkip !== null)(`namespaces joined at create${busyboxSkip 
       const cases: [Parameters<typeof debug>[1], { code: string; option: string; path?: string; msg: RegExp }][] = [
         [{ pid: { path: '/nonexistent/ns/pid' } }, { code: 'ENOENT', option: 'namespaces.pid', path: '/nonexistent/ns/pid', msg: /does not exist/ }],
         [{ network: { path: '/etc/passwd' } }, { code: 'EINVAL', option: 'namespaces.network', path: '/etc/passwd', msg: /not a namespace file/ }],
-        [{ ipc: { path: '/proc/self/ns/net' } }, { code: 'EINVAL', option: 'namespaces.ipc', path: '/proc/self/ns/net', msg: /is a net namespace, not a ipc one/ }],
+        [{ ipc: { path: '/proc/self/ns/net' } }, { code: 'EINVAL', option: 'namespaces.ipc', path: '/proc/self/ns/net', msg: /is a net namespace, not ipc$/ }],
         [{ pid: { path: '/proc/self/ns/pid' }, uts: { path: '/proc/self/ns/pid' } }, { code: 'EINVAL', option: 'namespaces.uts', path: '/proc/self/ns/pid', msg: /pid namespace/ }],
         [{ pid: { container: created } }, { code: 'ERR_INVALID_STATE', option: 'namespaces.pid', msg: /is created: joining its namespaces needs it running \(start\(\) it first\)/ }],
         [{ uts: { container: {} as Container } }, { code: 'EINVAL', option: 'namespaces.uts.container', msg: /must be a Container of this process/ }],
