@@ -25,7 +25,7 @@ import type { Image, ImageStore } from '../image/index.js';
 import { copyIn, copyOut, readdirInRoot, readInRoot, statInRoot, withRoot, type Root } from './files.js';
 import { execIn, spawnIn, type ExecOptions, type ExecProcess, type ExecResult, type SpawnOptions } from './exec.js';
 import { hostInfo } from './host.js';
-import { closeJoins, initBinary, namespaceSources, openJoins, registerJoinable, resolveJoins, type NamespaceInfo } from './join.js';
+import { closeJoins, describeJoinOrInit, initBinary, namespaceSources, openJoins, registerJoinable, resolveJoins, type NamespaceInfo } from './join.js';
 import { checkTimeout, deferred, exitStatus, nativeError, pipeStreams, runFailure, runToEnd, settle, signalChild, signalName, signalNumber, stdioCode, type Deferred } from './proc.js';
 import { parseMountinfo, treeOrder, type MountInfo } from './mountinfo.js';
 
@@ -152,6 +152,9 @@ function describe(op: Op | undefined): string {
   switch (op.kind) {
     case 'join':
       return "join the container's namespaces";
+    case 'setns':
+    case 'exec-init':
+      return describeJoinOrInit(op);
     case 'enter-root':
       return "enter the container's root";
     case 'mount':

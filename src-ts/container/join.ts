@@ -10,6 +10,9 @@ import { ContainerError, errnoNumber, invalid } from '../errors.js';
 import { packageRoot } from '../native/addon.js';
 import { joinFor, NS_FILE, type JoinSpec, type NamespaceName } from '../spec/namespaces.js';
 import type { Spec } from '../spec/spec.js';
+import { JOIN_FLAG } from '../plan/joins.js';
+import type { Op } from '../plan/plan.js';
+import { FD } from '../plan/wire.js';
 import type { ContainerStatus } from './container.js';
 
 /** What a join needs of the Container it names (the same as an exec's target). */
@@ -147,6 +150,16 @@ export function namespaceSources(spec: Spec, links: Readonly<Record<string, stri
     } else out[file] = { inode, source: ns === 'network' && spec.sharedNetwork ? 'shared' : spec.namespaces[ns] ? 'own' : 'host' };
   }
   return out;
+}
+
+const NS_OF_FLAG = new Map(Object.entries(JOIN_FLAG).map(([k, v]) => [v, k]));
+
+/** An error message's words for a setns or exec-init op. */
+export function describeJoinOrInit(op: Extract<Op, { kind: 'setns' | 'exec-init' }>): string {
+  if (op.kind === 'exec-init') return `exec the init ${op.init} for ${op.args[0]}`;
+  if (op.fd === FD.BASE_MNTNS) return 'enter the base mount namespace';
+  if (op.fd === FD.SHARED_NETNS) return "join network 'shared'";
+  return `join the ${NS_OF_FLAG.get(op.nstype) ?? 'given'} namespace (namespaces.${NS_OF_FLAG.get(op.nstype) ?? '?'})`;
 }
 
 /** scratch-init, built with the addon (build/Release) or shipped next to a prebuilt one. */

@@ -4,11 +4,15 @@
  * sees its sleep as PID 1 and reads its root through /proc/1/root), the other namespaces, what
  * inspect() says, the joined container's lifetime, and the typed errors before anything is cloned.
  */
-import { readlinkSync, symlinkSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, readlinkSync, symlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container } from '../../src-ts/index.js';
+import { collect } from '../../src-ts/container/proc.js';
 import { native } from '../../src-ts/native/addon.js';
 import { busyboxRootfs, busyboxSkip, children, openFds, rejection, removeRootfs, scratchRootfs } from './helpers.js';
+
+const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 describe.skipIf(busyboxSkip !== null)(`namespaces joined at create${busyboxSkip ? ` (${busyboxSkip})` : ''}`, () => {
   let scratch: string;
@@ -159,6 +163,41 @@ describe.skipIf(busyboxSkip !== null)(`namespaces joined at create${busyboxSkip 
     await tracer.delete();
     expect(openFds().fds).toEqual(before);
     expect(children()).toHaveLength(kids);
+  });
+
+  it('CVE-2019-5736: a process of the joined container cannot open /proc/<pid>/exe or mem of the joiner while it is set up (on Node\'s memory, non-dumpable)', async () => {
+    const probeRoot = scratchRootfs(['probe', 'sleep']);
+    const node = process.execPath;
+    const before = sha256(node);
+    const dumpable = native().dumpable();
+    const box = await Container.create({ rootfs: probeRoot, args: ['/sleep'], stdio: 'ignore' });
+    try {
+      await box.start();
+      const attacker = await box.spawn({ args: ['/probe', 'exe-attack', '600'], stdio: ['ignore', 'pipe', 'inherit'] });
+      const report = collect(attacker.stdout);
+      // Created, not started: the joiner waits at wait-start in box's pid namespace, after capset,
+      // still on Node's memory, for as long as the attack lasts.
+      const joiner = await Container.create({ rootfs: probeRoot, args: ['/probe', 'exit', '0'], stdio: 'ignore', namespaces: { pid: { container: box } } });
+      const nsPid = Number(/^NSpid:\s*\d+\s+(\d+)/m.exec(readFileSync(`/proc/${joiner.pid}/status`, 'utf8'))?.[1]);
+      const during = native().dumpable();
+      expect(await attacker.wait()).toEqual({ exitCode: 0, signal: null });
+      await joiner.start();
+      expect(await joiner.wait()).toEqual({ exitCode: 0, signal: null });
+      await joiner.delete();
+      expect(during).toBe(0);
+      expect(native().dumpable()).toBe(dumpable);
+      const r = JSON.parse(await report) as { control: object; pids: { pid: number; tries: number; exe: string | null; exePath: string | null; mem: string | null }[]; hits: { pid: number }[] };
+      expect(r.control).toEqual({ exePath: null, mem: null }); // its ways work on a process of its own
+      const t = r.pids.find((x) => x.pid === nsPid);
+      expect(t, `the attacker saw pid ${nsPid}`).toBeDefined();
+      expect(t!.tries).toBeGreaterThan(10);
+      expect(t).toMatchObject({ exe: 'EACCES', exePath: 'EACCES', mem: 'EACCES' });
+      expect(r.hits.filter((h) => h.pid === nsPid)).toEqual([]);
+    } finally {
+      await box.delete();
+      removeRootfs(probeRoot);
+    }
+    expect(sha256(node)).toBe(before);
   });
 
   it('the Node process\'s own pid namespace by path: a container in the host\'s pid namespace, like pid: false', async () => {

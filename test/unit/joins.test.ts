@@ -152,3 +152,13 @@ describe('buildPlan with init: true', () => {
     expect(() => planOf({ init: true })).toThrow(/initBinary/);
   });
 });
+
+describe('error words for the joins and the init (childError)', () => {
+  it('names the namespace and its option, the base and shared namespaces, and the init', async () => {
+    const { describeJoinOrInit } = await import('../../src-ts/container/join.js');
+    expect(describeJoinOrInit({ stage: 'network', kind: 'setns', fd: FD.PLAN0 + 1, nstype: CLONE.NEWNET })).toBe('join the network namespace (namespaces.network)');
+    expect(describeJoinOrInit({ stage: 'prepare', kind: 'setns', fd: FD.BASE_MNTNS, nstype: CLONE.NEWNS })).toBe('enter the base mount namespace');
+    expect(describeJoinOrInit({ stage: 'network', kind: 'setns', fd: FD.SHARED_NETNS, nstype: CLONE.NEWNET })).toBe("join network 'shared'");
+    expect(describeJoinOrInit({ stage: 'exec', kind: 'exec-init', init: INIT_PATH, args: ['/bin/sh'], env: [], umask: 0 })).toBe('exec the init /dev/init for /bin/sh');
+  });
+});
