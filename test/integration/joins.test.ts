@@ -200,6 +200,22 @@ describe.skipIf(busyboxSkip !== null)(`namespaces joined at create${busyboxSkip 
     expect(sha256(node)).toBe(before);
   });
 
+  it('init: true in a joined pid namespace: the init is not PID 1 there, so it is a subreaper, and reaps its process\'s orphans', async () => {
+    symlinkSync('busybox', `${tools}/bin/grep`);
+    const r = await Container.run({
+      rootfs: tools,
+      init: true,
+      namespaces: { pid: { container: sleep } },
+      args: ['/bin/sh', '-c', 'echo $PPID; cat /proc/$PPID/cmdline | grep -c init; (sleep 0.2 &); sleep 0.5; cat /proc/[0-9]*/stat | grep -c " Z "'],
+      reject: false,
+    });
+    const [ppid, isInit, zombies] = r.stdout.trim().split('\n').map(Number);
+    expect(ppid).toBeGreaterThan(1); // the init, a process of the sleep's pid namespace
+    expect(isInit).toBe(1);
+    expect(zombies).toBe(0);
+    expect(r.exitCode).toBe(1); // grep -c found none: its exit code, passed on by the init
+  });
+
   it('the Node process\'s own pid namespace by path: a container in the host\'s pid namespace, like pid: false', async () => {
     const r = await debug(['/bin/sh', '-c', 'echo $$; ls /proc | grep -c "^[0-9]"'], { pid: { path: '/proc/self/ns/pid' } });
     expect(r.exitCode).toBe(0);
