@@ -4,13 +4,20 @@
  *
  *   scratch-init -- FILE ARGV0 ARGS...     (the plan's exec-init op builds this argv)
  *
- * It forks; the child makes itself a process group of its own (and the terminal's foreground
- * group, when stdin is one) and execs FILE (already resolved by the plan's resolve-exec) with
- * ARGV0 ARGS... and the container's environment. The init then waits for signals with every
- * signal blocked: SIGCHLD reaps every zombie (wait4(-1) until none is left, orphans included);
- * any other signal is forwarded to the child process (not its group: tini's default), so a
- * SIGTERM to the container reaches the user's process. Faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE,
- * SIGTRAP, SIGSYS, SIGABRT) are not blocked: they are the init's own.
+ * It forks and the child execs FILE (already resolved by the plan's resolve-exec) with ARGV0
+ * ARGS... and the container's environment. The init then waits for signals with every signal
+ * blocked: SIGCHLD reaps every zombie (wait4(-1) until none is left, orphans included); any other
+ * signal is forwarded to the child process (not its group: tini's default), so a SIGTERM to the
+ * container reaches the user's process. Faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS,
+ * SIGABRT) are not blocked: they are the init's own.
+ *
+ * The terminal. When the init leads a session of its own (a runtime that gave the container a
+ * terminal made one), the child gets a process group of its own and the terminal's foreground,
+ * as tini does, so that ^C reaches it once. Otherwise (stdio shared with the Node process, whose
+ * terminal it may be) nothing is taken from the Node process's session: the child stays in the
+ * init's group, where the terminal's signals reach it directly, and the init forwards only the
+ * signals that did not come from the kernel (a terminal's come with SI_KERNEL), not to deliver
+ * those twice.
  *
  * When the child ends the init exits with its exit code, or 128 + the signal that killed it (as
  * docker --init does: a PID 1 cannot re-raise a signal on itself, the kernel ignores it). The rest
@@ -25,6 +32,7 @@
 #include "../demo/put.h"
 
 #define TIOCSPGRP 0x5410
+#define SI_KERNEL 0x80
 
 struct rusage;
 
@@ -49,7 +57,9 @@ int init_main(long argc, char **argv) {
   }
   unsigned long none = 0, waited = ~faults();
   sbx_sys4(SYS_rt_sigprocmask, SIG_SETMASK, &waited, 0, sizeof waited);
-  if (sbx_sys0(SYS_getpid) != 1) sbx_sys5(SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  long self = sbx_sys0(SYS_getpid);
+  if (self != 1) sbx_sys5(SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  const int own_session = sbx_sys1(SYS_getsid, 0) == self;
 
   long child = sbx_sys5(SYS_clone, SIGCHLD, 0, 0, 0, 0);
   if (child < 0) {
@@ -59,12 +69,13 @@ int init_main(long argc, char **argv) {
     die(126);
   }
   if (child == 0) {
-    /* A group of its own, like tini: a terminal's ^C (to the foreground group) reaches it once,
-     * not once directly and once forwarded. SIGTTOU is blocked, so taking the terminal works from
-     * the background. Neither matters when it fails (no terminal, or not ours). */
-    sbx_sys2(SYS_setpgid, 0, 0);
-    int pgrp = (int)sbx_sys0(SYS_getpid);
-    sbx_sys3(SYS_ioctl, 0, TIOCSPGRP, &pgrp);
+    if (own_session) {
+      /* SIGTTOU is blocked, so taking the terminal works from the background group; it does
+       * not matter when it fails (stdin is not the session's terminal). */
+      sbx_sys2(SYS_setpgid, 0, 0);
+      int pgrp = (int)sbx_sys0(SYS_getpid);
+      sbx_sys3(SYS_ioctl, 0, TIOCSPGRP, &pgrp);
+    }
     sbx_sys4(SYS_rt_sigprocmask, SIG_SETMASK, &none, 0, sizeof none);
     long r = sbx_sys3(SYS_execve, argv[2], argv + 3, envp);
     put("scratch-init: exec ");
@@ -76,10 +87,11 @@ int init_main(long argc, char **argv) {
   }
 
   for (;;) {
-    long sig = sbx_sys4(SYS_rt_sigtimedwait, &waited, 0, 0, sizeof waited);
+    int info[32]; /* siginfo_t: si_signo, si_errno, si_code, ... (128 bytes) */
+    long sig = sbx_sys4(SYS_rt_sigtimedwait, &waited, info, 0, sizeof waited);
     if (sig < 0) continue; /* EINTR */
     if (sig != SIGCHLD) {
-      sbx_sys2(SYS_kill, child, sig);
+      if (own_session || info[2] != SI_KERNEL) sbx_sys2(SYS_kill, child, sig);
       continue;
     }
     for (;;) {

@@ -1,6 +1,6 @@
 /**
  * init: true (scratch-init as PID 1, src-native/init/init.c), in both root modes: the user's
- * process is PID 2 with its own argv; orphans are reaped (a control without init keeps the
+ * process is PID 2 with its own argv, in the init's process group; orphans are reaped (a control without init keeps the
  * zombie); SIGTERM to the container reaches the process, whose exit code becomes the container's;
  * death by a signal is 128 + N; exec'd processes' orphans come to the init; the init's file is
  * read-only inside (CVE-2019-5736), and a missing user binary still fails create().
@@ -39,6 +39,14 @@ export function initSuite(mode: MountMode): void {
       expect(me).toBe('2 sh y');
       expect(init).toBe('/dev/init -- /bin/sh sh -c echo $$ $0 $X; cat /proc/1/cmdline | tr "\\0" " "; echo; readlink /proc/1/exe');
       expect(exe).toBe('/dev/init');
+    });
+
+    it('sharing the Node process\'s session (no terminal of its own), the process stays in the init\'s process group: nothing is taken from Node\'s terminal', async () => {
+      const r = await Container.run({ rootfs, init: true, args: ['sh', '-c', 'read a b c d p1 r < /proc/1/stat; read a b c d p2 r < /proc/$$/stat; echo $$ $p1 $p2'] });
+      const [me, p1, p2] = r.stdout.trim().split(' ');
+      expect(me).toBe('2');
+      expect(p2).toBe(p1);
+      expect(p2).not.toBe('2'); // no group of its own
     });
 
     it('the exit code becomes the container\'s; a death by signal N is 128 + N (docker --init\'s rule)', async () => {
