@@ -14,6 +14,7 @@
         "src-native/child/ops_ns.c",
         "src-native/child/ops_root.c",
         "src-native/child/ops_harden.c",
+        "src-native/child/ops_init.c",
         "src-native/child/ops_join.c",
         "src-native/child/ops_seccomp.c",
         "src-native/child/ops_security.c",
@@ -56,6 +57,17 @@
       "target_name": "scratch-sleep",
       "type": "executable",
       "sources": ["src-native/demo/sleep.c"],
+      "cflags": ["-O2", "-ffreestanding", "-fno-stack-protector", "-fno-pie", "-fno-asynchronous-unwind-tables"],
+      "cflags!": ["-fPIC", "-pthread"],
+      "ldflags": ["-static", "-nostdlib", "-no-pie", "-Wl,--build-id=none"],
+      "ldflags!": ["-pthread", "-rdynamic"],
+      "libraries!": ["-lpthread"]
+    },
+    {
+      # init: true's PID 1 (src-native/init/init.c): static and libc-free like scratch-sleep.
+      "target_name": "scratch-init",
+      "type": "executable",
+      "sources": ["src-native/init/init.c"],
       "cflags": ["-O2", "-ffreestanding", "-fno-stack-protector", "-fno-pie", "-fno-asynchronous-unwind-tables"],
       "cflags!": ["-fPIC", "-pthread"],
       "ldflags": ["-static", "-nostdlib", "-no-pie", "-Wl,--build-id=none"],

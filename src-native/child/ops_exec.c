@@ -79,15 +79,20 @@ int op_resolve_exec(struct child_state *st, const struct sbx_op *op) {
   return err;
 }
 
-/* s0 argv (n0 of them), s1 envp (n1), n2 umask; the parent's pointer arrays are used. */
-int op_exec(struct child_state *st, const struct sbx_op *op) {
-  const struct sbx_child_args *a = st->a;
-  sbx_sys1(SYS_umask, op->n[2]);
+/* Just before any execve of the container's process: its umask, its fds, its signal mask. */
+void exec_prepare(unsigned umask) {
+  sbx_sys1(SYS_umask, umask);
   /* Every fd above 2 closes at execve: the sync socket (that EOF tells the parent we exec'd),
    * and anything the Node process had open without O_CLOEXEC. */
   sbx_sys3(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
   uint64_t none = 0;
   sbx_sys4(SYS_rt_sigprocmask, SIG_SETMASK, &none, 0, sizeof none);
+}
+
+/* s0 argv (n0 of them), s1 envp (n1), n2 umask; the parent's pointer arrays are used. */
+int op_exec(struct child_state *st, const struct sbx_op *op) {
+  const struct sbx_child_args *a = st->a;
+  exec_prepare(op->n[2]);
   const char *path = st->exec_path[0] ? st->exec_path : a->argv[0];
   return (int)sbx_sys3(SYS_execve, path, a->argv, a->envp);
 }

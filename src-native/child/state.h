@@ -37,6 +37,9 @@ int open_parent(struct child_state *st, const char *path, char *base, size_t bas
 int ensure_path(struct child_state *st, const char *path, int as_file);
 void dir_cache_drop(struct child_state *st);
 
+/* ops_exec.c: umask, close-on-exec above stdio, an empty signal mask. */
+void exec_prepare(unsigned umask);
+
 /* sync.c */
 int send_msg(int fd, uint32_t type, int stage, int op, int err);
 int recv_fds(struct child_state *st);

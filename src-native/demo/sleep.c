@@ -8,24 +8,9 @@
 #include <linux/utsname.h>
 #include <stddef.h>
 
-#include "../child/sys.h"
+#include "put.h"
 
-static size_t len(const char *s) {
-  size_t n = 0;
-  while (s[n]) n++;
-  return n;
-}
-
-static void put(const char *s) { sbx_sys3(SYS_write, 1, s, len(s)); }
-
-static void put_num(long v) {
-  char b[24];
-  int i = sizeof b;
-  b[--i] = 0;
-  do b[--i] = (char)('0' + v % 10), v /= 10;
-  while (v && i > 0);
-  put(b + i);
-}
+static void put(const char *s) { put_str(1, s); }
 
 int sleep_main(void) {
   /* Block first, then say hello: whoever reads the hello knows a SIGTERM will be caught. */
@@ -34,7 +19,7 @@ int sleep_main(void) {
   struct new_utsname u;
   sbx_sys1(SYS_uname, &u);
   put("hello from scratch: pid ");
-  put_num(sbx_sys0(SYS_getpid));
+  put_num(1, sbx_sys0(SYS_getpid));
   put(", hostname ");
   put(u.nodename);
   put(", waiting for SIGTERM\n");

@@ -105,6 +105,13 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
           return "EXEC argv/envp out of range";
         has_exec = true;
         break;
+      case SBX_OP_EXEC_INIT:
+        if (i != h->n_ops - 1) return "EXEC_INIT must be the last op";
+        if (op.n[0] == 0 || op.n[0] > SBX_INIT_MAX_ARGS) return "EXEC_INIT: argv count out of range";
+        if (!list(op.s[1], op.n[0], &out->argv) || !list(op.s[2], op.n[1], &out->envp))
+          return "EXEC_INIT argv/envp out of range";
+        has_exec = true;
+        break;
       case SBX_OP_SETUSER: {
         out->groups.clear();
         if (op.n[2]) {
@@ -139,6 +146,13 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
         break;
       case SBX_OP_SETNS:
         if (!want(op.n[0]) || !OneNamespace(op.n[1])) return "SETNS: bad fd index or namespace type" + at();
+        // A pid namespace applies to children only: the parent's cloning thread joins it around
+        // clone3 (exec.h PidnsForChildren), as for an exec, on memory nothing can dump.
+        if (op.n[1] == CLONE_NEWPID) {
+          if (h->clone_flags & CLONE_NEWPID) return "SETNS of a pid namespace with CLONE_NEWPID" + at();
+          out->join = true;
+          out->join_pid = int(op.n[0]);
+        }
         break;
       case SBX_OP_JOIN:
         if (!want(op.n[0]) || !op.mflags || (op.mflags & ~(kNamespaces | CLONE_NEWPID)) || (op.mflags & CLONE_NEWUSER))

@@ -68,7 +68,9 @@
   /* Exec into a running container (child/ops_join.c), codes 70-79.                            */ \
   X(JOIN,                 70, "join",                  PREPARE,  0x0, 0x0, op_join)                \
   X(ENTER_ROOT,           71, "enter-root",            PIVOT,    0x0, 0x0, op_enter_root)          \
-  /* Namespaces again (codes 100 on: 80-99 went to parallel work).                             */ \
+  /* init: true (child/ops_init.c), codes 90-99.                                               */ \
+  X(EXEC_INIT,            90, "exec-init",             EXEC,     0x3, 0x4, op_exec_init)           \
+  /* Namespaces again (codes 100 on).                                                          */ \
   X(IPCNS_FRESH,         100, "ipcns-fresh",           PREPARE,  0x0, 0x0, op_ipcns_fresh)
 /* clang-format on */
 

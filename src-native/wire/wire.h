@@ -61,6 +61,8 @@ enum sbx_stage {
 
 /* Slots: detached mount trees cloned by CLONE_TREE, attached later by BIND (fds in the child). */
 #define SBX_MAX_SLOTS 128u
+/* EXEC_INIT: at most this many user arguments (the init's argv is built on the child's stack). */
+#define SBX_INIT_MAX_ARGS 1024u
 
 /* Header flags. */
 #define SBX_H_DETACHED 0x1u /* no PR_SET_PDEATHSIG: the container outlives the Node process */

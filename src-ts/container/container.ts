@@ -25,6 +25,7 @@ import type { Image, ImageStore } from '../image/index.js';
 import { copyIn, copyOut, readdirInRoot, readInRoot, statInRoot, withRoot, type Root } from './files.js';
 import { execIn, spawnIn, type ExecOptions, type ExecProcess, type ExecResult, type SpawnOptions } from './exec.js';
 import { hostInfo } from './host.js';
+import { closeJoins, describeJoinOrInit, initBinary, namespaceSources, openJoins, registerJoinable, resolveJoins, type NamespaceInfo } from './join.js';
 import { checkTimeout, deferred, exitStatus, nativeError, pipeStreams, runFailure, runToEnd, settle, signalChild, signalName, signalNumber, stdioCode, type Deferred } from './proc.js';
 import { parseMountinfo, treeOrder, type MountInfo } from './mountinfo.js';
 
@@ -48,6 +49,8 @@ export interface ContainerInfo extends Partial<ExitStatus> {
   rootfs: string;
   /** readlink of /proc/PID/ns/*, e.g. { pid: 'pid:[4026532301]' }; empty once stopped. */
   namespaces: Record<string, string>;
+  /** Per namespace (the same keys): its inode, and whether it is the container's own or joined. */
+  namespaceSources: Record<string, NamespaceInfo>;
   /** The mount table as the container sees it, in tree order (treeOrder); empty once stopped. */
   mounts: MountInfo[];
   /** The processes in the container's PID namespace (empty once stopped), by pid inside. */
@@ -149,6 +152,9 @@ function describe(op: Op | undefined): string {
   switch (op.kind) {
     case 'join':
       return "join the container's namespaces";
+    case 'setns':
+    case 'exec-init':
+      return describeJoinOrInit(op);
     case 'enter-root':
       return "enter the container's root";
     case 'mount':
@@ -314,6 +320,8 @@ export class Container implements AsyncDisposable {
     checkRlimits(spec.rlimits);
     checkOomScoreAdj(spec.oomScoreAdj);
     const facts = checkBindSources(spec);
+    resolveJoins(spec);
+    if (spec.init) facts.initBinary = initBinary();
     const layout = spec.cgroup ? currentLayout().kind : undefined;
     const host = layout ? { ...hostInfo(), cgroup: layout } : hostInfo();
     const plan = buildPlan(spec, host, facts, compiledFor(spec));
@@ -326,6 +334,7 @@ export class Container implements AsyncDisposable {
     liveIds.add(spec.id);
     let c: Container;
     let cgroup: CgroupManager | null = null;
+    let fds: number[] = [];
     // v2: the child is born in its cgroup (CLONE_INTO_CGROUP), made first. v1 (and hybrid) hosts
     // have no such clone: the cgroups are made and the child moved in right after the clone,
     // while it sets up on the other core (docs/cgroups.md), and before create() resolves, so
@@ -333,11 +342,14 @@ export class Container implements AsyncDisposable {
     const afterClone = spec.cgroup !== null && layout !== 'v2';
     try {
       cgroup = spec.cgroup && !afterClone ? createCgroup(spec.cgroup, spec.id) : null;
-      c = new Container(spec, plan, encodePlan(plan), killSignal, abort, cgroup, kept);
+      fds = openJoins(spec);
+      c = new Container(spec, plan, encodePlan(plan), killSignal, abort, cgroup, kept, fds);
     } catch (e) {
       liveIds.delete(spec.id);
       await cgroup?.destroy();
       throw e;
+    } finally {
+      closeJoins(fds); // the child got its own copies in MSG_FDS, before clone3
     }
     if (afterClone) {
       try {
@@ -378,7 +390,7 @@ export class Container implements AsyncDisposable {
     }
   }
 
-  private constructor(spec: Spec, plan: Plan, buf: Buffer, killSignal: number, abort: AbortSignal | undefined, cgroup: CgroupManager | null, kept: Kept | undefined) {
+  private constructor(spec: Spec, plan: Plan, buf: Buffer, killSignal: number, abort: AbortSignal | undefined, cgroup: CgroupManager | null, kept: Kept | undefined, fds: number[]) {
     this.id = spec.id;
     this.#kept = kept;
     this.rootfs = spec.rootfs;
@@ -392,7 +404,7 @@ export class Container implements AsyncDisposable {
     try {
       const stdio = spec.stdio.map(stdioCode) as [number, number, number];
       const onEvent = (ev: number, a: number, b: number, c: number) => this.#onEvent(ev, a, b, c);
-      this.#child = cgroup ? new Child(buf, stdio, onEvent, [], cgroup.cloneFd) : new Child(buf, stdio, onEvent);
+      this.#child = new Child(buf, stdio, onEvent, fds, cgroup?.cloneFd);
     } catch (e) {
       const err = e as Error & { errno?: number; stage?: string; path?: string; syscall?: string };
       const path = err.path ?? (err.stage === 'cgroup' ? cgroup?.dirs[0] : undefined);
@@ -408,6 +420,7 @@ export class Container implements AsyncDisposable {
       cgroup?.closeCloneFd(); // the child was born in it (or never): the fd has done its job
     }
     this.pid = this.#child.pid;
+    registerJoinable(this, () => this.#execTarget());
     ({ stdin: this.stdin, stdout: this.stdout, stderr: this.stderr } = pipeStreams(this.#child.stdio));
     if (abort) {
       const listener = () => this.kill(this.#killSignal);
@@ -652,6 +665,7 @@ export class Container implements AsyncDisposable {
       status: this.status,
       rootfs: this.rootfs,
       namespaces: {},
+      namespaceSources: {},
       mounts: [],
       processes: [],
       createdAt: this.#createdAt,
@@ -664,6 +678,7 @@ export class Container implements AsyncDisposable {
     if (!this.#exit) {
       try {
         for (const ns of NAMESPACE_FILES) info.namespaces[ns] = readlinkSync(`/proc/${this.pid}/ns/${ns}`);
+        info.namespaceSources = namespaceSources(this.#spec, info.namespaces);
         info.mounts = treeOrder(parseMountinfo(readFileSync(`/proc/${this.pid}/mountinfo`, 'utf8')));
         info.processes = containerProcesses(this.pid, info.namespaces.pid);
         info.rootPath = `/proc/${this.pid}/root`;

@@ -7,6 +7,7 @@
  */
 import type { Spec } from '../spec/spec.js';
 import { processOps, unshareFlagsOf, type Compiled, type Op, type Plan, type ProcessSpec } from './plan.js';
+import { joinedFlags } from './joins.js';
 import { CLONE, FD } from './wire.js';
 
 /** The plan fds of an exec plan (Child's `fds`, in this order). */
@@ -23,15 +24,15 @@ export interface ExecPlanOptions {
 }
 
 /** The namespaces a container has of its own, as setns(pidfd) takes them (the mount one always). */
-export function joinFlagsOf(ns: Spec['namespaces']): number {
-  // The ones the container's child unshared, and its pid namespace; never a user namespace (a
-  // process sharing Node's memory cannot join one).
-  return (unshareFlagsOf(ns) & ~CLONE.NEWUSER) | (ns.pid ? CLONE.NEWPID : 0);
+export function joinFlagsOf(ns: Spec['namespaces'], joins: Spec['joins'] = []): number {
+  // The ones the container's child unshared, its pid namespace, and the ones it joined (not the
+  // host's either); never a user namespace (a process sharing Node's memory cannot join one).
+  return (unshareFlagsOf(ns) & ~CLONE.NEWUSER) | (ns.pid ? CLONE.NEWPID : 0) | joinedFlags(joins);
 }
 
 export function buildExecPlan(container: Spec, proc: ProcessSpec, compiled: Compiled, options: ExecPlanOptions = {}): Plan {
   const ops: Op[] = [
-    { stage: 'prepare', kind: 'join', fd: EXEC_FD.PIDFD, nstypes: joinFlagsOf(container.namespaces) },
+    { stage: 'prepare', kind: 'join', fd: EXEC_FD.PIDFD, nstypes: joinFlagsOf(container.namespaces, container.joins) },
     { stage: 'pivot', kind: 'enter-root', fd: EXEC_FD.ROOT },
     ...processOps(proc, compiled),
   ];

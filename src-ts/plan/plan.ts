@@ -3,7 +3,8 @@
  * Pure and deterministic: everything that can be decided without the kernel is decided here,
  * where it is unit-tested without root. src-native/child.c is a small interpreter of this list.
  */
-import { attrsOf, MS } from '../spec/mounts.js';
+import { attrsOf, MOUNT_ATTR, MS } from '../spec/mounts.js';
+import { INIT_PATH, joinOps } from './joins.js';
 import type { Spec } from '../spec/spec.js';
 import { CLONE, FD, MAX_SLOTS, type ChildStage } from './wire.js';
 
@@ -30,6 +31,8 @@ export interface Compiled {
 export interface FsFacts {
   /** Per spec.mounts index: true when a bind source is a file (the target is created as a file). */
   bindSourceIsFile: boolean[];
+  /** With spec.init: the host path of scratch-init (../container/join.ts initBinary()). */
+  initBinary?: string;
 }
 
 type Base = { stage: ChildStage };
@@ -113,6 +116,8 @@ export type Op = Base &
     | { kind: 'ready' }
     | { kind: 'wait-start' }
     | { kind: 'exec'; args: string[]; env: string[]; umask: number }
+    /** init: true. execve(init, [init, '--', <resolve-exec's path>, ...args], env). */
+    | { kind: 'exec-init'; init: string; args: string[]; env: string[]; umask: number }
     /** Exec into a running container (./exec.ts): setns(pidfd at MSG_FDS index `fd`, nstypes) at once. */
     | { kind: 'join'; fd: number; nstypes: number }
     /** chroot to the directory at MSG_FDS index `fd` (/proc/PID/root of the container's PID 1). */
@@ -187,7 +192,7 @@ function words<K extends string>(name: K, mask: number): Record<`${K}Lo` | `${K}
 }
 
 export function hostsFile(hostname: string): string {
-  return `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
+  return `127.0.0.1\tlocalhost${hostname ? ` ${hostname}` : ''}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
 }
 
 export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: Compiled = {}): Plan {
@@ -261,11 +266,19 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
     }
   });
 
+  // init: true: scratch-init's host file, cloned like a bind source.
+  if (spec.init && facts.initBinary === undefined) throw new RangeError('init: true needs facts.initBinary');
+  const initSlot = spec.init ? cloneSlot(facts.initBinary!, false, false) : -1;
+
   // The namespaces clone3 did not make.
   const nsOps: Op[] = [];
   if (base) nsOps.push({ stage: 'prepare', kind: 'setns', fd: FD.BASE_MNTNS, nstype: CLONE.NEWNS });
   if (freshNet) nsOps.push({ stage: 'network', kind: 'netns-fresh' });
   else if (spec.sharedNetwork) nsOps.push({ stage: 'network', kind: 'setns', fd: FD.SHARED_NETNS, nstype: CLONE.NEWNET });
+  // Joined namespaces (network, ipc, uts, cgroup), before any mount is made in them (mqueue,
+  // sysfs, cgroup); the pid one is the plan's first op (born in it).
+  const joined = joinOps(spec.joins);
+  nsOps.push(...joined.ns);
   // The IPC namespace comes pooled with the network one (made ahead on the helper thread).
   const pooledIpc = freshNet && spec.namespaces.ipc;
   if (pooledIpc) nsOps.push({ stage: 'prepare', kind: 'ipcns-fresh' });
@@ -276,6 +289,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   // A cgroup needs no op: on v2 the child is born in it (CLONE_INTO_CGROUP); on v1 the parent moves
   // it in right after the clone, while it sets up (src-ts/container/container.ts).
   const ops: Op[] = [...clones];
+  ops.unshift(...joined.born);
   if (base) {
     // 2. The new root, detached: overlay(lower = rootfs, upper = tmpfs, or the kept directory).
     ops.push(spec.upperDir === null ? { stage: 'rootfs', kind: 'root-upper-detached', sizeKiB } : { stage: 'rootfs', kind: 'root-upper-dir', dir: spec.upperDir });
@@ -297,7 +311,8 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   // user's mount on /etc or on one of these files covers it (and a bind of a host directory at
   // /etc is never written to).
   ops.push({ stage: 'file', kind: 'mkdir', path: 'etc' });
-  ops.push({ stage: 'file', kind: 'write-file', path: 'etc/hostname', content: `${spec.hostname}\n`, mode: 0o644 });
+  // A joined UTS namespace whose hostname is unknown (a path join): no /etc/hostname.
+  if (spec.hostname !== '') ops.push({ stage: 'file', kind: 'write-file', path: 'etc/hostname', content: `${spec.hostname}\n`, mode: 0o644 });
   ops.push({ stage: 'file', kind: 'write-file', path: 'etc/hosts', content: hostsFile(spec.hostname), mode: 0o644 });
   ops.push({ stage: 'file', kind: 'write-file', path: 'etc/resolv.conf', content: host.resolvConf, mode: 0o644 });
   ops.push({ stage: 'file', kind: 'symlink', target: '/proc/mounts', path: 'etc/mtab' });
@@ -308,6 +323,10 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
     const file = m.type === 'bind' && (facts.bindSourceIsFile[i] ?? false);
     ops.push({ stage: 'rootfs', kind: 'mkdir', path: rel(m.destination), ...(file ? { file: true as const } : {}) });
   });
+  // init: true. scratch-init, bound read-only from the host onto /dev/init: in the /dev tmpfs when
+  // there is one (the bind makes the file there), else on a file made in the upper layer.
+  if (initSlot >= 0 && !spec.mounts.some((m) => INIT_PATH.startsWith(`${m.destination}/`)))
+    ops.push({ stage: 'rootfs', kind: 'mkdir', path: rel(INIT_PATH), file: true });
   if (base) {
     ops.push({ stage: 'rootfs', kind: 'root-overlay-detached', lowers, userxattr: spec.namespaces.user });
     // 0, 1. The namespaces, the mount namespace a copy of the base one (no host mount to make
@@ -320,6 +339,21 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
 
   // 4. The mounts, in the user's order.
   ops.push(...mountOps);
+  if (initSlot >= 0)
+    ops.push({
+      stage: 'mount',
+      kind: 'bind',
+      source: facts.initBinary!,
+      target: rel(INIT_PATH),
+      recursive: false,
+      // Read-only: nothing inside can write the host's binary, not even through /proc/1/exe
+      // (CVE-2019-5736 is a write to the runtime's binary).
+      attrs: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV,
+      propagation: 0,
+      file: true,
+      ignoreMissing: false,
+      slot: initSlot,
+    });
 
   // 5. Devices and /dev links, when /dev is a tmpfs of ours (else the user chose their own /dev).
   const devIsOurs = spec.mounts.some((m) => m.destination === '/dev' && m.type === 'tmpfs');
@@ -363,6 +397,10 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   // 7. Into the new root; then who and where the process is.
   ops.push({ stage: 'pivot', kind: base ? 'chroot' : 'pivot-root' });
   ops.push(...processOps(spec, compiled));
+  if (initSlot >= 0) {
+    const exec = ops.pop() as Extract<Op, { kind: 'exec' }>;
+    ops.push({ stage: 'exec', kind: 'exec-init', init: INIT_PATH, args: exec.args, env: exec.env, umask: exec.umask });
+  }
 
   return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, trace: spec.trace, base, ops };
 }
@@ -446,6 +484,7 @@ export function opPath(op: Op): string | undefined {
     case 'resolve-exec':
       return op.file;
     case 'exec':
+    case 'exec-init':
       return op.args[0];
     default:
       return undefined;

@@ -28,7 +28,9 @@ import {
 } from './isolation.js';
 import { parseCgroup, type CgroupOption, type CgroupResources, type CgroupSpec } from '../cgroup/resources.js';
 
-export type NamespaceName = 'mount' | 'pid' | 'network' | 'ipc' | 'uts' | 'cgroup' | 'user' | 'time';
+import { parseNamespaces, type JoinSpec, type NamespaceName, type NamespacesOption } from './namespaces.js';
+
+export type { NamespaceName } from './namespaces.js';
 
 /** 'pipe' gives a Node stream; 'inherit' shares the Node process's fd; 'ignore' is /dev/null. */
 export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number;
@@ -65,9 +67,17 @@ export interface ContainerOptions {
    * Default: pid, network, ipc, uts (and mount, always). `network: 'shared'` joins one empty
    * network namespace (loopback only) that every 'shared' container of this process uses: cut off
    * from the host's network like a fresh one, but not from each other, and much cheaper to start
-   * (no network namespace to make and tear down per container).
+   * (no network namespace to make and tear down per container). `{ container }` or `{ path }`
+   * joins another running container's namespace, or the one a /proc/PID/ns/* file names (pid,
+   * network, ipc, uts, cgroup; docs/architecture.md, "Joined namespaces").
    */
-  namespaces?: Partial<Record<Exclude<NamespaceName, 'network'>, boolean>> & { network?: boolean | 'shared' };
+  namespaces?: NamespacesOption;
+  /**
+   * Run scratch-init as PID 1 (like `docker run --init`): it reaps every zombie, forwards
+   * signals to the process (args), and exits with its exit code (128 + N when signal N killed
+   * it). Default false.
+   */
+  init?: boolean;
   /** Default: 16 random hex digits. */
   id?: string;
   /**
@@ -180,6 +190,7 @@ export const OPTION_KEYS = {
   resources: true,
   cgroup: true,
   keep: true,
+  init: true,
 } as const satisfies KeyTable<ContainerOptions>;
 
 const USER_KEYS = { uid: true, gid: true, additionalGids: true } as const satisfies KeyTable<UserOption>;
@@ -199,6 +210,10 @@ export interface Spec {
   namespaces: Record<NamespaceName, boolean>;
   /** namespaces.network was 'shared' (namespaces.network is then true). */
   sharedNetwork: boolean;
+  /** The namespaces joined instead of made (their `namespaces` entry is false), pid first. */
+  joins: JoinSpec[];
+  /** options.init: scratch-init runs as PID 1 and execs args. */
+  init: boolean;
   detached: boolean;
   umask: number;
   trace: boolean;
@@ -229,16 +244,6 @@ export interface Spec {
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const DEFAULT_NAMESPACES: Record<NamespaceName, boolean> = {
-  mount: true,
-  pid: true,
-  network: true,
-  ipc: true,
-  uts: true,
-  cgroup: false,
-  user: false,
-  time: false,
-};
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const LABEL_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const MAX_ID = 0xfffffffe; // (uid_t)-1 means "unchanged" to the kernel
@@ -350,23 +355,11 @@ export function buildSpec(
     stdio = [one, one, one];
   }
 
-  const ns = { ...DEFAULT_NAMESPACES };
-  let sharedNetwork = false;
-  const nsIn = options.namespaces ?? {};
-  if (nsIn === null || typeof nsIn !== 'object') throw invalid('namespaces', 'must be an object, e.g. { network: false }');
-  checkKeys(nsIn, DEFAULT_NAMESPACES, 'namespaces', 'namespace'); // its keys are the namespaces
-  for (const [k, v] of Object.entries(nsIn)) {
-    if (k === 'network' && v === 'shared') {
-      sharedNetwork = true;
-      ns.network = true;
-      continue;
-    }
-    if (typeof v !== 'boolean') throw invalid(`namespaces.${k}`, k === 'network' ? "must be a boolean or 'shared'" : 'must be a boolean');
-    ns[k as NamespaceName] = v;
-  }
-  if (!ns.mount) throw invalid('namespaces.mount', 'a container always has its own mount namespace');
-  if (ns.user)
-    throw invalid('namespaces.user', 'user namespaces (rootless containers) are not supported yet', 'ENOTSUP');
+  const { namespaces: ns, sharedNetwork, joins } = parseNamespaces(options.namespaces);
+  // A joined UTS namespace keeps its hostname: the container must not set it (it would change
+  // the other's). /etc/hostname then holds the other container's, or nothing (a path join).
+  const utsJoined = joins.some((j) => j.ns === 'uts');
+  if (utsJoined && options.hostname !== undefined) throw invalid('hostname', 'the UTS namespace is joined (namespaces.uts): its hostname is the joined one');
 
   const mountsIn = options.mounts ?? defaultMounts;
   if (!Array.isArray(mountsIn)) throw invalid('mounts', 'must be an array of mount descriptors');
@@ -400,12 +393,14 @@ export function buildSpec(
     args,
     env: envOf(options.env),
     cwd,
-    hostname,
+    hostname: utsJoined ? '' : hostname,
     user,
     stdio,
     mounts,
     namespaces: ns,
     sharedNetwork,
+    joins,
+    init: bool(options.init, 'init', false),
     detached: options.detached ?? false,
     umask,
     trace: options.trace === true,

@@ -243,8 +243,12 @@ extern "C" long sbx_sys6(long n, long a, long b, long c, long d, long e, long f)
       g_log.push_back("seccomp " + std::to_string(a) + " " + Hex(b) + " " + std::to_string(prog->len));
       return 0;
     }
-    case SYS_execve:
+    case SYS_execve: {
+      std::string argv = "argv";  // logged before the execve, which ends the log
+      for (char* const* v = reinterpret_cast<char* const*>(b); *v; v++) argv += " " + Str(long(*v));
+      g_log.push_back(argv);
       g_log.push_back("execve " + Str(a));
+    }
       Finish(0);
     case SYS_exit_group:
       g_log.push_back("exit_group " + std::to_string(a));

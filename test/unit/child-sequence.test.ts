@@ -153,7 +153,7 @@ describe('the child against a recording syscall table: the default plan', () => 
 
   it('with a seccomp program: loaded after the handshake, as the last call before execve', () => {
     const log = record('base', [FD.BASE_MNTNS], specOf(), { seccomp: { bpf: new Uint8Array(5 * 8), flags: 2 } });
-    expect(log.slice(-3)).toEqual(['recv START', 'seccomp 1 0x2 5', 'execve "/sleep"']); // SECCOMP_SET_MODE_FILTER, FLAG_LOG
+    expect(log.slice(-4)).toEqual(['recv START', 'seccomp 1 0x2 5', 'argv "/sleep" "1"', 'execve "/sleep"']); // SECCOMP_SET_MODE_FILTER, FLAG_LOG
   });
 
   it('a non-root user: PR_SET_KEEPCAPS before the uid changes, so the permitted set is still there for capset', () => {
@@ -224,5 +224,58 @@ describe('the child for an exec into a running container (buildExecPlan)', () =>
     // CLONE_NEWPID (the parent's thread joined it around clone3); then PID 1's root (plan fd 1).
     expect(log.slice(0, 7)).toEqual(['prctl 1 9', 'prctl 15 "sbx/setup"', 'recvmsg MSG_FDS', `setns ${100 + FD.PLAN0} 0x4c020000`, 'fchdir', 'chroot "."', 'chdir "/"']);
     expect(log.slice(7).filter((l) => KEY.test(l))).toEqual([...TAIL.slice(0, -1), 'execve "/probe"']);
+  });
+});
+
+describe('the child against a recording syscall table: joined namespaces and init', () => {
+  const joined = specOf({
+    namespaces: { pid: { path: '/proc/9/ns/pid' }, network: { path: '/proc/9/ns/net' }, ipc: { path: '/proc/9/ns/ipc' }, uts: { path: '/proc/9/ns/uts' }, cgroup: { path: '/proc/9/ns/cgroup' } },
+  });
+  const plan0 = (i: number) => 100 + FD.PLAN0 + i;
+
+  it('base mode: born in the pid namespace (its setns first), the others joined after the base, unshare makes only the mount namespace, no sethostname', () => {
+    const log = record('base', [FD.BASE_MNTNS, FD.PLAN0, FD.PLAN0 + 1, FD.PLAN0 + 2, FD.PLAN0 + 3, FD.PLAN0 + 4], joined);
+    const ns = key(log).filter((l) => /^(setns|unshare|mount "mqueue"|recvmsg)/.test(l));
+    expect(ns).toEqual([
+      'recvmsg MSG_FDS',
+      `setns ${plan0(0)} 0x20000000`, // the pid namespace the parent's thread cloned it into: a no-op join
+      `setns ${100 + FD.BASE_MNTNS} 0x20000`,
+      `setns ${plan0(1)} 0x40000000`, // network, where netns-fresh would be
+      `setns ${plan0(2)} 0x8000000`, // ipc, before the mqueue mount
+      `setns ${plan0(3)} 0x4000000`, // uts
+      `setns ${plan0(4)} 0x2000000`, // cgroup
+      'unshare 0x20000', // the mount namespace only
+      'mount "mqueue" "." "mqueue" 0xe null',
+    ]);
+    expect(log.some((l) => l.startsWith('sethostname'))).toBe(false);
+    expect(log.some((l) => l.startsWith('socket'))).toBe(false); // no lo to bring up: not ours
+  });
+
+  it('host mode: the same joins before unshare, then make-private and pivot_root', () => {
+    const log = key(record('host', [FD.PLAN0, FD.PLAN0 + 1, FD.PLAN0 + 2, FD.PLAN0 + 3, FD.PLAN0 + 4], joined));
+    expect(log.slice(0, 9)).toEqual([
+      'recvmsg MSG_FDS',
+      `setns ${plan0(0)} 0x20000000`,
+      'open_tree "/sys/fs/cgroup" 0x8001',
+      `setns ${plan0(1)} 0x40000000`,
+      `setns ${plan0(2)} 0x8000000`,
+      `setns ${plan0(3)} 0x4000000`,
+      `setns ${plan0(4)} 0x2000000`,
+      'unshare 0x20000',
+      'mount null "/" null 0x44000 null', // MS_REC | MS_PRIVATE
+    ]);
+  });
+
+  it('init: scratch-init cloned from the host with the bind sources, bound read-only on /dev/init in the /dev tmpfs, exec\'d with -- and the found binary', () => {
+    const spec = specOf({ init: true });
+    const plan = buildPlan(spec, { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n', mountMode: 'base' }, { bindSourceIsFile: spec.mounts.map(() => false), initBinary: '/pkg/scratch-init' });
+    const log = recordPlan(plan, 'init', [FD.POOLED_NETNS, FD.POOLED_SYSFS, FD.BASE_MNTNS]);
+    const k = key(log);
+    expect(k.slice(1, 3)).toEqual(['open_tree "/sys/fs/cgroup" 0x8001', 'open_tree "/pkg/scratch-init" 0x1']); // OPEN_TREE_CLONE, not recursive
+    // After the user's mounts (the cgroup tree the last), the init's tree moved onto dev/init.
+    const cg = k.indexOf('move_mount', k.indexOf('move_mount', k.indexOf('mount "mqueue" "." "mqueue" 0xe null') + 1) + 1);
+    expect(k[cg + 1]).toBe('move_mount');
+    expect(log).toContain('openat2 "dev/init"');
+    expect(log.slice(-2)).toEqual(['argv "/dev/init" "--" "/sleep" "/sleep" "1"', 'execve "/dev/init"']);
   });
 });

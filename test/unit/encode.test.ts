@@ -49,6 +49,7 @@ const K = {
   'root-upper-dir': 60,
   join: 70,
   'enter-root': 71,
+  'exec-init': 90,
   'ipcns-fresh': 100,
 } as const;
 const STAGE_NO: Record<string, number> = {

@@ -79,6 +79,7 @@ describe('unknown option keys', () => {
       resources: { pids: { limit: 10 } },
       cgroup: { path: '/sbx' },
       keep: false,
+      init: true,
     };
     expect(Object.keys(all).sort()).toEqual(Object.keys(OPTION_KEYS).sort());
     // image and store are resolved by Container.create (into rootfs and the layers) before buildSpec.

@@ -8,7 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { NativeAddon } from '../../src-ts/native/addon.js';
 import { encodePlan } from '../../src-ts/plan/encode.js';
-import type { Op, Plan } from '../../src-ts/plan/plan.js';
+import { buildPlan, type Op, type Plan } from '../../src-ts/plan/plan.js';
+import { CLONE } from '../../src-ts/plan/wire.js';
+import type { HostCaps } from '../../src-ts/security/capabilities.js';
+import { buildSpec, type ContainerOptions } from '../../src-ts/spec/spec.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const addon = (createRequire(import.meta.url)('node-gyp-build') as (dir: string) => NativeAddon)(root);
@@ -36,7 +39,11 @@ const bind = (slot: number, target = 'data'): Op => ({
 
 /** The addon's verdict on a plan of these ops: the error message, or null if it would spawn. */
 function refusal(ops: Op[]): string | null {
-  const plan: Plan = { cloneFlags: 0, detached: false, trace: false, base: false, ops: [...ops, ...tail] };
+  return planRefusal({ cloneFlags: 0, detached: false, trace: false, base: false, ops: [...ops, ...tail] });
+}
+
+/** The addon's verdict on a whole plan. */
+function planRefusal(plan: Plan): string | null {
   try {
     // A valid plan would clone a child here; every case below must throw first.
     new addon.Child(encodePlan(plan), [-3, -3, -3], () => {});
@@ -90,5 +97,27 @@ describe('PreparePlan: the isolation ops', () => {
 
   it('an rlimit resource beyond RLIM_NLIMITS', () => {
     expect(refusal([unshare, { stage: 'security', kind: 'rlimit', resource: 16, softLo: 1, softHi: 0, hardLo: 1, hardHi: 0 }])).toMatch(/RLIMIT: resource out of range/);
+  });
+});
+
+const CAPS: HostCaps = { last: 40, bounding: 2 ** 41 - 1 };
+/** A plan buildPlan makes of these options (host mode, init binary at /pkg/scratch-init). */
+function planOf(o: Partial<ContainerOptions>): Plan {
+  const s = buildSpec({ rootfs: '/srv/rootfs', args: ['/sleep', '1'], ...o } as ContainerOptions, () => '0123456789abcdef', { caps: CAPS });
+  return buildPlan(s, { cgroup: 'v2', resolvConf: 'nameserver 1.1.1.1\n', mountMode: 'host' }, { bindSourceIsFile: s.mounts.map(() => false), initBinary: '/pkg/scratch-init' });
+}
+
+describe('PreparePlan on joins and exec-init', () => {
+  it('a pid join with CLONE_NEWPID in the clone flags (two pid namespaces at once)', () => {
+    const p = planOf({ namespaces: { pid: { path: '/p' } } });
+    expect(planRefusal({ ...p, cloneFlags: CLONE.NEWPID })).toMatch(/SETNS of a pid namespace with CLONE_NEWPID/);
+  });
+
+  it('exec-init not last, or with more than SBX_INIT_MAX_ARGS arguments', () => {
+    const p = planOf({ init: true });
+    const last = p.ops.at(-1)!;
+    expect(planRefusal({ ...p, ops: [...p.ops.slice(0, -1), last, { stage: 'exec', kind: 'exec', args: ['/x'], env: [], umask: 0 }] })).toMatch(/EXEC_INIT must be the last op/);
+    const many = Array.from({ length: 1025 }, (_, i) => `a${i}`);
+    expect(planRefusal({ ...p, ops: [...p.ops.slice(0, -1), { ...last, args: many } as Op] })).toMatch(/EXEC_INIT: argv count out of range/);
   });
 });

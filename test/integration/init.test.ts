@@ -1,0 +1,3 @@
+import { initSuite } from './init-suite.js';
+
+initSuite('base');
