@@ -67,7 +67,9 @@
   X(ROOT_UPPER_DIR,       60, "root-upper-dir",        ROOTFS,   0x1, 0x2, op_root_upper_dir)          \
   /* Exec into a running container (child/ops_join.c), codes 70-79.                            */ \
   X(JOIN,                 70, "join",                  PREPARE,  0x0, 0x0, op_join)                \
-  X(ENTER_ROOT,           71, "enter-root",            PIVOT,    0x0, 0x0, op_enter_root)
+  X(ENTER_ROOT,           71, "enter-root",            PIVOT,    0x0, 0x0, op_enter_root)        \
+  /* A pseudo-terminal from the container's devpts (child/ops_tty.c), codes 80-89.             */ \
+  X(TTY_OPEN,             80, "tty-open",              DEVICE,   0x1, 0x0, op_tty_open)
 /* clang-format on */
 
 #endif

@@ -5,6 +5,7 @@
  */
 import { attrsOf, MS } from '../spec/mounts.js';
 import type { Spec } from '../spec/spec.js';
+import { PTMX_PATH } from '../spec/tty.js';
 import { CLONE, FD, MAX_SLOTS, type ChildStage } from './wire.js';
 
 /** What the plan needs to know about the host (gathered once by ../container/host.ts). */
@@ -116,7 +117,18 @@ export type Op = Base &
     | { kind: 'join'; fd: number; nstypes: number }
     /** chroot to the directory at MSG_FDS index `fd` (/proc/PID/root of the container's PID 1). */
     | { kind: 'enter-root'; fd: number }
+    /**
+     * The pty pair from the ptmx at `path` (resolved beneath the MSG_FDS index `root`, or
+     * TTY_BUILT_ROOT), the slave as fds 0-2 and controlling terminal of a new session, sized
+     * cols x rows; the master sent over the console socket at MSG_FDS index `socket`.
+     */
+    | { kind: 'tty-open'; path: string; socket: number; root: number; cols: number; rows: number }
   );
+
+/** tty-open's `root`: the root this plan builds (not an fd the parent sent). */
+export const TTY_BUILT_ROOT = 0xffffffff;
+/** The plan fd of a container's console socket (Child's `fds[0]`; an exec's is EXEC_FD.TTY). */
+export const TTY_SOCKET_FD = FD.PLAN0;
 
 /** The sync point where the parent puts the child into its cgroup (hosts without CLONE_INTO_CGROUP use). */
 export const SYNC_POINT_CGROUP = 1;
@@ -359,11 +371,19 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   // 7. Hostname (lo came up with the network namespace).
   if (spec.namespaces.uts) ops.push({ stage: 'hostname', kind: 'sethostname', hostname: spec.hostname });
 
+  // 7. The terminal, while the root is still an fd to open its ptmx beneath (docs/tty.md).
+  if (spec.tty) ops.push(ttyOp(TTY_SOCKET_FD, TTY_BUILT_ROOT, spec.tty));
+
   // 7. Into the new root; then who and where the process is.
   ops.push({ stage: 'pivot', kind: base ? 'chroot' : 'pivot-root' });
   ops.push(...processOps(spec, compiled));
 
   return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, trace: spec.trace, base, ops };
+}
+
+/** The tty-open op of a container's plan or an exec's. */
+export function ttyOp(socket: number, root: number, size: { cols: number; rows: number }): Op {
+  return { stage: 'device', kind: 'tty-open', path: PTMX_PATH, socket, root, cols: size.cols, rows: size.rows };
 }
 
 /** What of a Spec the process's own ops need: the container's process, or an exec's (./exec.ts). */
@@ -439,6 +459,7 @@ export function opPath(op: Op): string | undefined {
     case 'readonly-path':
     case 'sysctl':
     case 'chown':
+    case 'tty-open':
       return '/' + op.path;
     case 'chdir':
       return op.path;
