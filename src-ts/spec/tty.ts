@@ -45,7 +45,7 @@ export function parseTty(tty: unknown, size: unknown, stdio: unknown): TtySpec |
   if (stdio !== undefined && stdio !== 'pipe')
     throw invalid('stdio', "cannot be given with tty: true (the terminal is the process's stdin, stdout and stderr; read and write container.tty)");
   if (size === undefined) return { ...DEFAULT_TTY_SIZE };
-  if (size === null || typeof size !== 'object') throw invalid('ttySize', 'must be { cols, rows }');
+  if (size === null || typeof size !== 'object' || Array.isArray(size)) throw invalid('ttySize', 'must be { cols, rows }');
   checkKeys(size, SIZE_KEYS, 'ttySize');
   const s = size as TtySizeOption;
   return { cols: ttyDimension(s.cols, 'ttySize.cols'), rows: ttyDimension(s.rows, 'ttySize.rows') };

@@ -49,6 +49,7 @@ const K = {
   'root-upper-dir': 60,
   join: 70,
   'enter-root': 71,
+  'tty-open': 80,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,
