@@ -2,7 +2,7 @@
  * The parent's side of `tty: true` (docs/tty.md): the console socket a container's or an exec's
  * tty-open op sends the pty master over, and the master as a Node stream with resize().
  */
-import { closeSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
 import { ContainerError, errnoName } from '../errors.js';
 import { native } from '../native/addon.js';
@@ -17,6 +17,7 @@ import { ttyDimension } from '../spec/tty.js';
 export class Terminal extends ReadStream {
   readonly #fd: number;
   readonly #id: string;
+  #drained = false;
 
   /** @internal The master fd, taken over (closed with the stream). */
   constructor(fd: number, id: string) {
@@ -48,6 +49,31 @@ export class Terminal extends ReadStream {
       return this;
     }
     return super.destroy(error);
+  }
+
+  /**
+   * The end (libuv's EOF, or EIO above) only once the master is drained. libuv reports EOF when
+   * poll says POLLHUP (the slave side closed) after a short read, but the kernel may still hold
+   * output of the slave's in the pty's flip buffer then: a read of the master flushes it first,
+   * and returns EIO only once nothing is left. Read to that point, synchronously (the fd is
+   * non-blocking and libuv has stopped reading it).
+   */
+  override push(chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk === null && !this.#drained) {
+      this.#drained = true;
+      const buf = Buffer.allocUnsafe(65536);
+      for (;;) {
+        let n: number;
+        try {
+          n = readSync(this.#fd, buf, 0, buf.length, null);
+        } catch {
+          break; // EIO: all of it read (EAGAIN: a slave is open still; what it writes later is lost)
+        }
+        if (n <= 0) break;
+        super.push(Buffer.from(buf.subarray(0, n)));
+      }
+    }
+    return super.push(chunk, encoding);
   }
 }
 
