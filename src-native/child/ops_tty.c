@@ -8,7 +8,6 @@
 #define _GNU_SOURCE
 #include <asm/ioctls.h>
 #include <fcntl.h>
-#include <sys/socket.h>
 
 #include "state.h"
 #include "util.h"
@@ -16,31 +15,6 @@
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER 0x5441 /* Linux 4.13 */
 #endif
-
-/* MSG_CONSOLE with the master as SCM_RIGHTS: one datagram, so the receiver gets both or neither. */
-static long send_console(int sock, int master, int stage) {
-  struct sbx_msg m = {SBX_MSG_CONSOLE, stage, 0, 0};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  for (unsigned i = 0; i < sizeof u.buf; i++) u.buf[i] = 0;
-  struct iovec iov = {&m, sizeof m};
-  struct msghdr mh = {0};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = u.buf;
-  mh.msg_controllen = sizeof u.buf;
-  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  *(int *)(void *)CMSG_DATA(c) = master;
-  long r;
-  do r = sbx_sys3(SYS_sendmsg, sock, &mh, MSG_NOSIGNAL);
-  while (r == -EINTR);
-  return r < 0 ? r : 0;
-}
 
 /* s0: the ptmx under the root ("dev/pts/ptmx": the devpts instance itself; /dev/ptmx is a symlink,
  * which open_beneath refuses). n0: MSG_FDS index of the console socket. n1: MSG_FDS index of the
@@ -75,7 +49,9 @@ int op_tty_open(struct child_state *st, const struct sbx_op *op) {
   /* 0-2 hold /dev/null or pipes the prelude put there, so the slave (>= 3) never is one of them. */
   for (int i = 0; i < 3 && r >= 0; i++) r = sbx_sys3(SYS_dup3, slave, i, 0);
   sys_close((int)slave);
-  if (r >= 0) r = send_console(*sock, master, op->stage);
+  /* MSG_CONSOLE and the master in one datagram: the receiver gets both or neither. */
+  struct sbx_msg m = {SBX_MSG_CONSOLE, op->stage, 0, 0};
+  if (r >= 0) r = send_fd(*sock, &m, sizeof m, master);
   sys_close(master);
   close_fd(sock);
   return (int)r;

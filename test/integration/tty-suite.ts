@@ -96,12 +96,18 @@ export function ttySuite(mode: MountMode): void {
       expect([report.cols, report.rows]).toEqual([80, 24]);
     });
 
-    it('resize() sets the size and the process gets SIGWINCH', async () => {
-      await using c = await Container.create({ rootfs, args: ['/probe', 'tty-winch'], tty: true });
-      expect([c.stdin, c.stdout, c.stderr]).toEqual([null, null, null]);
+    /** A tty container of the probe in this mode, started, once the probe said it is ready. */
+    const started = async (probeMode: string) => {
+      const c = await Container.create({ rootfs, args: ['/probe', probeMode], tty: true });
       const ready = until(c.tty!, /ready\r\n/);
       await c.start();
       await ready;
+      return c;
+    };
+
+    it('resize() sets the size and the process gets SIGWINCH', async () => {
+      await using c = await started('tty-winch');
+      expect([c.stdin, c.stdout, c.stderr]).toEqual([null, null, null]);
       const report = until(c.tty!, /\}\r\n/);
       c.resize(100, 40);
       expect(json<TtyReport>(await report)).toMatchObject({ cols: 100, rows: 40 });
@@ -109,10 +115,7 @@ export function ttySuite(mode: MountMode): void {
     });
 
     it('what is written to the master is read inside (and echoed by the terminal)', async () => {
-      await using c = await Container.create({ rootfs, args: ['/probe', 'read-line'], tty: true });
-      const ready = until(c.tty!, /ready\r\n/);
-      await c.start();
-      await ready;
+      await using c = await started('read-line');
       const out = until(c.tty!, /\}\r\n/);
       c.tty!.write('hello tty\n');
       const text = await out;
@@ -127,10 +130,7 @@ export function ttySuite(mode: MountMode): void {
 
     it('^C on the master sends SIGINT to the foreground process group', async () => {
       // The container's PID 1 is immune to signals it has no handler for; the child it forked is not.
-      await using c = await Container.create({ rootfs, args: ['/probe', 'fg-child'], tty: true });
-      const ready = until(c.tty!, /ready\r\n/);
-      await c.start();
-      await ready;
+      await using c = await started('fg-child');
       const out = until(c.tty!, /\}\r\n/);
       c.tty!.write('\x03');
       expect(json<{ signal: number }>(await out).signal).toBe(2); // SIGINT

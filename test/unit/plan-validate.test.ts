@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { NativeAddon } from '../../src-ts/native/addon.js';
 import { encodePlan } from '../../src-ts/plan/encode.js';
-import type { Op, Plan } from '../../src-ts/plan/plan.js';
+import { TTY_BUILT_ROOT, type Op, type Plan } from '../../src-ts/plan/plan.js';
+import { FD } from '../../src-ts/plan/wire.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const addon = (createRequire(import.meta.url)('node-gyp-build') as (dir: string) => NativeAddon)(root);
@@ -90,5 +91,18 @@ describe('PreparePlan: the isolation ops', () => {
 
   it('an rlimit resource beyond RLIM_NLIMITS', () => {
     expect(refusal([unshare, { stage: 'security', kind: 'rlimit', resource: 16, softLo: 1, softHi: 0, hardLo: 1, hardHi: 0 }])).toMatch(/RLIMIT: resource out of range/);
+  });
+});
+
+describe('PreparePlan: tty-open', () => {
+  const tty = (o: Partial<Extract<Op, { kind: 'tty-open' }>>): Op => ({ stage: 'device', kind: 'tty-open', path: 'dev/pts/ptmx', socket: FD.PLAN0, root: TTY_BUILT_ROOT, cols: 80, rows: 24, ...o });
+
+  it('refuses stdio or an index out of range as the socket or root, and a size of 0 or above 65535', () => {
+    for (const o of [{ socket: 1 }, { socket: 24 }, { root: 2 }, { root: 30 }, { cols: 0 }, { rows: 65536 }]) expect(refusal([tty(o)]), JSON.stringify(o)).toMatch(/TTY_OPEN: bad fd index or size/);
+  });
+
+  it('takes a valid one, and then wants the console socket it names (EBADF when not given)', () => {
+    expect(refusal([tty({})])).toMatch(/plan fd/);
+    expect(refusal([tty({ root: FD.PLAN0 + 1, cols: 65535, rows: 1 })])).toMatch(/plan fd/);
   });
 });
