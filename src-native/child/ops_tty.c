@@ -19,7 +19,8 @@
 /* s0: the ptmx under the root ("dev/pts/ptmx": the devpts instance itself; /dev/ptmx is a symlink,
  * which open_beneath refuses). n0: MSG_FDS index of the console socket. n1: MSG_FDS index of the
  * directory to resolve s0 beneath (an exec: its container's root), or SBX_TTY_BUILT_ROOT for the
- * root this plan built. n2, n3: columns and rows.
+ * root this plan built. n2, n3: columns and rows. mflags: the process's uid, which gets the slave
+ * (devpts made it root's; its group, tty, stays), as runc and LXC give the stdio fds to the user.
  *
  * Runs before the root is entered, while the root is still an fd to resolve beneath. Nothing
  * afterwards depends on the order: fds 0-2 and the session survive chroot, pivot_root and setuser.
@@ -46,6 +47,7 @@ int op_tty_open(struct child_state *st, const struct sbx_op *op) {
    * terminal may take one, and ^C on the master then signals this process's group. */
   if (r >= 0) r = sbx_sys0(SYS_setsid);
   if (r >= 0) r = sbx_sys3(SYS_ioctl, slave, TIOCSCTTY, 0);
+  if (r >= 0 && op->mflags != 0) r = sbx_sys3(SYS_fchown, slave, (uint32_t)op->mflags, -1);
   /* 0-2 hold /dev/null or pipes the prelude put there, so the slave (>= 3) never is one of them. */
   for (int i = 0; i < 3 && r >= 0; i++) r = sbx_sys3(SYS_dup3, slave, i, 0);
   sys_close((int)slave);

@@ -38,7 +38,7 @@ export function buildExecPlan(container: Spec, proc: ProcessSpec, compiled: Comp
   const ops: Op[] = [
     { stage: 'prepare', kind: 'join', fd: EXEC_FD.PIDFD, nstypes: joinFlagsOf(container.namespaces) },
     // The ptmx is opened beneath PID 1's root while it is still an fd (enter-root closes it).
-    ...(options.tty ? [ttyOp(EXEC_FD.TTY, EXEC_FD.ROOT, options.tty)] : []),
+    ...(options.tty ? [ttyOp(EXEC_FD.TTY, EXEC_FD.ROOT, options.tty, proc.user.uid)] : []),
     { stage: 'pivot', kind: 'enter-root', fd: EXEC_FD.ROOT },
     ...processOps(proc, compiled),
   ];

@@ -105,7 +105,7 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   join: { code: 70, stage: 'prepare', n: ['fd'], mflags: 'nstypes' },
   'enter-root': { code: 71, stage: 'pivot', n: ['fd'] },
   // A pseudo-terminal from the container's devpts (src-native/child/ops_tty.c), codes 80-89.
-  'tty-open': { code: 80, stage: 'device', s: ['path'], n: ['socket', 'root', 'cols', 'rows'] },
+  'tty-open': { code: 80, stage: 'device', s: ['path'], n: ['socket', 'root', 'cols', 'rows'], mflags: 'uid' },
 };
 
 /** Bit i set: s[i] is a required string (resp. optional), as the native table says it. */

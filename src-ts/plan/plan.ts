@@ -120,9 +120,10 @@ export type Op = Base &
     /**
      * The pty pair from the ptmx at `path` (resolved beneath the MSG_FDS index `root`, or
      * TTY_BUILT_ROOT), the slave as fds 0-2 and controlling terminal of a new session, sized
-     * cols x rows; the master sent over the console socket at MSG_FDS index `socket`.
+     * cols x rows, owned by `uid` (0: left as devpts made it, root's); the master sent over the
+     * console socket at MSG_FDS index `socket`.
      */
-    | { kind: 'tty-open'; path: string; socket: number; root: number; cols: number; rows: number }
+    | { kind: 'tty-open'; path: string; socket: number; root: number; cols: number; rows: number; uid: number }
   );
 
 /** tty-open's `root`: the root this plan builds (not an fd the parent sent). */
@@ -372,7 +373,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   if (spec.namespaces.uts) ops.push({ stage: 'hostname', kind: 'sethostname', hostname: spec.hostname });
 
   // 7. The terminal, while the root is still an fd to open its ptmx beneath (docs/tty.md).
-  if (spec.tty) ops.push(ttyOp(TTY_SOCKET_FD, TTY_BUILT_ROOT, spec.tty));
+  if (spec.tty) ops.push(ttyOp(TTY_SOCKET_FD, TTY_BUILT_ROOT, spec.tty, spec.user.uid));
 
   // 7. Into the new root; then who and where the process is.
   ops.push({ stage: 'pivot', kind: base ? 'chroot' : 'pivot-root' });
@@ -382,8 +383,8 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
 }
 
 /** The tty-open op of a container's plan or an exec's. */
-export function ttyOp(socket: number, root: number, size: { cols: number; rows: number }): Op {
-  return { stage: 'device', kind: 'tty-open', path: PTMX_PATH, socket, root, cols: size.cols, rows: size.rows };
+export function ttyOp(socket: number, root: number, size: { cols: number; rows: number }, uid: number): Op {
+  return { stage: 'device', kind: 'tty-open', path: PTMX_PATH, socket, root, cols: size.cols, rows: size.rows, uid };
 }
 
 /** What of a Spec the process's own ops need: the container's process, or an exec's (./exec.ts). */

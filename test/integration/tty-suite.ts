@@ -23,6 +23,8 @@ interface TtyReport {
   ctty: string | null;
   slaveDev: string;
   slaveRdev: string;
+  slaveUid: number;
+  slaveGid: number;
   ptsDev: string;
 }
 
@@ -89,6 +91,12 @@ export function ttySuite(mode: MountMode): void {
       const { report } = await ttyRun();
       expect(report.slaveDev).toBe(report.ptsDev); // the slave lives on the devpts mounted at /dev/pts inside
       expect(report.slaveDev).not.toBe(devOf('/dev/pts')); // and that is not the host's devpts
+    });
+
+    it("gives the slave to the process's user, in devpts' tty group (root keeps devpts' own)", async () => {
+      const asUser = await Container.run({ rootfs, args: ['/probe', 'tty'], tty: true, user: { uid: 1000, gid: 1000 } });
+      expect(json<TtyReport>(asUser.stdout)).toMatchObject({ slaveUid: 1000, slaveGid: 5, ttyname: '/dev/pts/0', ctty: null });
+      expect((await ttyRun()).report).toMatchObject({ slaveUid: 0, slaveGid: 5 });
     });
 
     it("defaults to docker's 80 x 24", async () => {
@@ -179,6 +187,8 @@ export function ttySuite(mode: MountMode): void {
         expect(report.slaveDev).toBe(report.ptsDev);
         expect(report.slaveDev).not.toBe(devOf('/dev/pts'));
         expect(r.stderr).toBe('');
+        const asUser = await c.exec({ args: ['/probe', 'tty'], tty: true, user: { uid: 1234, gid: 1234 } });
+        expect(json<TtyReport>(asUser.stdout)).toMatchObject({ slaveUid: 1234, slaveGid: 5 });
       });
 
       it('resize() on the exec reaches it as SIGWINCH', async () => {

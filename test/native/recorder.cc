@@ -203,6 +203,9 @@ extern "C" long sbx_sys6(long n, long a, long b, long c, long d, long e, long f)
       }
       g_log.push_back("ioctl " + Hex(b) + (b == 0x40045431 ? " " + std::to_string(*reinterpret_cast<const int*>(c)) : ""));
       return 0;
+    case SYS_fchown:
+      g_log.push_back("fchown " + std::to_string(b) + " " + std::to_string(int(c)));
+      return 0;
     case SYS_setsid:
       g_log.push_back("setsid");
       return 2;

@@ -274,6 +274,11 @@ describe('the child against a recording syscall table: tty: true', () => {
     expect(log.slice(log.findIndex((l) => l.startsWith('sendmsg')) + 1).slice(0, 3)).toEqual(['fchdir', 'chroot "."', 'chdir "/"']);
   });
 
+  it("a non-root user: the slave is given to its uid (the group, tty, stays) right after it becomes the terminal", () => {
+    const steps = ttySteps(record('base', [FD.BASE_MNTNS, FD.PLAN0], specOf({ tty: true, user: { uid: 1000, gid: 1000 } })));
+    expect(steps.slice(5, 7)).toEqual(['ioctl 0x540e', expect.stringMatching(/^fchown 1000 -1$/)]);
+  });
+
   it('no console socket sent: EBADF at the op, before anything is opened', () => {
     let log: string[] = [];
     try {

@@ -95,14 +95,14 @@ describe('PreparePlan: the isolation ops', () => {
 });
 
 describe('PreparePlan: tty-open', () => {
-  const tty = (o: Partial<Extract<Op, { kind: 'tty-open' }>>): Op => ({ stage: 'device', kind: 'tty-open', path: 'dev/pts/ptmx', socket: FD.PLAN0, root: TTY_BUILT_ROOT, cols: 80, rows: 24, ...o });
+  const tty = (o: Partial<Extract<Op, { kind: 'tty-open' }>>): Op => ({ stage: 'device', kind: 'tty-open', path: 'dev/pts/ptmx', socket: FD.PLAN0, root: TTY_BUILT_ROOT, cols: 80, rows: 24, uid: 0, ...o });
 
   it('refuses stdio or an index out of range as the socket or root, and a size of 0 or above 65535', () => {
-    for (const o of [{ socket: 1 }, { socket: 24 }, { root: 2 }, { root: 30 }, { cols: 0 }, { rows: 65536 }]) expect(refusal([tty(o)]), JSON.stringify(o)).toMatch(/TTY_OPEN: bad fd index or size/);
+    for (const o of [{ socket: 1 }, { socket: 24 }, { root: 2 }, { root: 30 }, { cols: 0 }, { rows: 65536 }, { uid: 0xffffffff }, { uid: 2 ** 32 }]) expect(refusal([tty(o)]), JSON.stringify(o)).toMatch(/TTY_OPEN: bad fd index or size/);
   });
 
   it('takes a valid one, and then wants the console socket it names (EBADF when not given)', () => {
     expect(refusal([tty({})])).toMatch(/plan fd/);
-    expect(refusal([tty({ root: FD.PLAN0 + 1, cols: 65535, rows: 1 })])).toMatch(/plan fd/);
+    expect(refusal([tty({ root: FD.PLAN0 + 1, cols: 65535, rows: 1, uid: 0xfffffffe })])).toMatch(/plan fd/);
   });
 });

@@ -65,7 +65,7 @@ describe('the tty options', () => {
 });
 
 describe('tty-open in the plans', () => {
-  const op: Op = { stage: 'device', kind: 'tty-open', path: 'dev/pts/ptmx', socket: TTY_SOCKET_FD, root: TTY_BUILT_ROOT, cols: 120, rows: 40 };
+  const op: Op = { stage: 'device', kind: 'tty-open', path: 'dev/pts/ptmx', socket: TTY_SOCKET_FD, root: TTY_BUILT_ROOT, cols: 120, rows: 40, uid: 0 };
 
   it('the default plan has none (a container without a tty pays nothing)', () => {
     for (const mode of ['base', 'host'] as const) expect(kinds(planOf({}, mode))).not.toContain('tty-open');
@@ -89,7 +89,10 @@ describe('tty-open in the plans', () => {
     const c = spec();
     const p = buildExecPlan(c, c, {}, { tty: { cols: 90, rows: 30 } });
     expect(kinds(p).slice(0, 3)).toEqual(['join', 'tty-open', 'enter-root']);
-    expect(p.ops[1]).toEqual({ stage: 'device', kind: 'tty-open', path: 'dev/pts/ptmx', socket: EXEC_FD.TTY, root: EXEC_FD.ROOT, cols: 90, rows: 30 });
+    expect(p.ops[1]).toEqual({ stage: 'device', kind: 'tty-open', path: 'dev/pts/ptmx', socket: EXEC_FD.TTY, root: EXEC_FD.ROOT, cols: 90, rows: 30, uid: 0 });
+    // The slave goes to the exec's user, not the container's.
+    expect(buildExecPlan(c, { ...c, user: { uid: 1000, gid: 1000, additionalGids: [] } }, {}, { tty: { cols: 90, rows: 30 } }).ops[1]).toMatchObject({ uid: 1000 });
+    expect(planOf({ tty: true, user: { uid: 1001, gid: 1001 } }).ops.find((o) => o.kind === 'tty-open')).toMatchObject({ uid: 1001 });
     expect(EXEC_FD.TTY).toBe(FD.PLAN0 + 2);
     expect(buildExecPlan(c, c, {}, { tty: null }).ops).toEqual(buildExecPlan(c, c, {}).ops);
   });
