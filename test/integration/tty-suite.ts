@@ -263,6 +263,7 @@ export function ttySuite(mode: MountMode): void {
         await using c = await Container.create({ rootfs, args: ['/probe', 'sleep'], stdio: 'ignore' });
         await c.start();
         for (let i = 0; i < 20; i++) await c.exec({ args: ['/probe', 'exit', '0'], tty: true });
+        for (let i = 0; i < 5; i++) await rejection(c.exec({ args: ['/missing'], tty: true })); // fails after tty-open
       }
       expect(openFds().fds).toEqual(before);
       expect(children()).toEqual([]);
