@@ -18,6 +18,7 @@
         "src-native/child/ops_join.c",
         "src-native/child/ops_seccomp.c",
         "src-native/child/ops_security.c",
+        "src-native/child/ops_tty.c",
         "src-native/child/path.c",
         "src-native/child/sync.c"
       ],
@@ -40,6 +41,7 @@
         "src-native/parent/plan.cc",
         "src-native/parent/process.cc",
         "src-native/parent/protocol.cc",
+        "src-native/parent/pty.cc",
         "src-native/parent/seccomp.cc",
         "src-native/parent/shared_netns.cc",
         "src-native/parent/spawn.cc",

@@ -43,6 +43,7 @@ void exec_prepare(unsigned umask);
 /* sync.c */
 int send_msg(int fd, uint32_t type, int stage, int op, int err);
 int recv_fds(struct child_state *st);
+int send_fd(int sock, const void *data, size_t len, int fd);
 uint64_t now_ns(void);
 
 /* The op handlers, one per line of the op table (wire/ops.h). Each returns 0 or -errno. */

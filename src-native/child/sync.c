@@ -27,6 +27,37 @@ uint64_t now_ns(void) {
   return (uint64_t)ts.sec * 1000000000u + (uint64_t)ts.nsec;
 }
 
+/* One datagram's header: one iovec, and a control buffer for SCM_RIGHTS. */
+static void msg_of(struct msghdr *mh, struct iovec *iov, void *control, size_t control_len) {
+  char *p = (char *)mh;
+  for (size_t i = 0; i < sizeof *mh; i++) p[i] = 0;
+  mh->msg_iov = iov;
+  mh->msg_iovlen = 1;
+  mh->msg_control = control;
+  mh->msg_controllen = control_len;
+}
+
+/* `len` bytes of `data` with one fd as SCM_RIGHTS, in one datagram (the console's master). */
+int send_fd(int sock, const void *data, size_t len, int fd) {
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  for (unsigned i = 0; i < sizeof u.buf; i++) u.buf[i] = 0;
+  struct iovec iov = {(void *)data, len};
+  struct msghdr mh;
+  msg_of(&mh, &iov, u.buf, sizeof u.buf);
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  *(int *)(void *)CMSG_DATA(c) = fd;
+  long r;
+  do r = sbx_sys3(SYS_sendmsg, sock, &mh, MSG_NOSIGNAL);
+  while (r == -EINTR);
+  return r < 0 ? (int)r : 0;
+}
+
 /* MSG_FDS, the parent's first message: the fds the plan needs, received into the child's table. */
 int recv_fds(struct child_state *st) {
   struct sbx_fds_msg m;
@@ -35,11 +66,8 @@ int recv_fds(struct child_state *st) {
     struct cmsghdr align;
   } u;
   struct iovec iov = {&m, sizeof m};
-  struct msghdr mh = {0};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = u.buf;
-  mh.msg_controllen = sizeof u.buf;
+  struct msghdr mh;
+  msg_of(&mh, &iov, u.buf, sizeof u.buf);
   long r;
   do r = sbx_sys3(SYS_recvmsg, st->a->sync_fd, &mh, MSG_CMSG_CLOEXEC);
   while (r == -EINTR);

@@ -14,6 +14,7 @@
 namespace sbx {
 
 Napi::Value OpenInRoot(const Napi::CallbackInfo& info);  // inroot.cc
+Napi::Object PtyFunctions(Napi::Env env);                 // pty.cc
 
 Settings& settings() {
   static Settings* s = new Settings;
@@ -104,6 +105,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openInRoot", Napi::Function::New(env, OpenInRoot));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
   exports.Set("dumpable", Napi::Function::New(env, Dumpable));
+  exports.Set("pty", PtyFunctions(env));
   // 'base' when containers get a copy of the base mount namespace (and chroot), 'host' when a copy
   // of the host's (and pivot_root). Makes the base namespace if not made yet.
   exports.Set("mountMode", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

@@ -163,6 +163,13 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
       case SBX_OP_ENTER_ROOT:
         if (!want(op.n[0])) return "ENTER_ROOT: bad fd index" + at();
         break;
+      case SBX_OP_TTY_OPEN:
+        // The console socket and (an exec) the root to open the ptmx beneath; a winsize of u16s;
+        // a uid (not -1, which fchown takes as "unchanged").
+        if (!want(op.n[0]) || (op.n[1] != SBX_TTY_BUILT_ROOT && !want(op.n[1])) || op.n[2] - 1 > 0xfffe || op.n[3] - 1 > 0xfffe ||
+            op.mflags > 0xfffffffe)
+          return "TTY_OPEN: bad fd index or size" + at();
+        break;
       case SBX_OP_NETNS_FRESH:
         out->wants |= 1u << SBX_FD_POOLED_NETNS;
         break;

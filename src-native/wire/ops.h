@@ -68,6 +68,8 @@
   /* Exec into a running container (child/ops_join.c), codes 70-79.                            */ \
   X(JOIN,                 70, "join",                  PREPARE,  0x0, 0x0, op_join)                \
   X(ENTER_ROOT,           71, "enter-root",            PIVOT,    0x0, 0x0, op_enter_root)          \
+  /* A pseudo-terminal from the container's devpts (child/ops_tty.c), codes 80-89.             */ \
+  X(TTY_OPEN,             80, "tty-open",              DEVICE,   0x1, 0x0, op_tty_open)            \
   /* init: true (child/ops_init.c), codes 90-99.                                               */ \
   X(EXEC_INIT,            90, "exec-init",             EXEC,     0x3, 0x4, op_exec_init)           \
   /* Namespaces again (codes 100 on).                                                          */ \

@@ -59,6 +59,9 @@ enum sbx_stage {
 #define SBX_F_IGNORE_MISSING 0x8u /* bind of a host path that may not exist: skip it      */
 #define SBX_F_USERXATTR 0x10u     /* root overlay: user.* xattrs (user namespaces)         */
 
+/* TTY_OPEN n1: open the ptmx beneath the root being built (the child's root fd), not a sent fd. */
+#define SBX_TTY_BUILT_ROOT 0xffffffffu
+
 /* Slots: detached mount trees cloned by CLONE_TREE, attached later by BIND (fds in the child). */
 #define SBX_MAX_SLOTS 128u
 /* EXEC_INIT: at most this many user arguments (the init's argv is built on the child's stack). */
@@ -109,7 +112,9 @@ enum sbx_msg_type {
   SBX_MSG_ERROR = 2, /* child -> parent: {stage, op, err}; the child then exits */
   SBX_MSG_TRACE = 3, /* child -> parent: struct sbx_trace (only with SBX_H_TRACE) */
   SBX_MSG_SYNC = 4,  /* child -> parent: the SYNC op reached point `op`; waits for MSG_RESUME */
-  /* 5..15 reserved child -> parent */
+  SBX_MSG_CONSOLE = 5, /* child -> console socket (TTY_OPEN's, not the sync socket): the pty master
+                          as SCM_RIGHTS */
+  /* 6..15 reserved child -> parent */
   SBX_MSG_START = 16,  /* parent -> child: execve now                              */
   SBX_MSG_FDS = 17,    /* parent -> child, first on the socket: struct sbx_fds_msg  */
   SBX_MSG_RESUME = 18, /* parent -> child: go on past sync point `op` (err != 0: exit)    */

@@ -26,6 +26,7 @@ import { copyIn, copyOut, readdirInRoot, readInRoot, statInRoot, withRoot, type 
 import { execIn, spawnIn, type ExecOptions, type ExecProcess, type ExecResult, type SpawnOptions } from './exec.js';
 import { hostInfo } from './host.js';
 import { closeJoins, describeJoinOrInit, initBinary, namespaceSources, openJoins, registerJoinable, resolveJoins, type NamespaceInfo } from './join.js';
+import { ConsoleSocket, ttyIo, type Terminal } from './tty.js';
 import { checkTimeout, deferred, exitStatus, nativeError, pipeStreams, runFailure, runToEnd, settle, signalChild, signalName, signalNumber, stdioCode, type Deferred } from './proc.js';
 import { parseMountinfo, treeOrder, type MountInfo } from './mountinfo.js';
 
@@ -157,6 +158,8 @@ function describe(op: Op | undefined): string {
       return describeJoinOrInit(op);
     case 'enter-root':
       return "enter the container's root";
+    case 'tty-open':
+      return `open a terminal on /${op.path}`;
     case 'mount':
       return `mount ${op.fstype} on /${op.target}`;
     case 'bind':
@@ -271,6 +274,8 @@ export class Container implements AsyncDisposable {
   readonly stdin: Writable | null = null;
   readonly stdout: Readable | null = null;
   readonly stderr: Readable | null = null;
+  #tty: Terminal | null = null;
+  #console: ConsoleSocket | null = null;
 
   readonly #plan: Plan;
   readonly #spec: Spec;
@@ -377,10 +382,11 @@ export class Container implements AsyncDisposable {
     if (options !== null && typeof options === 'object') checkKeys(options, RUN_OPTION_KEYS, '');
     const { timeout, input, reject = true, ...rest } = options;
     checkTimeout(timeout);
-    const stdio = rest.stdio ?? [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'];
-    const c = await Container.create({ ...rest, stdio });
+    const stdio = rest.stdio ?? (rest.tty ? undefined : [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']);
+    const c = await Container.create({ ...rest, ...(stdio === undefined ? {} : { stdio }) });
     try {
-      const r = await runToEnd({ stdin: c.stdin, stdout: c.stdout, stderr: c.stderr, wait: () => c.wait(), kill: () => c.kill(c.#killSignal) }, { timeout, input, begin: () => c.start() });
+      const io = c.tty ? ttyIo(c.tty, input, () => c.start()) : { stdin: c.stdin, stdout: c.stdout, stderr: c.stderr, input, begin: () => c.start() };
+      const r = await runToEnd({ ...io, wait: () => c.wait(), kill: () => c.kill(c.#killSignal) }, { timeout, input: io.input, begin: io.begin });
       const result: RunResult = { id: c.id, ...r.exit, stdout: r.stdout, stderr: r.stderr, durationMs: performance.now() - t0, timedOut: r.timedOut };
       const failure = reject ? runFailure(`container ${c.id} (${c.#argv.join(' ')})`, result, timeout, options.signal?.aborted === true) : undefined;
       if (failure) throw failure;
@@ -404,8 +410,12 @@ export class Container implements AsyncDisposable {
     try {
       const stdio = spec.stdio.map(stdioCode) as [number, number, number];
       const onEvent = (ev: number, a: number, b: number, c: number) => this.#onEvent(ev, a, b, c);
-      this.#child = new Child(buf, stdio, onEvent, fds, cgroup?.cloneFd);
+      this.#console = spec.tty ? new ConsoleSocket() : null;
+      // Plan fds: the joined namespaces', then the console socket (plan.ts ttySocketFd).
+      const all = this.#console ? [...fds, this.#console.childEnd] : fds;
+      this.#child = new Child(buf, stdio, onEvent, all, cgroup?.cloneFd);
     } catch (e) {
+      this.#console?.close();
       const err = e as Error & { errno?: number; stage?: string; path?: string; syscall?: string };
       const path = err.path ?? (err.stage === 'cgroup' ? cgroup?.dirs[0] : undefined);
       throw new ContainerError(`container ${spec.id}: ${err.message}${err.stage === 'cgroup' ? ` (CLONE_INTO_CGROUP ${path})` : ''}`, {
@@ -418,6 +428,7 @@ export class Container implements AsyncDisposable {
       });
     } finally {
       cgroup?.closeCloneFd(); // the child was born in it (or never): the fd has done its job
+      this.#console?.closeChildEnd();
     }
     this.pid = this.#child.pid;
     registerJoinable(this, () => this.#execTarget());
@@ -432,6 +443,7 @@ export class Container implements AsyncDisposable {
   #onEvent(ev: number, a: number, b: number, c: number): void {
     switch (ev) {
       case EV.READY:
+        if (this.#console && !this.#takeTty()) break;
         this.#status = 'created';
         settle(this.#ready, true, undefined);
         break;
@@ -453,6 +465,33 @@ export class Container implements AsyncDisposable {
         break;
     }
     this.#settle();
+  }
+
+  /**
+   * With `tty: true`: the master of the process's terminal, a Duplex (from create() on; stdin,
+   * stdout and stderr are null then). It ends when the process (and whatever holds the terminal)
+   * has exited, and is closed by delete().
+   */
+  get tty(): Terminal | null {
+    return this.#tty;
+  }
+
+  /** With `tty: true`: the terminal's window size (the process gets SIGWINCH). */
+  resize(cols: number, rows: number): void {
+    if (!this.#tty) throw new ContainerError(`container ${this.id}: resize: the container has no terminal (tty: true)`, { code: 'ERR_INVALID_STATE', stage: 'run', containerId: this.id });
+    this.#tty.resize(cols, rows);
+  }
+
+  /** The master the child's tty-open sent before READY (a failure to get it fails create()). */
+  #takeTty(): boolean {
+    try {
+      this.#tty = this.#console!.take(this.id);
+      return true;
+    } catch (e) {
+      this.#error ??= e as ContainerError;
+      this.kill('SIGKILL');
+      return false;
+    }
   }
 
   /**
@@ -623,14 +662,14 @@ export class Container implements AsyncDisposable {
    */
   unref(): this {
     this.#child.unref();
-    for (const s of [this.stdin, this.stdout, this.stderr]) (s as Socket | null)?.unref();
+    for (const s of [this.stdin, this.stdout, this.stderr, this.tty]) (s as Socket | null)?.unref();
     return this;
   }
 
   /** Undoes unref(). */
   ref(): this {
     this.#child.ref();
-    for (const s of [this.stdin, this.stdout, this.stderr]) (s as Socket | null)?.ref();
+    for (const s of [this.stdin, this.stdout, this.stderr, this.tty]) (s as Socket | null)?.ref();
     return this;
   }
 
@@ -755,6 +794,8 @@ export class Container implements AsyncDisposable {
     }
     this.stdin?.destroy();
     for (const s of [this.stdout, this.stderr]) if (s && !s.readableEnded) s.destroy();
+    this.#console?.close();
+    this.#tty?.destroy();
   }
 
   /** With `keep: true`: the directory holding the upper layer (upper/, work/), kept after delete(). */

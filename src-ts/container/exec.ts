@@ -18,6 +18,8 @@ import type { CgroupManager } from '../cgroup/manager.js';
 import { checkKeys, type KeyTable } from '../spec/keys.js';
 import { buildSpec, type ContainerOptions, type Spec, type StdioOption, type UserOption } from '../spec/spec.js';
 import { childError, compiledFor, type ContainerStatus } from './container.js';
+import { checkOwnDevpts, type TtySizeOption, type TtySpec } from '../spec/tty.js';
+import { ConsoleSocket, ttyIo, type Terminal } from './tty.js';
 import { checkTimeout, collect, deferred, exitStatus, nativeError, pipeStreams, runFailure, runToEnd, settle, signalChild, signalNumber, stdioCode, type ExitStatus } from './proc.js';
 
 export interface SpawnOptions {
@@ -36,6 +38,10 @@ export interface SpawnOptions {
   /** Kills the process (with killSignal, default SIGKILL). */
   signal?: AbortSignal;
   killSignal?: NodeJS.Signals | number;
+  /** A terminal from the container's devpts as its stdio, like `docker exec -t` (docs/tty.md). Not with `stdio`. */
+  tty?: boolean;
+  /** With tty: the window size before the process starts. Default 80 x 24. */
+  ttySize?: TtySizeOption;
 }
 
 export interface ExecOptions extends SpawnOptions {
@@ -73,6 +79,8 @@ const SPAWN_KEYS = {
   capabilities: true,
   signal: true,
   killSignal: true,
+  tty: true,
+  ttySize: true,
 } as const satisfies KeyTable<SpawnOptions>;
 const EXEC_KEYS = { ...SPAWN_KEYS, timeout: true, input: true, reject: true } as const satisfies KeyTable<ExecOptions>;
 
@@ -93,7 +101,7 @@ const SETS = ['bounding', 'effective', 'permitted', 'inheritable', 'ambient'] as
 const SYNC_POINT = 70;
 
 /** The exec's own process spec: the container's, with what the options change. */
-function processSpec(target: ExecTarget, o: SpawnOptions): { proc: ProcessSpec; stdio: [StdioOption, StdioOption, StdioOption] } {
+function processSpec(target: ExecTarget, o: SpawnOptions): { proc: ProcessSpec; stdio: [StdioOption, StdioOption, StdioOption]; tty: TtySpec | null } {
   const c = target.spec;
   const parsed = buildSpec(
     {
@@ -104,6 +112,8 @@ function processSpec(target: ExecTarget, o: SpawnOptions): { proc: ProcessSpec; 
       user: o.user ?? c.user,
       ...(o.stdio === undefined ? {} : { stdio: o.stdio }),
       ...(o.capabilities === undefined ? {} : { capabilities: o.capabilities }),
+      ...(o.tty === undefined ? {} : { tty: o.tty }),
+      ...(o.ttySize === undefined ? {} : { ttySize: o.ttySize }),
     },
     () => target.id,
   );
@@ -119,6 +129,7 @@ function processSpec(target: ExecTarget, o: SpawnOptions): { proc: ProcessSpec; 
   return {
     proc: { args: parsed.args, env, cwd: parsed.cwd, user: parsed.user, umask: c.umask, capabilities, rlimits: c.rlimits, noNewPrivileges: c.noNewPrivileges },
     stdio: parsed.stdio,
+    tty: parsed.tty,
   };
 }
 
@@ -161,6 +172,8 @@ export class ExecProcess {
   #stdin: Writable | null = null;
   #stdout: Readable | null = null;
   #stderr: Readable | null = null;
+  #tty: Terminal | null = null;
+  readonly #console: ConsoleSocket | null;
 
   readonly #plan: Plan;
   readonly #child: NativeChild;
@@ -174,10 +187,11 @@ export class ExecProcess {
   #exited = deferred<ExitStatus>();
 
   /** @internal Use Container#spawn. */
-  constructor(target: ExecTarget, plan: Plan, stdio: readonly StdioOption[], hooks: ExecHooks | undefined) {
+  constructor(target: ExecTarget, plan: Plan, stdio: readonly StdioOption[], hooks: ExecHooks | undefined, tty = false) {
     this.containerId = target.id;
     this.#plan = plan;
     this.#hooks = hooks;
+    this.#console = tty ? new ConsoleSocket() : null;
     const { Child, pidfdOpen } = native();
     // The pid is the container's PID 1 until its exit is seen, which is after checkTarget: it was
     // not reaped, so it names no other process.
@@ -203,11 +217,16 @@ export class ExecProcess {
       try {
         const buf = encodePlan(plan);
         const codes = stdio.map(stdioCode) as [number, number, number];
-        this.#child = cgroupFd >= 0 ? new Child(buf, codes, onEvent, [pidfd, root], cgroupFd) : new Child(buf, codes, onEvent, [pidfd, root]);
+        const fds = this.#console ? [pidfd, root, this.#console.childEnd] : [pidfd, root];
+        this.#child = cgroupFd >= 0 ? new Child(buf, codes, onEvent, fds, cgroupFd) : new Child(buf, codes, onEvent, fds);
       } catch (e) {
         throw nativeError(target.id, e);
       }
+    } catch (e) {
+      this.#console?.close();
+      throw e;
     } finally {
+      this.#console?.closeChildEnd();
       // The child got its own copies in MSG_FDS, before clone3.
       if (pidfd >= 0) closeSync(pidfd);
       if (root >= 0) closeSync(root);
@@ -246,6 +265,16 @@ export class ExecProcess {
   get stderr(): Readable | null {
     return this.#stderr;
   }
+  /** With tty: the terminal's master, a Duplex (stdin, stdout and stderr are null then). */
+  get tty(): Terminal | null {
+    return this.#tty;
+  }
+
+  /** With tty: the terminal's window size (the process gets SIGWINCH). */
+  resize(cols: number, rows: number): void {
+    if (!this.#tty) throw new ContainerError(`container ${this.containerId}: resize: exec ${this.pid} has no terminal (tty: true)`, { code: 'ERR_INVALID_STATE', stage: 'run', containerId: this.containerId });
+    this.#tty.resize(cols, rows);
+  }
 
   #onEvent(ev: number, a: number, b: number, c: number): void {
     switch (ev) {
@@ -255,10 +284,20 @@ export class ExecProcess {
         break;
       case EV.READY: {
         if (this.#error) {
+          this.#console?.close();
           this.kill('SIGKILL'); // not placed in the container's cgroup: it never runs
           break;
         }
-        // No create/start split for an exec: start at once.
+        // No create/start split for an exec: start at once (the terminal first: it came before READY).
+        if (this.#console) {
+          try {
+            this.#tty = this.#console.take(this.containerId);
+          } catch (e) {
+            this.#error ??= e as ContainerError;
+            this.kill('SIGKILL');
+            break;
+          }
+        }
         this.#started = true;
         const r = this.#child.start();
         if (r < 0) this.#error ??= new ContainerError(`container ${this.containerId}: exec: start: ${errnoName(-r)}`, { code: errnoName(-r), errno: -r, stage: 'sync', containerId: this.containerId });
@@ -308,6 +347,8 @@ export class ExecProcess {
     this.#openStreams(); // a failed spawn's pipes: closed through their streams
     this.#stdin?.destroy();
     for (const s of [this.#stdout, this.#stderr]) if (s && !s.readableEnded) s.destroy();
+    this.#console?.close();
+    this.#tty?.destroy();
   }
 }
 
@@ -325,12 +366,13 @@ export async function spawnIn(target: ExecTarget, options: Hooked<SpawnOptions>,
   checkKeys(options, keys, '');
   const killSignal = signalNumber(options.killSignal ?? 'SIGKILL', 'killSignal');
   checkTarget(target);
-  const { proc, stdio } = processSpec(target, options);
+  const { proc, stdio, tty } = processSpec(target, options);
+  if (tty) checkOwnDevpts(target.spec.mounts);
   const hooks = options[EXEC_HOOKS];
-  const plan = buildExecPlan(target.spec, proc, compiledFor(target.spec), hooks?.pause ? { syncPoint: SYNC_POINT } : {});
+  const plan = buildExecPlan(target.spec, proc, compiledFor(target.spec), { ...(hooks?.pause ? { syncPoint: SYNC_POINT } : {}), tty });
   const abort = options.signal;
   if (abort?.aborted) throw new ContainerError(`container ${target.id}: exec aborted before it began`, { code: 'ABORT_ERR', stage: 'validate', containerId: target.id, cause: abort.reason });
-  const p = new ExecProcess(target, plan, stdio, hooks);
+  const p = new ExecProcess(target, plan, stdio, hooks, tty !== null);
   const listener = () => p.kill(killSignal);
   abort?.addEventListener('abort', listener, { once: true });
   void p.wait().then(() => abort?.removeEventListener('abort', listener));
@@ -349,11 +391,12 @@ export async function execIn(target: ExecTarget, options: Hooked<ExecOptions>): 
   checkKeys(options, EXEC_KEYS, '');
   const { timeout, input, reject = true, ...rest } = options;
   checkTimeout(timeout);
-  const stdio = rest.stdio ?? [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'];
-  const p = await spawnIn(target, { ...rest, stdio, ...(options[EXEC_HOOKS] ? { [EXEC_HOOKS]: options[EXEC_HOOKS] } : {}) });
+  const stdio = rest.stdio ?? (rest.tty ? undefined : [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']);
+  const p = await spawnIn(target, { ...rest, ...(stdio === undefined ? {} : { stdio }), ...(options[EXEC_HOOKS] ? { [EXEC_HOOKS]: options[EXEC_HOOKS] } : {}) });
   try {
     const killSignal = signalNumber(rest.killSignal ?? 'SIGKILL', 'killSignal');
-    const r = await runToEnd({ stdin: p.stdin, stdout: p.stdout, stderr: p.stderr, wait: () => p.wait(), kill: () => p.kill(killSignal) }, { timeout, input });
+    const io = p.tty ? ttyIo(p.tty, input, async () => {}) : { stdin: p.stdin, stdout: p.stdout, stderr: p.stderr, input, begin: undefined };
+    const r = await runToEnd({ ...io, wait: () => p.wait(), kill: () => p.kill(killSignal) }, { timeout, input: io.input, ...(io.begin ? { begin: io.begin } : {}) });
     const result: ExecResult = { id: target.id, pid: p.pid, ...r.exit, stdout: r.stdout, stderr: r.stderr, durationMs: performance.now() - t0, timedOut: r.timedOut };
     const failure = reject ? runFailure(`container ${target.id}: exec ${proc0(options.args)}`, result, timeout, rest.signal?.aborted === true) : undefined;
     if (failure) throw failure;

@@ -82,6 +82,17 @@ export interface NativeAddon {
    * (O_CLOEXEC) or -errno. Every symlink and `..` in `path` is resolved as if `dirfd` were `/`.
    */
   openInRoot(dirfd: number, path: string, flags: number, mode: number): number;
+  /** The parent's side of a tty-open op (src-native/parent/pty.cc, src-ts/container/tty.ts). */
+  pty: NativePty;
+}
+
+export interface NativePty {
+  /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): [ours, the child's]; throws with errno. */
+  consoleSocket(): [number, number];
+  /** The master fd from one MSG_CONSOLE on our end (MSG_DONTWAIT), or -errno (-EAGAIN: none yet). */
+  takeConsole(sock: number): number;
+  /** TIOCSWINSZ on a master: 0 or -errno. */
+  resize(fd: number, cols: number, rows: number): number;
 }
 
 /** What src-ts/security/seccomp.ts hands the addon: strings, numbers and arrays only. */

@@ -6,7 +6,8 @@
  * sets, user, cwd, no_new_privs, seccomp, exec. Pure, like ./plan.ts.
  */
 import type { Spec } from '../spec/spec.js';
-import { processOps, unshareFlagsOf, type Compiled, type Op, type Plan, type ProcessSpec } from './plan.js';
+import type { TtySpec } from '../spec/tty.js';
+import { processOps, ttyOp, unshareFlagsOf, type Compiled, type Op, type Plan, type ProcessSpec } from './plan.js';
 import { joinedFlags } from './joins.js';
 import { CLONE, FD } from './wire.js';
 
@@ -16,11 +17,15 @@ export const EXEC_FD = {
   PIDFD: FD.PLAN0,
   /** /proc/PID/root of the container's PID 1, O_PATH. */
   ROOT: FD.PLAN0 + 1,
+  /** With tty: the console socket the master is sent over. */
+  TTY: FD.PLAN0 + 2,
 } as const;
 
 export interface ExecPlanOptions {
   /** A sync point just before `ready`, after every credential op (tests hold the child there). */
   syncPoint?: number;
+  /** A terminal from the container's devpts, of this size (tty-open, before enter-root). */
+  tty?: TtySpec | null;
 }
 
 /** The namespaces a container has of its own, as setns(pidfd) takes them (the mount one always). */
@@ -33,6 +38,8 @@ export function joinFlagsOf(ns: Spec['namespaces'], joins: Spec['joins'] = []): 
 export function buildExecPlan(container: Spec, proc: ProcessSpec, compiled: Compiled, options: ExecPlanOptions = {}): Plan {
   const ops: Op[] = [
     { stage: 'prepare', kind: 'join', fd: EXEC_FD.PIDFD, nstypes: joinFlagsOf(container.namespaces, container.joins) },
+    // The ptmx is opened beneath PID 1's root while it is still an fd (enter-root closes it).
+    ...(options.tty ? [ttyOp(EXEC_FD.TTY, EXEC_FD.ROOT, options.tty, proc.user.uid)] : []),
     { stage: 'pivot', kind: 'enter-root', fd: EXEC_FD.ROOT },
     ...processOps(proc, compiled),
   ];

@@ -104,6 +104,8 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   // Exec into a running container (src-native/child/ops_join.c), codes 70-79.
   join: { code: 70, stage: 'prepare', n: ['fd'], mflags: 'nstypes' },
   'enter-root': { code: 71, stage: 'pivot', n: ['fd'] },
+  // A pseudo-terminal from the container's devpts (src-native/child/ops_tty.c), codes 80-89.
+  'tty-open': { code: 80, stage: 'device', s: ['path'], n: ['socket', 'root', 'cols', 'rows'], mflags: 'uid' },
   // init: true (src-native/child/ops_init.c), codes 90-99.
   'exec-init': { code: 90, stage: 'exec', s: ['init', 'args', 'env?'], n: ['#args', '#env', 'umask'] },
   // Namespaces again (codes 100 on).

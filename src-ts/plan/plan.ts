@@ -6,6 +6,7 @@
 import { attrsOf, MOUNT_ATTR, MS } from '../spec/mounts.js';
 import { INIT_PATH, joinOps } from './joins.js';
 import type { Spec } from '../spec/spec.js';
+import { PTMX_PATH } from '../spec/tty.js';
 import { CLONE, FD, MAX_SLOTS, type ChildStage } from './wire.js';
 
 /** What the plan needs to know about the host (gathered once by ../container/host.ts). */
@@ -122,8 +123,19 @@ export type Op = Base &
     | { kind: 'join'; fd: number; nstypes: number }
     /** chroot to the directory at MSG_FDS index `fd` (/proc/PID/root of the container's PID 1). */
     | { kind: 'enter-root'; fd: number }
+    /**
+     * The pty pair from the ptmx at `path` (resolved beneath the MSG_FDS index `root`, or
+     * TTY_BUILT_ROOT), the slave as fds 0-2 and controlling terminal of a new session, sized
+     * cols x rows, owned by `uid` (0: left as devpts made it, root's); the master sent over the
+     * console socket at MSG_FDS index `socket`.
+     */
+    | { kind: 'tty-open'; path: string; socket: number; root: number; cols: number; rows: number; uid: number }
   );
 
+/** tty-open's `root`: the root this plan builds (not an fd the parent sent). */
+export const TTY_BUILT_ROOT = 0xffffffff;
+/** The plan fd of a container's console socket: after the joined namespaces' fds (Child's `fds`, in that order; an exec's is EXEC_FD.TTY). */
+export const ttySocketFd = (spec: Pick<Spec, 'joins'>): number => FD.PLAN0 + spec.joins.length;
 
 export interface Plan {
   /** Namespaces clone3 must make (pid, time: they apply to the child only when made at clone). */
@@ -394,6 +406,9 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   // 7. Hostname (lo came up with the network namespace).
   if (spec.namespaces.uts) ops.push({ stage: 'hostname', kind: 'sethostname', hostname: spec.hostname });
 
+  // 7. The terminal, while the root is still an fd to open its ptmx beneath (docs/tty.md).
+  if (spec.tty) ops.push(ttyOp(ttySocketFd(spec), TTY_BUILT_ROOT, spec.tty, spec.user.uid));
+
   // 7. Into the new root; then who and where the process is.
   ops.push({ stage: 'pivot', kind: base ? 'chroot' : 'pivot-root' });
   ops.push(...processOps(spec, compiled));
@@ -403,6 +418,11 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   }
 
   return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, trace: spec.trace, base, ops };
+}
+
+/** The tty-open op of a container's plan or an exec's. */
+export function ttyOp(socket: number, root: number, size: { cols: number; rows: number }, uid: number): Op {
+  return { stage: 'device', kind: 'tty-open', path: PTMX_PATH, socket, root, cols: size.cols, rows: size.rows, uid };
 }
 
 /** What of a Spec the process's own ops need: the container's process, or an exec's (./exec.ts). */
@@ -478,6 +498,7 @@ export function opPath(op: Op): string | undefined {
     case 'readonly-path':
     case 'sysctl':
     case 'chown':
+    case 'tty-open':
       return '/' + op.path;
     case 'chdir':
       return op.path;

@@ -27,6 +27,7 @@ import {
   type RootSpec,
 } from './isolation.js';
 import { parseCgroup, type CgroupOption, type CgroupResources, type CgroupSpec } from '../cgroup/resources.js';
+import { checkOwnDevpts, parseTty, type TtySizeOption, type TtySpec } from './tty.js';
 
 import { parseNamespaces, type JoinSpec, type NamespaceName, type NamespacesOption } from './namespaces.js';
 
@@ -151,6 +152,13 @@ export interface ContainerOptions {
    * instead of a tmpfs; `container.commit()` makes an image of it. Default false.
    */
   keep?: boolean;
+  /**
+   * A pseudo-terminal of the container's own devpts as the process's stdin, stdout and stderr,
+   * its controlling terminal; `container.tty` is its master (docs/tty.md). Not with `stdio`.
+   */
+  tty?: boolean;
+  /** With tty: the window size before the process starts. Default 80 x 24. */
+  ttySize?: TtySizeOption;
 }
 
 /**
@@ -191,6 +199,8 @@ export const OPTION_KEYS = {
   cgroup: true,
   keep: true,
   init: true,
+  tty: true,
+  ttySize: true,
 } as const satisfies KeyTable<ContainerOptions>;
 
 const USER_KEYS = { uid: true, gid: true, additionalGids: true } as const satisfies KeyTable<UserOption>;
@@ -241,6 +251,8 @@ export interface Spec {
    * it, under the image store, once the id is known); null: a tmpfs.
    */
   upperDir: string | null;
+  /** options.tty: the terminal's initial size; null: stdio as given. */
+  tty: TtySpec | null;
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -379,6 +391,12 @@ export function buildSpec(
   if (!Number.isInteger(umask) || umask < 0 || umask > 0o777) throw invalid('umask', 'must be an integer from 0 to 0o777');
 
   if (options.detached !== undefined && typeof options.detached !== 'boolean') throw invalid('detached', 'must be a boolean');
+  // The terminal replaces stdio: the child's 0-2 are /dev/null until tty-open puts the slave there.
+  const tty = parseTty(options.tty, options.ttySize, options.stdio);
+  if (tty) {
+    checkOwnDevpts(mounts);
+    stdio = ['ignore', 'ignore', 'ignore'];
+  }
   const privileged = bool(options.privileged, 'privileged', false);
   const devices = parseDevices(options.devices, mounts);
   // 'unconfined' is not a profile: anything else must be one (parseSeccomp says what is wrong).
@@ -420,6 +438,7 @@ export function buildSpec(
     cgroup: withDeviceNodes(parseCgroup(options.resources, options.cgroup), devices),
     keep: bool(options.keep, 'keep', false),
     upperDir: null,
+    tty,
   };
 }
 

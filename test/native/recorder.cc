@@ -195,8 +195,33 @@ extern "C" long sbx_sys6(long n, long a, long b, long c, long d, long e, long f)
       g_log.push_back("unshare " + Hex(a));
       return 0;
     case SYS_ioctl:
-      g_log.push_back("ioctl " + Hex(b));
+      if (b == 0x5441) return FakeFd("ioctl " + Hex(b) + " " + Hex(c));  // TIOCGPTPEER: the slave, a new fd
+      if (b == 0x5414) {  // TIOCSWINSZ: the size it sets
+        const auto* ws = reinterpret_cast<const unsigned short*>(c);
+        g_log.push_back("ioctl " + Hex(b) + " " + std::to_string(ws[1]) + "x" + std::to_string(ws[0]));
+        return 0;
+      }
+      g_log.push_back("ioctl " + Hex(b) + (b == 0x40045431 ? " " + std::to_string(*reinterpret_cast<const int*>(c)) : ""));
       return 0;
+    case SYS_fchown:
+      g_log.push_back("fchown " + std::to_string(b) + " " + std::to_string(int(c)));
+      return 0;
+    case SYS_setsid:
+      g_log.push_back("setsid");
+      return 2;
+    case SYS_dup3:
+      g_log.push_back("dup3 " + std::to_string(a) + " " + std::to_string(b));
+      return b;
+    case SYS_sendmsg: {  // the console socket's MSG_CONSOLE: its type and the fd it carries
+      auto* mh = reinterpret_cast<const struct msghdr*>(b);
+      uint32_t type;
+      memcpy(&type, mh->msg_iov[0].iov_base, sizeof type);
+      const struct cmsghdr* cm = CMSG_FIRSTHDR(mh);
+      int fd = -1;
+      if (cm && cm->cmsg_type == SCM_RIGHTS) memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+      g_log.push_back("sendmsg " + std::to_string(a) + " type " + std::to_string(type) + " fd " + std::to_string(fd));
+      return long(mh->msg_iov[0].iov_len);
+    }
     case SYS_sethostname:
       g_log.push_back("sethostname " + Str(a));
       return 0;

@@ -279,3 +279,69 @@ describe('the child against a recording syscall table: joined namespaces and ini
     expect(log.slice(-2)).toEqual(['argv "/dev/init" "--" "/sleep" "/sleep" "1"', 'execve "/dev/init"']);
   });
 });
+
+describe('the child against a recording syscall table: tty: true', () => {
+  /** From the ptmx's open to the master sent: the calls tty-open makes, in order. */
+  function ttySteps(log: string[]): string[] {
+    const i = log.indexOf('openat2 "dev/pts/ptmx"');
+    expect(i).toBeGreaterThan(0);
+    const end = log.findIndex((l, k) => k > i && l.startsWith('sendmsg'));
+    return log.slice(i, end + 1).filter((l) => !l.startsWith('syscall 3 ')); // (no close is logged)
+  }
+  const STEPS = (cols: number, rows: number, socket: number) => [
+    'openat2 "dev/pts/ptmx"', // the container's own devpts, beneath the root (O_RDWR | O_NOCTTY)
+    'ioctl 0x40045431 0', // TIOCSPTLCK 0: unlockpt
+    'ioctl 0x5441 0x80102', // TIOCGPTPEER (O_RDWR | O_NOCTTY | O_CLOEXEC): the slave, no lookup by name
+    `ioctl 0x5414 ${cols}x${rows}`, // TIOCSWINSZ
+    'setsid',
+    'ioctl 0x540e', // TIOCSCTTY: the controlling terminal of the new session
+    expect.stringMatching(/^dup3 \d+ 0$/),
+    expect.stringMatching(/^dup3 \d+ 1$/),
+    expect.stringMatching(/^dup3 \d+ 2$/),
+    expect.stringMatching(new RegExp(`^sendmsg ${100 + socket} type 5 fd \\d+$`)), // MSG_CONSOLE on the console socket
+  ];
+
+  it('base mode: after the mounts and masks, right before chroot; the slave onto 0-2, the master sent', () => {
+    const log = record('base', [FD.POOLED_NETNS, FD.POOLED_SYSFS, FD.BASE_MNTNS, FD.PLAN0], specOf({ tty: true, ttySize: { cols: 120, rows: 40 } }));
+    const steps = ttySteps(log);
+    expect(steps).toEqual(STEPS(120, 40, FD.PLAN0));
+    const slave = /^dup3 (\d+) 0$/.exec(steps[6]!)![1];
+    expect(steps.slice(7, 9)).toEqual([`dup3 ${slave} 1`, `dup3 ${slave} 2`]); // one slave on all three
+    expect(steps[9]).not.toMatch(new RegExp(`fd ${slave}$`)); // the master goes, not the slave
+    // Everything else is the default plan's sequence, in its order.
+    const rest = key(log);
+    expect(rest.indexOf('chroot "."')).toBe(rest.indexOf(rest.find((l) => l.startsWith('sendmsg'))!) + 1);
+    expect(rest.filter((l) => !l.startsWith('sendmsg'))).toEqual(key(record('base', [FD.POOLED_NETNS, FD.POOLED_SYSFS, FD.BASE_MNTNS])));
+  });
+
+  it('host mode: the same, right before pivot_root', () => {
+    const log = record('host', [FD.PLAN0], specOf({ tty: true }));
+    expect(ttySteps(log)).toEqual(STEPS(80, 24, FD.PLAN0));
+    const k = key(log);
+    expect(k[k.findIndex((l) => l.startsWith('sendmsg')) + 1]).toBe('pivot_root "." "."');
+  });
+
+  it('exec: between the join and entering PID 1\'s root', () => {
+    const spec = specOf();
+    const log = recordPlan(buildExecPlan(spec, { ...spec, args: ['/probe'] }, {}, { tty: { cols: 90, rows: 30 } }), 'exec-tty', [FD.PLAN0, FD.PLAN0 + 1, FD.PLAN0 + 2]);
+    expect(ttySteps(log)).toEqual(STEPS(90, 30, FD.PLAN0 + 2));
+    expect(log.indexOf(`setns ${100 + FD.PLAN0} 0x4c020000`)).toBeLessThan(log.indexOf('openat2 "dev/pts/ptmx"'));
+    expect(log.slice(log.findIndex((l) => l.startsWith('sendmsg')) + 1).slice(0, 3)).toEqual(['fchdir', 'chroot "."', 'chdir "/"']);
+  });
+
+  it("a non-root user: the slave is given to its uid (the group, tty, stays) right after it becomes the terminal", () => {
+    const steps = ttySteps(record('base', [FD.BASE_MNTNS, FD.PLAN0], specOf({ tty: true, user: { uid: 1000, gid: 1000 } })));
+    expect(steps.slice(5, 7)).toEqual(['ioctl 0x540e', expect.stringMatching(/^fchown 1000 -1$/)]);
+  });
+
+  it('no console socket sent: EBADF at the op, before anything is opened', () => {
+    let log: string[] = [];
+    try {
+      record('base', [FD.BASE_MNTNS], specOf({ tty: true }));
+    } catch (e) {
+      log = String((e as { stdout: string }).stdout).trimEnd().split('\n'); // the recorder exits 255 as the child does
+    }
+    expect(log).not.toContain('openat2 "dev/pts/ptmx"');
+    expect(log.slice(-3)).toEqual(['send ERROR', expect.stringMatching(/^ {2}error stage 4 op \d+ errno 9$/), 'exit_group 255']);
+  });
+});

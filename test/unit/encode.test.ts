@@ -49,6 +49,7 @@ const K = {
   'root-upper-dir': 60,
   join: 70,
   'enter-root': 71,
+  'tty-open': 80,
   'exec-init': 90,
   'ipcns-fresh': 100,
 } as const;

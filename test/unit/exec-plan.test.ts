@@ -52,7 +52,7 @@ describe('buildExecPlan', () => {
         { stage: 'exec', kind: 'exec', args: ['/probe', 'report'], env: c.env, umask: 0o22 },
       ],
     });
-    expect(EXEC_FD).toEqual({ PIDFD: FD.PLAN0, ROOT: FD.PLAN0 + 1 });
+    expect(EXEC_FD).toEqual({ PIDFD: FD.PLAN0, ROOT: FD.PLAN0 + 1, TTY: FD.PLAN0 + 2 });
   });
 
   it("ends in the same process ops as the container's own plan (one builder, processOps)", () => {

@@ -80,12 +80,17 @@ describe('unknown option keys', () => {
       cgroup: { path: '/sbx' },
       keep: false,
       init: true,
+      tty: true,
+      ttySize: { cols: 100, rows: 30 },
     };
     expect(Object.keys(all).sort()).toEqual(Object.keys(OPTION_KEYS).sort());
     // image and store are resolved by Container.create (into rootfs and the layers) before buildSpec.
-    const { image: _image, store: _store, ...resolved } = all;
+    const { image: _image, store: _store, tty: _tty, ttySize: _ttySize, ...resolved } = all;
     expect(buildSpec(resolved, () => 'x', { layers: ['/srv/base', '/srv/rootfs'] }).layers).toEqual(['/srv/rootfs', '/srv/base']);
     expect(buildSpec(resolved, () => 'x').id).toBe('all-options');
+    // tty replaces stdio, and needs a devpts of the container's own (the default mounts have one).
+    const { stdio: _stdio, mounts: _mounts, ...noStdio } = resolved;
+    expect(buildSpec({ ...noStdio, tty: all.tty, ttySize: all.ttySize }, () => 'x').tty).toEqual({ cols: 100, rows: 30 });
   });
 
   it('closest(): case, one edit or a swap per three characters, else nothing', () => {

@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { NativeAddon } from '../../src-ts/native/addon.js';
 import { encodePlan } from '../../src-ts/plan/encode.js';
-import { buildPlan, type Op, type Plan } from '../../src-ts/plan/plan.js';
-import { CLONE } from '../../src-ts/plan/wire.js';
+import { buildPlan, TTY_BUILT_ROOT, type Op, type Plan } from '../../src-ts/plan/plan.js';
+import { CLONE, FD } from '../../src-ts/plan/wire.js';
 import type { HostCaps } from '../../src-ts/security/capabilities.js';
 import { buildSpec, type ContainerOptions } from '../../src-ts/spec/spec.js';
 
@@ -119,5 +119,18 @@ describe('PreparePlan on joins and exec-init', () => {
     expect(planRefusal({ ...p, ops: [...p.ops.slice(0, -1), last, { stage: 'exec', kind: 'exec', args: ['/x'], env: [], umask: 0 }] })).toMatch(/EXEC_INIT must be the last op/);
     const many = Array.from({ length: 1025 }, (_, i) => `a${i}`);
     expect(planRefusal({ ...p, ops: [...p.ops.slice(0, -1), { ...last, args: many } as Op] })).toMatch(/EXEC_INIT: argv count out of range/);
+  });
+});
+
+describe('PreparePlan: tty-open', () => {
+  const tty = (o: Partial<Extract<Op, { kind: 'tty-open' }>>): Op => ({ stage: 'device', kind: 'tty-open', path: 'dev/pts/ptmx', socket: FD.PLAN0, root: TTY_BUILT_ROOT, cols: 80, rows: 24, uid: 0, ...o });
+
+  it('refuses stdio or an index out of range as the socket or root, and a size of 0 or above 65535', () => {
+    for (const o of [{ socket: 1 }, { socket: 24 }, { root: 2 }, { root: 30 }, { cols: 0 }, { rows: 65536 }, { uid: 0xffffffff }, { uid: 2 ** 32 }]) expect(refusal([tty(o)]), JSON.stringify(o)).toMatch(/TTY_OPEN: bad fd index or size/);
+  });
+
+  it('takes a valid one, and then wants the console socket it names (EBADF when not given)', () => {
+    expect(refusal([tty({})])).toMatch(/plan fd/);
+    expect(refusal([tty({ root: FD.PLAN0 + 1, cols: 65535, rows: 1, uid: 0xfffffffe })])).toMatch(/plan fd/);
   });
 });
