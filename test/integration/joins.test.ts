@@ -51,6 +51,21 @@ describe.skipIf(busyboxSkip !== null)(`namespaces joined at create${busyboxSkip 
     expect(native().dumpable()).toBe(1);
   });
 
+  it('with tty and init too: the console socket comes after the joined namespaces\' fds, and the init leads the session', async () => {
+    const r = await Container.run({
+      rootfs: tools,
+      args: ['/bin/sh', '-c', "busybox tty; ps -o pid,args | grep -c ' /sleep$'; readlink /proc/self/ns/net"],
+      namespaces: { pid: { container: sleep }, network: { path: `/proc/${sleep.pid}/ns/net` } },
+      tty: true,
+      init: true,
+    });
+    const lines = r.stdout.trim().split('\r\n');
+    expect(lines[0]).toBe('/dev/pts/0');
+    expect(lines[1]).toBe('1'); // the sleep, seen from the joined pid namespace (grep's own line ends in $)
+    expect(lines[2]).toBe(readlinkSync(`/proc/${sleep.pid}/ns/net`));
+    expect(r.exitCode).toBe(0);
+  });
+
   it('inspect(): the pid namespace joined (the other\'s inode, by container id), the rest own', async () => {
     const d = await Container.create({ rootfs: tools, args: ['/bin/sleep', '30'], namespaces: { pid: { container: sleep } }, stdio: 'ignore' });
     try {
