@@ -34,31 +34,32 @@ static int loopback_up(void) {
   return (int)r;
 }
 
-/* A network namespace of the container's own, with lo up: the one the parent's helper thread made
- * ahead of need (used by this container only, like a new one), or else a new one made here. */
-int op_netns_fresh(struct child_state *st, const struct sbx_op *op) {
-  (void)op;
-  int *pooled = &st->fd[SBX_FD_POOLED_NETNS];
-  if (*pooled >= 0) {
-    long r = sbx_sys2(SYS_setns, *pooled, CLONE_NEWNET);
-    close_fd(pooled);
-    return (int)r;
-  }
-  long r = sbx_sys1(SYS_unshare, CLONE_NEWNET);
-  return r < 0 ? (int)r : loopback_up();
+/* setns into the namespace the parent's helper thread made ahead of need (MSG_FDS index `at`), and
+ * close it: each goes to one container only. 1 when none came (the pool was empty or off). */
+static int setns_pooled(struct child_state *st, int at, int nstype) {
+  int *pooled = &st->fd[at];
+  if (*pooled < 0) return 1;
+  long r = sbx_sys2(SYS_setns, *pooled, nstype);
+  close_fd(pooled);
+  return (int)r;
 }
 
-/* An IPC namespace of the container's own: the one the helper thread made with the pooled network
- * namespace (its System V sysctls and internal mqueue mount are the costly part), else a new one. */
+/* A network namespace of the container's own, with lo up: the pooled one (used by this container
+ * only, like a new one), or else a new one made here. */
+int op_netns_fresh(struct child_state *st, const struct sbx_op *op) {
+  (void)op;
+  int r = setns_pooled(st, SBX_FD_POOLED_NETNS, CLONE_NEWNET);
+  if (r <= 0) return r;
+  long u = sbx_sys1(SYS_unshare, CLONE_NEWNET);
+  return u < 0 ? (int)u : loopback_up();
+}
+
+/* An IPC namespace of the container's own: the one made with the pooled network namespace (its
+ * System V sysctls and internal mqueue mount are the costly part), else a new one. */
 int op_ipcns_fresh(struct child_state *st, const struct sbx_op *op) {
   (void)op;
-  int *pooled = &st->fd[SBX_FD_POOLED_IPCNS];
-  if (*pooled >= 0) {
-    long r = sbx_sys2(SYS_setns, *pooled, CLONE_NEWIPC);
-    close_fd(pooled);
-    return (int)r;
-  }
-  return (int)sbx_sys1(SYS_unshare, CLONE_NEWIPC);
+  int r = setns_pooled(st, SBX_FD_POOLED_IPCNS, CLONE_NEWIPC);
+  return r <= 0 ? r : (int)sbx_sys1(SYS_unshare, CLONE_NEWIPC);
 }
 
 /* mflags: the CLONE_NEW* flags of the namespaces to make. */
