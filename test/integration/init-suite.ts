@@ -94,7 +94,9 @@ export function initSuite(mode: MountMode): void {
       // The exec'd shell's subshell forks a sleep and exits, and so does the shell: the sleep's
       // parent is then the pid namespace's init, scratch-init.
       await c.exec({ args: ['sh', '-c', '(sleep 0.5 &); true'], stdio: 'ignore' });
-      const orphan = (await c.inspect()).processes.find((p) => p.args.join(' ') === 'sleep 0.5');
+      // The forked child may not have exec'd sleep yet when the exec's shell is gone: look until it has.
+      let orphan: Awaited<ReturnType<typeof c.inspect>>['processes'][number] | undefined;
+      await until(async () => (orphan = (await c.inspect()).processes.find((p) => p.args.join(' ') === 'sleep 0.5')) !== undefined, 400);
       expect(orphan).toBeDefined();
       const ppid = Number(/^PPid:\s*(\d+)/m.exec(readFileSync(`/proc/${orphan!.hostPid}/status`, 'utf8'))?.[1]);
       expect(ppid).toBe(c.pid);
