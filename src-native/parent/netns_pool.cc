@@ -109,8 +109,14 @@ bool NetnsPool::Job::Step(int ch) {
   int fds[3], count = 0;
   HelperMsg m = {HelperMsg::kNetns, 0};
   fds[count++] = n.net;
-  if (n.sysfs >= 0) (fds[count++] = n.sysfs, m.id |= 1);
-  if (n.ipc >= 0) (fds[count++] = n.ipc, m.id |= 2);
+  if (n.sysfs >= 0) {
+    fds[count++] = n.sysfs;
+    m.id |= 1;
+  }
+  if (n.ipc >= 0) {
+    fds[count++] = n.ipc;
+    m.id |= 2;
+  }
   if (SendFds(ch, &m, sizeof m, fds, count) == 0) pool_->sent_++;
   for (int k = 0; k < count; k++) close(fds[k]);
   return true;

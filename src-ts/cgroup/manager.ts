@@ -18,6 +18,8 @@ export interface CgroupManager {
   /** v2: an fd of the directory, for CLONE_INTO_CGROUP (-1 on v1); closed by closeCloneFd(). */
   readonly cloneFd: number;
   closeCloneFd(): void;
+  /** v2: a new fd of the directory, for another CLONE_INTO_CGROUP (an exec's; the caller closes it). v1: -1. */
+  openDir(id?: string): number;
   /** Moves a process in (v1: the container's, right after its clone; an exec's, before it starts). */
   add(pid: number): void;
   /** Resolves once every process of the cgroup is frozen. */
@@ -170,12 +172,15 @@ class V2Cgroup implements CgroupManager {
   constructor(readonly dir: string) {
     this.dirs = [dir];
   }
-  openCloneFd(id: string): void {
+  openDir(id?: string): number {
     try {
-      this.cloneFd = openSync(this.dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+      return openSync(this.dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
     } catch (e) {
       throw cgroupError(e, this.dir, 'open', id);
     }
+  }
+  openCloneFd(id: string): void {
+    this.cloneFd = this.openDir(id);
   }
   closeCloneFd(): void {
     if (this.cloneFd >= 0) closeSync(this.cloneFd);
@@ -258,6 +263,9 @@ class V1Cgroup implements CgroupManager {
     return [...new Set(this.at.values())];
   }
   closeCloneFd(): void {}
+  openDir(): number {
+    return -1;
+  }
   add(pid: number): void {
     for (const d of this.dirs) write(`${d}/cgroup.procs`, String(pid));
   }

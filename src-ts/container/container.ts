@@ -448,7 +448,6 @@ export class Container implements AsyncDisposable {
         settle(this.#ready, true, undefined);
         break;
       case EV.ERROR:
-        // A failed placement comes back as the sync op's error: report what the parent saw.
         this.#error = childError(this.#plan, this.id, a, b, c);
         break;
       case EV.EOF:

@@ -212,7 +212,7 @@ export class ExecProcess {
         });
       }
       // v2: born in the container's cgroup (CLONE_INTO_CGROUP), as the container's process was.
-      if (cg?.kind === 'v2') cgroupFd = openCgroupDir(target.id, cg.dirs[0]!);
+      if (cg) cgroupFd = cg.openDir(target.id);
       const onEvent = (ev: number, a: number, b: number, c: number) => this.#onEvent(ev, a, b, c);
       try {
         const buf = encodePlan(plan);
@@ -349,15 +349,6 @@ export class ExecProcess {
     for (const s of [this.#stdout, this.#stderr]) if (s && !s.readableEnded) s.destroy();
     this.#console?.close();
     this.#tty?.destroy();
-  }
-}
-
-function openCgroupDir(id: string, dir: string): number {
-  try {
-    return openSync(dir, O_DIRECTORY);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new ContainerError(`container ${id}: exec: cannot open its cgroup ${dir} (${err.code})`, { code: err.code ?? 'EIO', stage: 'cgroup', containerId: id, path: dir, ...(err.errno ? { errno: -err.errno } : {}) });
   }
 }
 

@@ -91,7 +91,7 @@ function test(code: number, a: number, k: number): boolean {
 /** Set by run(): whether the last run read an argument or the instruction pointer. */
 let readOther = false;
 
-/** The program's result for one input (an interpreter, for the check and the tests). */
+/** The program's result for one input: an interpreter for the check, of programs analyse() accepted (it reads every jump and ALU as its K form). */
 export function run(prog: readonly Insn[], data: Uint32Array): number {
   let a = 0;
   readOther = false;
@@ -235,10 +235,10 @@ interface Runs {
 }
 type Target = { dag: number } | { runs: Runs };
 
-function runsOf(field: number, points: number[], targetAt: (v: number) => Target, same: (x: Target, y: Target) => boolean): Runs {
+function runsOf(field: number, points: number[], targetAt: (v: number, i: number) => Target, same: (x: Target, y: Target) => boolean): Runs {
   const r: Runs = { field, starts: [], targets: [] };
-  for (const p of points) {
-    const t = targetAt(p);
+  for (const [i, p] of points.entries()) {
+    const t = targetAt(p, i);
     if (r.targets.length > 0 && same(r.targets.at(-1)!, t)) continue;
     r.starts.push(p);
     r.targets.push(t);
@@ -312,8 +312,7 @@ export function rewrite(prog: readonly Insn[]): Insn[] | undefined {
   const treeKey = (r: Runs) => `${r.starts.join(',')}|${r.targets.map((t) => ('dag' in t ? t.dag : '?')).join(',')}`;
   const byArch = archPoints.map((a) => runsOf(OFF_NR, nrPoints, (n) => ({ dag: specialise(prog, dag, a, n) }), sameDag));
   const sameRuns = (x: Target, y: Target) => 'runs' in x && 'runs' in y && treeKey(x.runs) === treeKey(y.runs);
-  let i = 0;
-  const top = runsOf(OFF_ARCH, archPoints, () => ({ runs: byArch[i++]! }), sameRuns);
+  const top = runsOf(OFF_ARCH, archPoints, (_, i) => ({ runs: byArch[i]! }), sameRuns);
 
   let labels = 0;
   const items: Item[] = [];

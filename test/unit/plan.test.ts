@@ -211,6 +211,11 @@ describe('buildPlan variations', () => {
     expect(kinds(shared)).not.toContain('netns-fresh');
     expect(shared.find((o) => o.kind === 'unshare')).toMatchObject({ flags: CLONE.NEWNS | CLONE.NEWIPC | CLONE.NEWUTS });
     // no IPC namespace of its own: none pooled, none made
+    // an IPC namespace joined: its setns, none pooled or made, though the network one is fresh
+    const joinedIpc = plan({ namespaces: { ipc: { path: '/proc/1/ns/ipc' } } }).ops;
+    expect(kinds(joinedIpc)).toContain('netns-fresh');
+    expect(kinds(joinedIpc)).not.toContain('ipcns-fresh');
+    expect(joinedIpc.find((o) => o.kind === 'unshare')).toMatchObject({ flags: CLONE.NEWNS | CLONE.NEWUTS });
     const hostIpc = plan({ namespaces: { ipc: false } }).ops;
     expect(kinds(hostIpc)).not.toContain('ipcns-fresh');
     expect(hostIpc.find((o) => o.kind === 'unshare')).toMatchObject({ flags: CLONE.NEWNS | CLONE.NEWUTS });
