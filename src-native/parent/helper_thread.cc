@@ -1,6 +1,8 @@
 #include "helper_thread.h"
 
 #include <poll.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -69,10 +71,29 @@ void HelperThread::Start() {  // with mu_ held; the thread never takes it
   running_ = true;
 }
 
+// The thread's work is never urgent, and on a machine with few cores it must not take a core from
+// Node's main thread or from a child setting up: woken by the main thread, a thread of normal
+// priority preempts it, and the scheduler may leave the main thread waiting behind it rather than
+// move it to the idle core (seen here: 0.7 ms of a 2 ms lifecycle). So it runs as SCHED_IDLE, on
+// time no one else wants, and at normal priority only while it is behind (Promote). SCHED_IDLE ->
+// SCHED_OTHER needs RLIMIT_NICE >= 20 or CAP_SYS_NICE; without them it is never lowered.
+bool HelperThread::Idle(bool idle) {
+  struct sched_param sp = {0};
+  return sched_setscheduler(idle ? 0 : tid_.load(), idle ? SCHED_IDLE : SCHED_OTHER, &sp) == 0;
+}
+
+void HelperThread::Promote() {
+  if (tid_.load() == 0 || promoted_.exchange(true)) return;
+  Idle(false);
+}
+
 void HelperThread::Run(int ch) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);  // Node's signals are not this thread's business
+  struct rlimit nice;
+  bool can_raise = geteuid() == 0 || (getrlimit(RLIMIT_NICE, &nice) == 0 && nice.rlim_cur >= 20);
+  if (can_raise && Idle(true)) tid_.store(int(syscall(SYS_gettid)));
   // Teardown first: the namespaces it closes free what new ones use.
   HelperJob* jobs[] = {&Teardown::Get().job(), &NetnsPool::Get().job()};
   for (;;) {
@@ -90,6 +111,10 @@ void HelperThread::Run(int ch) {
     for (HelperJob* j : jobs)
       if ((busy = j->Step(ch))) break;
     if (busy) continue;
+    // Caught up: back to idle time. Lowered first, then the flag: a Promote() racing with this
+    // is at worst lost (and the next one raises it again), never one that leaves the flag set on
+    // a lowered thread, which would block all later ones.
+    if (promoted_.load() && Idle(true)) promoted_.store(false);
     // Nothing to do: block until the main thread says something.
     struct pollfd p = {ch, POLLIN, 0};
     if (poll(&p, 1, -1) < 0 && errno != EINTR) return;

@@ -9,6 +9,7 @@
 #ifndef SBX_HELPER_THREAD_H
 #define SBX_HELPER_THREAD_H
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 
@@ -40,14 +41,21 @@ class HelperThread {
   int Post(const HelperMsg& m, const int* fds, int n);
   // Main side: a message the thread sent (non-blocking); fds into the main table. Count or -errno.
   int TryReceive(HelperMsg* m, int* fds, int max);
+  // From any thread: the jobs have fallen behind (the pool ran dry, teardowns pile up), so the
+  // thread runs at normal priority until it has caught up (see Run). Cheap when already promoted.
+  void Promote();
 
  private:
   void Start();
   void Run(int channel);
 
+  bool Idle(bool idle);
+
   std::mutex mu_;  // guards the start only
   bool started_ = false, running_ = false;
   int channel_ = -1;  // the main table's end
+  std::atomic<int> tid_{0};            // the thread's, once it can be lowered (0: never lowered)
+  std::atomic<bool> promoted_{false};  // at normal priority until it has caught up
 };
 
 }  // namespace sbx

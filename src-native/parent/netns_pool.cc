@@ -78,6 +78,7 @@ Netns NetnsPool::Take() {
   int got = helper.TryReceive(&m, fds, 3);
   if (got < 1 || m.type != HelperMsg::kNetns) {
     for (int i = 0; i < got; i++) close(fds[i]);
+    helper.Promote();  // the pool ran dry: its thread is not getting the time it needs
     return n;
   }
   // m.id says which came: bit 0 a sysfs, bit 1 an IPC namespace (in that order after the netns).

@@ -23,7 +23,9 @@ Held Teardown::Hold(int fd) {
 
 void Teardown::Release(Held h) {
   if (h.fd >= 0) close(h.fd);  // no helper thread: here and now
-  if (h.id != 0) HelperThread::Get().Post({HelperMsg::kRelease, h.id}, nullptr, 0);
+  if (h.id == 0) return;
+  HelperThread::Get().Post({HelperMsg::kRelease, h.id}, nullptr, 0);
+  if (++released_ - closed_.load() > kBehind) HelperThread::Get().Promote();
 }
 
 void Teardown::Job::OnMessage(const HelperMsg& m, int* fds, int n) {
@@ -42,6 +44,7 @@ void Teardown::Job::OnMessage(const HelperMsg& m, int* fds, int n) {
 bool Teardown::Job::Step(int) {
   if (due_.empty()) return false;
   for (int fd : due_) close(fd);  // the teardown runs here
+  Get().closed_ += due_.size();
   due_.clear();
   return true;
 }

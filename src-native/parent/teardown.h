@@ -4,6 +4,7 @@
 #ifndef SBX_TEARDOWN_H
 #define SBX_TEARDOWN_H
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <vector>
@@ -37,6 +38,9 @@ class Teardown {
     std::map<uint64_t, int> held_;
     std::vector<int> due_;
   };
+  // Releases posted and teardowns done: the difference is the helper's backlog.
+  static constexpr uint64_t kBehind = 8;
+  std::atomic<uint64_t> released_{0}, closed_{0};
   Job job_;
   uint64_t last_id_ = 0;  // main side (ids are only made by the threads that spawn, under mu_)
   std::mutex mu_;

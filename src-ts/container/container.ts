@@ -25,6 +25,7 @@ import type { Image, ImageStore } from '../image/index.js';
 import { copyIn, copyOut, readdirInRoot, readInRoot, statInRoot, withRoot, type Root } from './files.js';
 import { execIn, spawnIn, type ExecOptions, type ExecProcess, type ExecResult, type SpawnOptions } from './exec.js';
 import { hostInfo } from './host.js';
+import { bytesFrom, factsKey, lookupTemplate, planFrom, specFrom, storeTemplate, templateKey, type Template } from './templates.js';
 import { closeJoins, describeJoinOrInit, initBinary, namespaceSources, openJoins, registerJoinable, resolveJoins, type NamespaceInfo } from './join.js';
 import { ConsoleSocket, ttyIo, type Terminal } from './tty.js';
 import { checkTimeout, deferred, exitStatus, nativeError, pipeStreams, runFailure, runToEnd, settle, signalChild, signalName, signalNumber, stdioCode, type Deferred } from './proc.js';
@@ -307,17 +308,20 @@ export class Container implements AsyncDisposable {
   /** Creates the container: its process is set up and waits for start(). */
   static async create(options: ContainerOptions): Promise<Container> {
     const img = options !== null && typeof options === 'object' && options.image !== undefined ? await fromImage(options) : undefined;
-    const spec = buildSpec(img?.resolved ?? options, newId, img ? { layers: img.layers } : {});
+    const key = img ? null : templateKey(options);
+    const tpl = lookupTemplate(key);
+    const fromTpl = tpl ? specFrom(tpl, options, newId) : null;
+    const spec = fromTpl ?? buildSpec(img?.resolved ?? options, newId, img ? { layers: img.layers } : {});
     const kept = spec.keep ? await keepUpper(spec, img?.store ?? options.store, img?.digest) : undefined;
     try {
-      return await Container.#create(options, spec, kept);
+      return await Container.#create(options, spec, kept, key, fromTpl ? tpl : undefined);
     } catch (e) {
       if (kept) await (await import('../image/commit.js')).dropKept(kept.dir);
       throw e;
     }
   }
 
-  static async #create(options: ContainerOptions, spec: Spec, kept: Kept | undefined): Promise<Container> {
+  static async #create(options: ContainerOptions, spec: Spec, kept: Kept | undefined, key: string | null, tpl: Template | undefined): Promise<Container> {
     if (liveIds.has(spec.id))
       throw invalid('id', `${JSON.stringify(spec.id)} is the id of a live container of this process (delete() it first)`, 'EEXIST');
     const killSignal = signalNumber(options.killSignal ?? 'SIGKILL', 'killSignal');
@@ -329,7 +333,16 @@ export class Container implements AsyncDisposable {
     if (spec.init) facts.initBinary = initBinary();
     const layout = spec.cgroup ? currentLayout().kind : undefined;
     const host = layout ? { ...hostInfo(), cgroup: layout } : hostInfo();
-    const plan = buildPlan(spec, host, facts, compiledFor(spec));
+    // A template made from the same options and facts, or the full build (which makes one).
+    const same = tpl !== undefined && tpl.facts === factsKey(facts) && tpl.layout === layout;
+    let buf: Buffer | undefined;
+    let plan: Plan;
+    if (same) plan = planFrom(tpl!, spec.hostname);
+    else {
+      const compiled = compiledFor(spec);
+      plan = buildPlan(spec, host, facts, compiled);
+      buf = storeTemplate(key, options, spec, plan, facts, layout, encodePlan, (s) => buildPlan(s, host, facts, compiled));
+    }
     checkSymlinks(spec, plan.ops);
     checkExec(spec);
     const abort = options.signal;
@@ -348,7 +361,7 @@ export class Container implements AsyncDisposable {
     try {
       cgroup = spec.cgroup && !afterClone ? createCgroup(spec.cgroup, spec.id) : null;
       fds = openJoins(spec);
-      c = new Container(spec, plan, encodePlan(plan), killSignal, abort, cgroup, kept, fds);
+      c = new Container(spec, plan, buf ?? bytesFrom(tpl!, spec.hostname), killSignal, abort, cgroup, kept, fds);
     } catch (e) {
       liveIds.delete(spec.id);
       await cgroup?.destroy();

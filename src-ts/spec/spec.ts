@@ -273,6 +273,15 @@ function id32(v: unknown, option: string): number {
   return v as number;
 }
 
+export function validId(id: string): boolean {
+  return ID_RE.test(id);
+}
+
+/** The default hostname: the id shortened. An id may hold '_' or '.', which a hostname label may not. */
+export function defaultHostname(id: string): string {
+  return id.slice(0, 12).replace(/[^A-Za-z0-9-]/g, '-').replace(/-+$/, '');
+}
+
 export function validateHostname(name: unknown, option = 'hostname'): string {
   const h = str(name, option);
   if (h.length > 64 || !h.split('.').every((l) => LABEL_RE.test(l)))
@@ -338,10 +347,8 @@ export function buildSpec(
   const args = options.args.map((a, i) => str(a, `args[${i}]`, i > 0));
 
   const id = options.id === undefined ? newId() : str(options.id, 'id');
-  if (!ID_RE.test(id)) throw invalid('id', `${JSON.stringify(id)} must match ${ID_RE}`);
-  // The default hostname is the id shortened; an id may hold '_' or '.', which a hostname label may not.
-  const fromId = id.slice(0, 12).replace(/[^A-Za-z0-9-]/g, '-').replace(/-+$/, '');
-  const hostname = validateHostname(options.hostname ?? fromId);
+  if (!validId(id)) throw invalid('id', `${JSON.stringify(id)} must match ${ID_RE}`);
+  const hostname = validateHostname(options.hostname ?? defaultHostname(id));
 
   const cwd = str(options.cwd ?? '/', 'cwd');
   if (!cwd.startsWith('/')) throw invalid('cwd', `${JSON.stringify(cwd)} is not an absolute path`);

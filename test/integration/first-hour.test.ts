@@ -163,4 +163,35 @@ describe.skipIf(busyboxSkip !== null)(`the first hour (${busyboxSkip ?? 'busybox
     expect(e.containerId).toMatch(/^[0-9a-f]{16}$/);
     expect('id' in e).toBe(false);
   });
+  it('containers made from the same options (one template, src-ts/container/templates.ts) each have their own id and hostname', async () => {
+    const o = { rootfs, args: ['/bin/sh', '-c', 'hostname; cat /etc/hostname; grep -c "$(hostname)" /etc/hosts'] };
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const r = await Container.run(o);
+      const h = r.id.slice(0, 12);
+      expect(r.stdout).toBe(`${h}\n${h}\n1\n`);
+      seen.add(h);
+    }
+    expect(seen.size).toBe(4);
+    // A given id of another length (its hostname too), and a fixed hostname.
+    expect((await Container.run({ ...o, id: `tpl-${process.pid}` })).stdout).toBe(`tpl-${process.pid}\n`.repeat(2) + '1\n');
+    for (let i = 0; i < 2; i++) expect((await Container.run({ ...o, hostname: 'fixed' })).stdout).toBe('fixed\nfixed\n1\n');
+  });
+
+  it('the same options with a bind source that changed from a directory to a file: the plan follows the disk', async () => {
+    const src = `${rootfs}.bindsrc`;
+    const { mkdirSync, rmSync } = await import('node:fs');
+    const o = { rootfs, args: ['/bin/sh', '-c', '[ -f /mnt/x ] && cat /mnt/x || ls /mnt/x'], mounts: [...defaultMounts, { destination: '/mnt/x', type: 'bind', source: src, options: ['bind', 'ro'] }] };
+    try {
+      mkdirSync(src);
+      writeFileSync(`${src}/inside`, '');
+      expect((await Container.run(o)).stdout).toBe('inside\n');
+      expect((await Container.run(o)).stdout).toBe('inside\n');
+      rmSync(src, { recursive: true });
+      writeFileSync(src, 'a file now\n');
+      expect((await Container.run(o)).stdout).toBe('a file now\n');
+    } finally {
+      rmSync(src, { recursive: true, force: true });
+    }
+  });
 });
