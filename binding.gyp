@@ -42,6 +42,7 @@
         "src-native/parent/process.cc",
         "src-native/parent/protocol.cc",
         "src-native/parent/pty.cc",
+        "src-native/parent/root_pool.cc",
         "src-native/parent/seccomp.cc",
         "src-native/parent/shared_netns.cc",
         "src-native/parent/spawn.cc",

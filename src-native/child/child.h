@@ -34,6 +34,19 @@ struct sbx_child_args {
   int fd_limit;
 };
 
+/* What a pooled root's prefix ops leave (parent/root_pool.h): fds, -1 for none. */
+struct sbx_prefix {
+  int tmpfs_fd;                     /* the upper tmpfs, detached */
+  int root_fd;                      /* the overlay, detached */
+  int slots[SBX_PREFIX_MAX_SLOTS]; /* CLONE_TREE's detached trees */
+};
+
+/* Runs the plan's first n ops (a prefix: CLONE_TREE, ROOT_UPPER_DETACHED, the writes into the
+ * upper layer, ROOT_OVERLAY_DETACHED) on the calling thread, with the child's own handlers, into p.
+ * The caller is the helper thread, in the host's mount namespace with umask 0, as a child would be
+ * at that point. 0, or -errno with nothing left open. */
+int sbx_build_prefix(const struct sbx_child_args *a, uint32_t n, struct sbx_prefix *p);
+
 /* The clone3 entry point (the child's whole life until execve). Never returns in the child. */
 int sbx_child_main(void *args);
 

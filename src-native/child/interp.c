@@ -54,6 +54,44 @@ static int own_fd_table(const struct sbx_child_args *a) {
   return 0;
 }
 
+void state_init(struct child_state *st, const struct sbx_child_args *a) {
+  st->a = a;
+  st->attach_fd = -1;
+  st->tmpfs_fd = -1;
+  st->rootfd = -1;
+  st->dir_fd = -1;
+  st->mask_dir_fd = -1;
+  st->null_fd = -1;
+  st->dir_path[0] = 0;
+  st->exec_path[0] = 0;
+  st->first_op = 0;
+  for (uint32_t i = 0; i < SBX_MAX_SLOTS; i++) st->slots[i] = -1;
+  for (int i = 0; i < SBX_FD_COUNT_; i++) st->fd[i] = -1;
+}
+
+/* The helper thread's use of the handlers (child.h). The state is big (two paths, 128 slots): it
+ * lives on that thread's stack as it does on a child's. */
+int sbx_build_prefix(const struct sbx_child_args *a, uint32_t n, struct sbx_prefix *p) {
+  struct child_state st;
+  state_init(&st, a);
+  int r = 0;
+  for (uint32_t i = 0; i < n && r >= 0; i++) r = handlers[a->ops[i].kind](&st, &a->ops[i]);
+  dir_cache_drop(&st);
+  close_fd(&st.attach_fd);
+  close_fd(&st.mask_dir_fd);
+  close_fd(&st.null_fd);
+  for (uint32_t i = SBX_PREFIX_MAX_SLOTS; i < SBX_MAX_SLOTS; i++) close_fd(&st.slots[i]);
+  if (r < 0) {
+    close_fd(&st.tmpfs_fd);
+    close_fd(&st.rootfd);
+    for (uint32_t i = 0; i < SBX_PREFIX_MAX_SLOTS; i++) close_fd(&st.slots[i]);
+  }
+  p->tmpfs_fd = st.tmpfs_fd;
+  p->root_fd = st.rootfd;
+  for (uint32_t i = 0; i < SBX_PREFIX_MAX_SLOTS; i++) p->slots[i] = st.slots[i];
+  return r;
+}
+
 static __attribute__((noreturn)) void fail(const struct sbx_child_args *a, int stage, int op, int err) {
   send_msg(a->sync_fd, SBX_MSG_ERROR, stage, op, err);
   for (;;) sbx_sys1(SYS_exit_group, 255);
@@ -90,17 +128,7 @@ int sbx_child_main(void *arg) {
   int r = own_fd_table(a);
   if (r < 0) fail(a, SBX_STAGE_PREPARE, -1, -r);
   struct child_state st;
-  st.a = a;
-  st.attach_fd = -1;
-  st.tmpfs_fd = -1;
-  st.rootfd = -1;
-  st.dir_fd = -1;
-  st.mask_dir_fd = -1;
-  st.null_fd = -1;
-  st.dir_path[0] = 0;
-  st.exec_path[0] = 0;
-  for (uint32_t i = 0; i < SBX_MAX_SLOTS; i++) st.slots[i] = -1;
-  for (int i = 0; i < SBX_FD_COUNT_; i++) st.fd[i] = -1;
+  state_init(&st, a);
 
   /* Prelude. Signals are blocked (the parent blocked them around clone3); make every handler the
    * default so that nothing of Node's can run here even once they are unblocked at execve. */
@@ -126,7 +154,10 @@ int sbx_child_main(void *arg) {
     tr.count = 0;
     tr.t0 = now_ns();
   }
-  for (uint32_t i = 0; i < a->hdr->n_ops; i++) {
+  /* A pooled root stands for the first ops (recv_fds): they count as done, in no time. */
+  if (trace)
+    for (uint32_t i = 0; i < st.first_op && tr.count < SBX_TRACE_MAX; i++) tr.end[tr.count++] = tr.t0;
+  for (uint32_t i = st.first_op; i < a->hdr->n_ops; i++) {
     const struct sbx_op *op = &a->ops[i];
     if (trace && op->kind == SBX_OP_READY) /* report the setup before the parent hears READY */
       sbx_sys3(SYS_write, a->sync_fd, &tr, sizeof tr);

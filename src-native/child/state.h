@@ -25,7 +25,10 @@ struct child_state {
   char exec_path[SBX_PATH_MAX]; /* the binary found by RESOLVE_EXEC */
   int slots[SBX_MAX_SLOTS];     /* detached trees from CLONE_TREE, until BIND (or the root is entered) */
   int fd[SBX_FD_COUNT_];        /* what MSG_FDS brought, -1 for what it did not */
+  uint32_t first_op;            /* MSG_FDS brought a pooled root for the ops before it (0: none) */
 };
+
+void state_init(struct child_state *st, const struct sbx_child_args *a);
 
 static inline const char *str(const struct child_state *st, uint32_t off) {
   return off == SBX_NO_STRING ? (const char *)0 : st->a->strtab + off;

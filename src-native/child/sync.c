@@ -62,7 +62,7 @@ int send_fd(int sock, const void *data, size_t len, int fd) {
 int recv_fds(struct child_state *st) {
   struct sbx_fds_msg m;
   union {
-    char buf[CMSG_SPACE(sizeof(int) * SBX_FD_COUNT_)];
+    char buf[CMSG_SPACE(sizeof(int) * (SBX_FD_COUNT_ + 2 + SBX_PREFIX_MAX_SLOTS))];
     struct cmsghdr align;
   } u;
   struct iovec iov = {&m, sizeof m};
@@ -73,8 +73,14 @@ int recv_fds(struct child_state *st) {
   while (r == -EINTR);
   if (r < 0) return (int)r;
   if (r != sizeof m || m.type != SBX_MSG_FDS || (mh.msg_flags & MSG_CTRUNC)) return -EPROTO;
-  int n = 0;
+  int n = 0, extra = 0;
   for (int i = 0; i < SBX_FD_COUNT_; i++) n += (m.mask >> i) & 1;
+  if (m.prefix_ops) {
+    if (m.prefix_ops >= st->a->hdr->n_ops || (m.prefix_slots >> SBX_PREFIX_MAX_SLOTS)) return -EPROTO;
+    extra = 2;
+    for (unsigned i = 0; i < SBX_PREFIX_MAX_SLOTS; i++) extra += (m.prefix_slots >> i) & 1;
+  }
+  n += extra;
   const int *fds = (const int *)0;
   if (n > 0) {
     struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
@@ -82,7 +88,15 @@ int recv_fds(struct child_state *st) {
       return -EPROTO;
     fds = (const int *)CMSG_DATA(c);
   }
-  for (int i = 0, k = 0; i < SBX_FD_COUNT_; i++) st->fd[i] = (m.mask >> i) & 1 ? fds[k++] : -1;
+  int k = 0;
+  for (int i = 0; i < SBX_FD_COUNT_; i++) st->fd[i] = (m.mask >> i) & 1 ? fds[k++] : -1;
+  if (extra) { /* a pooled root: the state its prefix ops would have left */
+    st->tmpfs_fd = fds[k++];
+    st->rootfd = fds[k++];
+    for (unsigned i = 0; i < SBX_PREFIX_MAX_SLOTS; i++)
+      if ((m.prefix_slots >> i) & 1) st->slots[i] = fds[k++];
+    st->first_op = m.prefix_ops;
+  }
   return 0;
 }
 

@@ -8,6 +8,7 @@
 #include "devices_bpf.h"
 #include "exec.h"
 #include "process.h"
+#include "root_pool.h"
 #include "seccomp.h"
 #include "settings.h"
 
@@ -110,6 +111,22 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // of the host's (and pivot_root). Makes the base namespace if not made yet.
   exports.Set("mountMode", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 return Napi::String::New(info.Env(), BaseMntns() >= 0 ? "base" : "host");
+              }));
+  // Pooled roots (root_pool.h): build the root of these plan bytes ahead; and the counts.
+  exports.Set("prepareRoot", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                if (info.Length() > 0 && info[0].IsBuffer()) {
+                  auto b = info[0].As<Napi::Buffer<uint8_t>>();
+                  RootPool::Get().Prepare(b.Data(), b.Length());
+                }
+                return info.Env().Undefined();
+              }));
+  exports.Set("rootPool", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                RootPool::Counts c = RootPool::Get().counts();
+                Napi::Object o = Napi::Object::New(info.Env());
+                o.Set("built", Napi::Number::New(info.Env(), double(c.built)));
+                o.Set("taken", Napi::Number::New(info.Env(), double(c.taken)));
+                o.Set("dropped", Napi::Number::New(info.Env(), double(c.dropped)));
+                return o;
               }));
   return exports;
 }

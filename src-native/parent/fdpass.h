@@ -8,7 +8,7 @@
 
 namespace sbx {
 
-constexpr int kMaxPassedFds = 24;
+constexpr int kMaxPassedFds = 40;  // MSG_FDS: SBX_FD_COUNT_ and a pooled root (2 + SBX_PREFIX_MAX_SLOTS)
 
 // One datagram of `len` bytes with up to kMaxPassedFds fds. 0 or -errno.
 int SendFds(int sock, const void* data, size_t len, const int* fds, int n);

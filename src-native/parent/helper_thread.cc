@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -12,9 +13,11 @@
 #include <cerrno>
 #include <condition_variable>
 #include <thread>
+#include <utility>
 
 #include "fdpass.h"
 #include "netns_pool.h"
+#include "root_pool.h"
 #include "settings.h"
 #include "teardown.h"
 
@@ -39,19 +42,31 @@ int HelperThread::TryReceive(HelperMsg* m, int* fds, int max) { return RecvFds(c
 void HelperThread::Start() {  // with mu_ held; the thread never takes it
   started_ = true;
   settings().frozen = true;
-  int sv[2];
+  int sv[2], rv[2] = {-1, -1};
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return;
-  // The thread unshares the fd table (a copy of this one), keeps only its end of the channel, and
-  // says so; then this table closes that end.
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rv) < 0) rv[0] = rv[1] = -1;  // no pooled roots
+  // The thread unshares the fd table (a copy of this one), keeps only its ends of the channels,
+  // and says so; then this table closes those ends. It also unshares its fs_struct, for a umask
+  // of its own: the pooled roots' ops expect the child's (0: modes in the plan are exact).
   std::mutex m;
   std::condition_variable cv;
   int state = 0;  // 1: running, -1: failed
-  std::thread([this, sv, &m, &cv, &state] {
+  std::thread([this, sv, rv, &m, &cv, &state] {
     bool ok = unshare(CLONE_FILES) == 0;
     if (ok) {
       close(sv[0]);
-      if (sv[1] > 0) syscall(SYS_close_range, 0u, unsigned(sv[1] - 1), 0u);
-      syscall(SYS_close_range, unsigned(sv[1] + 1), ~0u, 0u);
+      if (rv[0] >= 0) close(rv[0]);
+      int keep[2] = {sv[1], rv[1] >= 0 ? rv[1] : sv[1]};
+      if (keep[0] > keep[1]) std::swap(keep[0], keep[1]);
+      if (keep[0] > 0) syscall(SYS_close_range, 0u, unsigned(keep[0] - 1), 0u);
+      if (keep[1] > keep[0] + 1) syscall(SYS_close_range, unsigned(keep[0] + 1), unsigned(keep[1] - 1), 0u);
+      syscall(SYS_close_range, unsigned(keep[1] + 1), ~0u, 0u);
+      if (rv[1] >= 0 && unshare(CLONE_FS) == 0) {
+        umask(0);
+        results_helper_ = rv[1];
+      } else if (rv[1] >= 0) {
+        close(rv[1]);
+      }
     }
     {
       std::lock_guard<std::mutex> l(m);
@@ -63,11 +78,15 @@ void HelperThread::Start() {  // with mu_ held; the thread never takes it
   std::unique_lock<std::mutex> l(m);
   cv.wait(l, [&] { return state != 0; });
   close(sv[1]);
+  if (rv[1] >= 0) close(rv[1]);
   if (state < 0) {
     close(sv[0]);
+    if (rv[0] >= 0) close(rv[0]);
     return;
   }
   channel_ = sv[0];
+  if (results_helper_ >= 0) results_ = rv[0];
+  else if (rv[0] >= 0) close(rv[0]);
   running_ = true;
 }
 
@@ -95,17 +114,19 @@ void HelperThread::Run(int ch) {
   bool can_raise = geteuid() == 0 || (getrlimit(RLIMIT_NICE, &nice) == 0 && nice.rlim_cur >= 20);
   if (can_raise && Idle(true)) tid_.store(int(syscall(SYS_gettid)));
   // Teardown first: the namespaces it closes free what new ones use.
-  HelperJob* jobs[] = {&Teardown::Get().job(), &NetnsPool::Get().job()};
+  // The next container's root before the namespace pool's refill: both are wanted by the next
+  // create(), and the root is the shorter job.
+  HelperJob* jobs[] = {&Teardown::Get().job(), &RootPool::Get().job(), &NetnsPool::Get().job()};
   for (;;) {
     for (;;) {  // every message there is, without blocking
       HelperMsg m;
-      int fds[2];
-      int n = RecvFds(ch, &m, sizeof m, fds, 2, MSG_DONTWAIT);
+      int fds[kMaxPassedFds];
+      int n = RecvFds(ch, &m, sizeof m, fds, kMaxPassedFds, MSG_DONTWAIT);
       if (n == -EAGAIN || n == -EWOULDBLOCK) break;
       if (n == -EPROTO) continue;
       if (n < 0) return;  // the channel is gone
-      HelperJob* to = m.type == HelperMsg::kWake ? jobs[1] : jobs[0];
-      to->OnMessage(m, fds, n);
+      HelperJob* to = m.type == HelperMsg::kWake ? jobs[2] : m.type == HelperMsg::kRoot ? jobs[1] : jobs[0];
+      to->OnMessage(m, fds, n);  // kClose: the teardown job closes what came
     }
     bool busy = false;
     for (HelperJob* j : jobs)

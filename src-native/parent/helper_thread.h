@@ -18,7 +18,8 @@ namespace sbx {
 struct HelperMsg {
   uint32_t type;  // HelperMsg::k*
   uint64_t id;
-  enum : uint32_t { kNetns = 1, kHold = 3, kRelease = 4, kWake = 5 };
+  // kRootDone goes on the results channel, with the slot mask of its fds in type's bits 8..15.
+  enum : uint32_t { kNetns = 1, kHold = 3, kRelease = 4, kWake = 5, kRoot = 6, kRootDone = 7, kClose = 8 };
 };
 
 // A job run by the helper thread. Both calls happen on that thread, in its fd table.
@@ -44,6 +45,9 @@ class HelperThread {
   // From any thread: the jobs have fallen behind (the pool ran dry, teardowns pile up), so the
   // thread runs at normal priority until it has caught up (see Run). Cheap when already promoted.
   void Promote();
+  // The results channel (root_pool.h): the main table's end, and the helper table's. -1: none.
+  int results() const { return results_; }
+  int results_helper() const { return results_helper_; }
 
  private:
   void Start();
@@ -54,6 +58,7 @@ class HelperThread {
   std::mutex mu_;  // guards the start only
   bool started_ = false, running_ = false;
   int channel_ = -1;  // the main table's end
+  int results_ = -1, results_helper_ = -1;
   std::atomic<int> tid_{0};            // the thread's, once it can be lowered (0: never lowered)
   std::atomic<bool> promoted_{false};  // at normal priority until it has caught up
 };

@@ -31,6 +31,16 @@ constexpr uint64_t kNamespaces =
 
 bool OneNamespace(uint64_t t) { return t && !(t & (t - 1)) && (t & (kNamespaces | CLONE_NEWPID | CLONE_NEWTIME)); }
 
+// CLONE_TREE* ROOT_UPPER_DETACHED (MKDIR|WRITE_FILE|SYMLINK)* ROOT_OVERLAY_DETACHED: their count.
+uint32_t PrefixOf(const sbx_op* ops, uint32_t n) {
+  uint32_t i = 0;
+  while (i < n && ops[i].kind == SBX_OP_CLONE_TREE)
+    if (ops[i++].n[1] >= SBX_PREFIX_MAX_SLOTS) return 0;
+  if (i >= n || ops[i++].kind != SBX_OP_ROOT_UPPER_DETACHED) return 0;
+  while (i < n && (ops[i].kind == SBX_OP_MKDIR || ops[i].kind == SBX_OP_WRITE_FILE || ops[i].kind == SBX_OP_SYMLINK)) i++;
+  return i < n && ops[i].kind == SBX_OP_ROOT_OVERLAY_DETACHED ? i + 1 : 0;
+}
+
 }  // namespace
 
 std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
@@ -214,6 +224,7 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
     }
   }
   if (!has_exec) return "plan has no EXEC";
+  out->prefix = PrefixOf(ops, h->n_ops);
   out->hdr = h;
   out->ops = ops;
   out->strtab = strtab;

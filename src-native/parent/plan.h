@@ -25,6 +25,10 @@ struct Plan {
   uint32_t wants = 0;  // bit i: an op uses fd SBX_FD_<i> (a resource of the parent, or a plan fd)
   bool join = false;   // a JOIN op: an exec into a running container (parent/exec.h)
   int join_pid = -1;   // its fd index when it names CLONE_NEWPID: clone3 into that pid namespace
+  // The ops a pooled root can stand for (root_pool.h): CLONE_TREE* (slots below
+  // SBX_PREFIX_MAX_SLOTS), ROOT_UPPER_DETACHED, MKDIR/WRITE_FILE/SYMLINK in the upper layer,
+  // ROOT_OVERLAY_DETACHED, from op 0; 0 when the plan does not start so (host mode, keep, joins).
+  uint32_t prefix = 0;
 };
 
 // Returns an empty string when the plan is valid, else what is wrong with it.

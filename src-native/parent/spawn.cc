@@ -20,6 +20,7 @@
 #include "fd.h"
 #include "fdpass.h"
 #include "netns_pool.h"
+#include "root_pool.h"
 #include "shared_netns.h"
 #include "sync_slots.h"
 
@@ -60,19 +61,43 @@ bool Fail(SpawnError* e, int err, const char* syscall, const char* stage = "prep
   return false;
 }
 
-// MSG_FDS: the fds >= 0 of `fds`, by SBX_FD_* index, as SCM_RIGHTS. 0 or -errno.
-int SendFdsMsg(int sock, const int fds[SBX_FD_COUNT_]) {
+// MSG_FDS: the fds >= 0 of `fds`, by SBX_FD_* index, as SCM_RIGHTS; then a pooled root's, when
+// prefix_ops > 0 (wire.h). 0 or -errno.
+int SendFdsMsg(int sock, const int fds[SBX_FD_COUNT_], uint32_t prefix_ops = 0, const sbx_prefix* root = nullptr,
+               uint32_t slot_mask = 0) {
   sbx_fds_msg m;
   memset(&m, 0, sizeof m);
   m.type = SBX_MSG_FDS;
-  int list[SBX_FD_COUNT_], n = 0;
+  int list[SBX_FD_COUNT_ + 2 + SBX_PREFIX_MAX_SLOTS], n = 0;
   for (int i = 0; i < SBX_FD_COUNT_; i++)
     if (fds[i] >= 0) {
       m.mask |= 1u << i;
       list[n++] = fds[i];
     }
+  if (prefix_ops > 0 && root) {
+    m.prefix_ops = prefix_ops;
+    m.prefix_slots = slot_mask;
+    list[n++] = root->tmpfs_fd;
+    list[n++] = root->root_fd;
+    for (uint32_t i = 0; i < SBX_PREFIX_MAX_SLOTS; i++)
+      if ((slot_mask >> i) & 1) list[n++] = root->slots[i];
+  }
   return SendFds(sock, &m, sizeof m, list, n);
 }
+
+// A pooled root taken for this spawn: the fds are closed here once MSG_FDS holds its copies.
+struct RootHold {
+  sbx_prefix p;
+  uint32_t mask = 0;
+  bool taken = false;
+  ~RootHold() {
+    if (!taken) return;
+    close(p.tmpfs_fd);
+    close(p.root_fd);
+    for (uint32_t i = 0; i < SBX_PREFIX_MAX_SLOTS; i++)
+      if ((mask >> i) & 1) close(p.slots[i]);
+  }
+};
 
 // A reserved low slot holding the child's end of the sync socket (given back unless released).
 struct SlotHold {
@@ -203,7 +228,9 @@ bool Spawn(const Plan& plan, const int stdio[3], const std::vector<int>& plan_fd
     if (k >= plan_fds.size() || plan_fds[k] < 0) return Fail(e, EBADF, "plan fd", "plan");
     fds[i] = plan_fds[k];
   }
-  if (int err = SendFdsMsg(parent_sync.fd, fds)) return Fail(e, -err, "sendmsg");
+  RootHold root;
+  root.taken = plan.prefix > 0 && RootPool::Get().Take(plan, &root.p, &root.mask);
+  if (int err = SendFdsMsg(parent_sync.fd, fds, root.taken ? plan.prefix : 0, &root.p, root.mask)) return Fail(e, -err, "sendmsg");
 
   StackHold stack{TakeStack()};
   if (!stack.stack) return Fail(e, errno, "mmap");

@@ -142,8 +142,15 @@ enum sbx_fd_index {
 struct sbx_fds_msg {
   uint32_t type; /* SBX_MSG_FDS */
   uint32_t mask; /* bit i: fd SBX_FD_<i> is in the message */
-  uint32_t reserved[2];
+  /* A pooled root (parent/root_pool.h): the plan's first prefix_ops ops were done ahead by the
+   * helper thread. After the fds of `mask` come what they left: the upper tmpfs, the overlay, and
+   * the detached tree of each slot in prefix_slots (bit i: slot i), in that order. The child starts
+   * at op prefix_ops. 0: none came, the child runs every op. */
+  uint32_t prefix_ops;
+  uint32_t prefix_slots;
 };
+
+#define SBX_PREFIX_MAX_SLOTS 8u /* bind sources a pooled root may carry (CLONE_TREE slots 0..7) */
 
 struct sbx_msg {
   uint32_t type;

@@ -25,7 +25,7 @@ import type { Image, ImageStore } from '../image/index.js';
 import { copyIn, copyOut, readdirInRoot, readInRoot, statInRoot, withRoot, type Root } from './files.js';
 import { execIn, spawnIn, type ExecOptions, type ExecProcess, type ExecResult, type SpawnOptions } from './exec.js';
 import { hostInfo } from './host.js';
-import { bytesFrom, factsKey, lookupTemplate, planFrom, specFrom, storeTemplate, templateKey, type Template } from './templates.js';
+import { bytesFrom, factsKey, lookupTemplate, nextBytes, planFrom, specFrom, storeTemplate, templateKey, type Template } from './templates.js';
 import { closeJoins, describeJoinOrInit, initBinary, namespaceSources, openJoins, registerJoinable, resolveJoins, type NamespaceInfo } from './join.js';
 import { ConsoleSocket, ttyIo, type Terminal } from './tty.js';
 import { checkTimeout, deferred, exitStatus, nativeError, pipeStreams, runFailure, runToEnd, settle, signalChild, signalName, signalNumber, stdioCode, type Deferred } from './proc.js';
@@ -362,6 +362,10 @@ export class Container implements AsyncDisposable {
       cgroup = spec.cgroup && !afterClone ? createCgroup(spec.cgroup, spec.id) : null;
       fds = openJoins(spec);
       c = new Container(spec, plan, buf ?? bytesFrom(tpl!, spec.hostname), killSignal, abort, cgroup, kept, fds);
+      // The next container's root, built ahead on the helper thread while this one runs.
+      const t = same ? tpl : plan.base ? lookupTemplate(key) : undefined;
+      const next = t && nextBytes(t, options, newId);
+      if (next) native().prepareRoot(next);
     } catch (e) {
       liveIds.delete(spec.id);
       await cgroup?.destroy();

@@ -71,6 +71,14 @@ export interface NativeAddon {
    * and attaches it to the cgroup v2 directory `cgroupFd`. Throws { errno, syscall: 'bpf' }.
    */
   attachDeviceFilter(cgroupFd: number, insns: Uint8Array): void;
+  /**
+   * Pooled roots (src-native/parent/root_pool.h): the helper thread runs the first ops of this
+   * plan (bind sources' trees, the upper tmpfs and its files, the overlay) ahead, for the next
+   * container whose plan is byte for byte the same. No effect for a plan that does not start so.
+   */
+  prepareRoot(plan: Uint8Array): void;
+  /** How many roots were built ahead, taken by a container, and dropped (unused, stale, moved on disk). */
+  rootPool(): { built: number; taken: number; dropped: number };
   /** pidfd_open(pid) (O_CLOEXEC): for an exec's JOIN op; throws with errno. */
   pidfdOpen(pid: number): number;
   /** prctl(PR_GET_DUMPABLE) of this process: 0 while an exec runs on its memory (tests). */

@@ -1,0 +1,161 @@
+#include "root_pool.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "fdpass.h"
+
+namespace sbx {
+
+namespace {
+
+uint64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
+std::pair<dev_t, ino_t> IdOf(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) < 0) return {0, 0};
+  return {st.st_dev, st.st_ino};
+}
+
+std::vector<std::pair<dev_t, ino_t>> IdsOf(const std::vector<std::string>& paths) {
+  std::vector<std::pair<dev_t, ino_t>> ids;
+  ids.reserve(paths.size());
+  for (const auto& p : paths) ids.push_back(IdOf(p));
+  return ids;
+}
+
+// The host paths the prefix ops open: each bind source, each lower layer of the overlay.
+std::vector<std::string> PathsOf(const Plan& plan) {
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < plan.prefix; i++) {
+    const sbx_op& op = plan.ops[i];
+    if (op.kind == SBX_OP_CLONE_TREE) out.emplace_back(plan.strtab + op.s[0]);
+    if (op.kind != SBX_OP_ROOT_OVERLAY_DETACHED) continue;
+    const char* layer = plan.strtab + op.s[0];
+    for (uint32_t k = 0; k < op.n[0]; k++, layer += std::strlen(layer) + 1) out.emplace_back(layer);
+  }
+  return out;
+}
+
+}  // namespace
+
+RootPool& RootPool::Get() {
+  static RootPool* p = new RootPool;
+  return *p;
+}
+
+RootPool::Counts RootPool::counts() { return {built_.load(), taken_.load(), dropped_.load()}; }
+
+void RootPool::Prepare(const uint8_t* data, size_t len) {
+  HelperThread& helper = HelperThread::Get();
+  if (!helper.Running() || helper.results() < 0) return;
+  auto req = std::make_unique<Request>();
+  req->bytes.assign(data, data + len);  // parsed on the helper thread
+  req->len = len;
+  if (helper.Post({HelperMsg::kRoot, uint64_t(uintptr_t(req.get()))}, nullptr, 0) == 0) req.release();
+}
+
+void RootPool::Drop(Ready& r) {
+  dropped_++;
+  // Closed on the helper thread: the last fd of a detached mount waits for an RCU grace period.
+  // The message holds copies of its own; if it could not be sent, the teardown happens here.
+  if (!r.fds.empty()) HelperThread::Get().Post({HelperMsg::kClose, 0}, r.fds.data(), int(r.fds.size()));
+  for (int fd : r.fds) close(fd);
+  r.fds.clear();
+  r.req.reset();
+}
+
+bool RootPool::Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask) {
+  HelperThread& helper = HelperThread::Get();
+  if (plan.prefix == 0 || !helper.Running() || helper.results() < 0) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t now = NowNs();
+  const size_t len = plan.hdr->total_size;
+  bool found = false;
+  // Every root the helper has finished: the one for these bytes is taken, the others dropped at
+  // once (each was for a container that did not come: another template, an id of its own), so
+  // none waits in this fd table between two creates.
+  for (;;) {
+    HelperMsg m;
+    int fds[2 + SBX_PREFIX_MAX_SLOTS];
+    int n = RecvFds(helper.results(), &m, sizeof m, fds, 2 + SBX_PREFIX_MAX_SLOTS, MSG_DONTWAIT);
+    if (n == -EPROTO) continue;
+    if (n < 0) break;
+    Ready r;
+    r.req.reset(reinterpret_cast<Request*>(uintptr_t(m.id)));
+    r.fds.assign(fds, fds + n);
+    r.slot_mask = uint32_t(m.type >> 8);
+    bool match = !found && n == 2 + __builtin_popcount(r.slot_mask) && now - r.req->built_ns <= kMaxAge && r.req->len == len &&
+                 std::memcmp(r.req->plan.storage.data(), plan.storage.data(), len) == 0 &&
+                 IdsOf(r.req->paths) == r.req->ids;  // still the same directories on disk
+    if (!match) {
+      Drop(r);
+      continue;
+    }
+    found = true;
+    out->tmpfs_fd = r.fds[0];
+    out->root_fd = r.fds[1];
+    size_t k = 2;
+    for (uint32_t i = 0; i < SBX_PREFIX_MAX_SLOTS; i++) out->slots[i] = (r.slot_mask >> i) & 1 ? r.fds[k++] : -1;
+    *slot_mask = r.slot_mask;
+    taken_++;
+  }
+  return found;
+}
+
+void RootPool::Job::OnMessage(const HelperMsg& m, int* fds, int n) {
+  for (int i = 0; i < n; i++) close(fds[i]);
+  if (m.type != HelperMsg::kRoot) return;
+  todo_.emplace_back(reinterpret_cast<Request*>(uintptr_t(m.id)));
+  while (todo_.size() > kMaxTodo) todo_.pop_front();  // only the latest are worth building
+}
+
+bool RootPool::Job::Step(int) {
+  if (todo_.empty()) return false;
+  std::unique_ptr<Request> req = std::move(todo_.front());
+  todo_.pop_front();
+  if (!PreparePlan(req->bytes.data(), req->len, &req->plan).empty() || req->plan.prefix == 0) return true;
+  req->bytes = {};
+  req->paths = PathsOf(req->plan);
+  req->ids = IdsOf(req->paths);
+  sbx_child_args args;
+  std::memset(&args, 0, sizeof args);
+  args.hdr = req->plan.hdr;
+  args.ops = req->plan.ops;
+  args.strtab = req->plan.strtab;
+  args.sync_fd = -1;
+  sbx_prefix p;
+  if (sbx_build_prefix(&args, req->plan.prefix, &p) < 0) return true;
+  int fds[2 + SBX_PREFIX_MAX_SLOTS], n = 0;
+  uint32_t mask = 0;
+  fds[n++] = p.tmpfs_fd;
+  fds[n++] = p.root_fd;
+  for (uint32_t i = 0; i < SBX_PREFIX_MAX_SLOTS; i++)
+    if (p.slots[i] >= 0) {
+      fds[n++] = p.slots[i];
+      mask |= 1u << i;
+    }
+  // A path that changed while the ops ran would make the ids above a lie: build nothing then.
+  bool ok = p.tmpfs_fd >= 0 && p.root_fd >= 0 && IdsOf(req->paths) == req->ids;
+  if (ok) {
+    req->built_ns = NowNs();
+    HelperMsg m = {HelperMsg::kRootDone | (mask << 8), uint64_t(uintptr_t(req.get()))};
+    if (SendFds(HelperThread::Get().results_helper(), &m, sizeof m, fds, n) == 0) {
+      req.release();  // the main side owns it now
+      pool_->built_++;
+    }
+  }
+  for (int i = 0; i < n; i++)
+    if (fds[i] >= 0) close(fds[i]);
+  return true;
+}
+
+}  // namespace sbx

@@ -1,0 +1,90 @@
+// Pooled roots. In the base mode a plan starts with the ops that take what the container needs of
+// the host while the child still sees it: a detached clone of each bind source (CLONE_TREE), the
+// upper tmpfs with the /etc files and the mount points in it, and the overlay on the rootfs
+// (Plan::prefix). They are the same for every container of a template (src-ts/container/
+// templates.ts) but for the hostname, and that the TypeScript side can choose ahead: it draws the
+// next container's id now. So the helper thread runs those ops ahead, with the child's own
+// handlers (sbx_build_prefix), for the exact plan bytes the next create() will bring; Spawn()
+// finds them by comparing the bytes and sends what they left in MSG_FDS, and the child starts
+// after them. ~0.2 ms of the child's setup happens on otherwise idle time.
+//
+// A pooled root is used only when it is still true to the disk: the paths its ops opened (each
+// layer of the overlay, each bind source) must still be the same directories (dev, inode) as
+// when it was built, and it must be younger than kMaxAge (a bind source's submounts can change
+// without it). Each is used once; one that is not taken is closed on the helper thread (a detached
+// mount waits for an RCU grace period when its last fd closes). A finished root waits in the
+// results channel (in no fd table) until the next Spawn of a plan with a prefix, which takes the
+// one made for it and drops the rest.
+#ifndef SBX_ROOT_POOL_H
+#define SBX_ROOT_POOL_H
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "../child/child.h"
+#include "helper_thread.h"
+#include "plan.h"
+
+namespace sbx {
+
+class RootPool {
+ public:
+  static RootPool& Get();
+
+  // Main side: build the root of this plan ahead (if its plan has a prefix). Copies the bytes.
+  void Prepare(const uint8_t* data, size_t len);
+  // Spawn: a root built for exactly these plan bytes and still true to the disk, its fds now in
+  // the caller's table (the caller closes them). False if there is none.
+  bool Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask);
+
+  struct Counts {
+    uint64_t built = 0, taken = 0, dropped = 0;
+  };
+  Counts counts();
+  HelperJob& job() { return job_; }
+
+  // One root: the plan's bytes, what its ops opened (dev, ino; 0, 0 when missing) and when.
+  struct Request {
+    std::vector<uint8_t> bytes;  // until the helper thread has parsed them into plan
+    Plan plan;
+    size_t len = 0;
+    std::vector<std::string> paths;
+    std::vector<std::pair<dev_t, ino_t>> ids;
+    uint64_t built_ns = 0;
+  };
+
+ private:
+  class Job : public HelperJob {  // the helper thread's side
+   public:
+    explicit Job(RootPool* pool) : pool_(pool) {}
+    void OnMessage(const HelperMsg& m, int* fds, int n) override;
+    bool Step(int channel) override;
+
+   private:
+    RootPool* pool_;
+    std::deque<std::unique_ptr<Request>> todo_;
+  };
+  struct Ready {
+    std::unique_ptr<Request> req;
+    std::vector<int> fds;  // tmpfs, overlay, then the slots of slot_mask
+    uint32_t slot_mask = 0;
+  };
+  void Drop(Ready& r);
+
+  static constexpr uint64_t kMaxAge = 2'000'000'000;  // ns
+  static constexpr size_t kMaxTodo = 4;
+  Job job_{this};
+  std::mutex mu_;  // the main side (Spawn may run on any thread)
+  std::atomic<uint64_t> built_{0}, taken_{0}, dropped_{0};
+};
+
+}  // namespace sbx
+
+#endif

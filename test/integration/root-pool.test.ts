@@ -1,0 +1,111 @@
+/**
+ * Pooled roots (src-native/parent/root_pool.h): the next container's root built ahead on the
+ * helper thread, for the same options. Whatever a container sees must be what a root built in its
+ * own setup would show: its own hostname, a fresh upper layer, the rootfs and bind sources as they
+ * are on disk at its create(), never as they were when its root was built.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Container, defaultMounts } from '../../src-ts/index.js';
+import { native } from '../../src-ts/native/addon.js';
+import { busyboxRootfs, busyboxSkip, hostMountinfo, openFds, removeRootfs } from './helpers.js';
+
+const pool = () => native().rootPool();
+const sh = (rootfs: string, script: string, extra: object = {}) => Container.run({ rootfs, args: ['/bin/sh', '-c', script], ...extra });
+
+describe.skipIf(busyboxSkip !== null || native().mountMode() !== 'base')(
+  `pooled roots (${busyboxSkip ?? (native().mountMode() !== 'base' ? 'needs the base mount mode (Linux 6.15+)' : 'busybox-static rootfs, as root')})`,
+  () => {
+    let rootfs: string;
+    beforeAll(() => {
+      rootfs = busyboxRootfs();
+    });
+    afterAll(() => removeRootfs(rootfs));
+
+    it('the next container of the same options takes a root built ahead: its own hostname, a fresh upper layer', async () => {
+      const script = 'echo "$(hostname) $(cat /etc/hostname) $(grep -c "$(hostname)" /etc/hosts)"; ls /left-behind 2>&1; touch /left-behind';
+      const before = pool();
+      const hosts = new Set<string>();
+      for (let i = 0; i < 6; i++) {
+        const r = await sh(rootfs, script);
+        const h = r.id.slice(0, 12);
+        expect(r.stdout).toBe(`${h} ${h} 1\nls: /left-behind: No such file or directory\n`);
+        hosts.add(h);
+      }
+      expect(hosts.size).toBe(6);
+      const after = pool();
+      expect(after.taken - before.taken).toBeGreaterThanOrEqual(4); // the first builds the template; the helper may lose a race
+    });
+
+    it('a file added to the rootfs after the next root was built is there', async () => {
+      const script = 'cat /added-later 2>&1';
+      expect((await sh(rootfs, script, { reject: false })).stdout).toContain('No such file');
+      await new Promise((r) => setTimeout(r, 50)); // the next root of these options is built by now
+      writeFileSync(`${rootfs}/added-later`, 'new\n');
+      try {
+        const taken = pool().taken;
+        expect((await sh(rootfs, script, { reject: false })).stdout).toBe('new\n');
+        expect(pool().taken).toBe(taken + 1); // from the root built before the file was added
+      } finally {
+        rmSync(`${rootfs}/added-later`);
+      }
+    });
+
+    it('a rootfs replaced by another directory at the same path: the next container sees the new one (the pooled root is dropped)', async () => {
+      const dir = `${rootfs}.swap`;
+      rmSync(dir, { recursive: true, force: true });
+      const { cpSync } = await import('node:fs');
+      cpSync(rootfs, dir, { recursive: true, verbatimSymlinks: true });
+      try {
+        writeFileSync(`${dir}/which`, 'first\n');
+        expect((await sh(dir, 'cat /which')).stdout).toBe('first\n');
+        await new Promise((r) => setTimeout(r, 50)); // the next root (on the first directory) is built
+        const dropped = pool().dropped;
+        const old = `${dir}.old`;
+        const { renameSync } = await import('node:fs');
+        renameSync(dir, old);
+        cpSync(old, dir, { recursive: true, verbatimSymlinks: true });
+        writeFileSync(`${dir}/which`, 'second\n');
+        rmSync(old, { recursive: true });
+        expect((await sh(dir, 'cat /which')).stdout).toBe('second\n');
+        expect(pool().dropped).toBeGreaterThan(dropped);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('a bind source replaced at the same path: the next container sees the new one', async () => {
+      const src = `${rootfs}.bind`;
+      const o = { mounts: [...defaultMounts, { destination: '/mnt', type: 'bind', source: src, options: ['bind', 'ro'] }] };
+      rmSync(src, { recursive: true, force: true });
+      mkdirSync(src);
+      try {
+        writeFileSync(`${src}/which`, 'first\n');
+        expect((await sh(rootfs, 'cat /mnt/which', o)).stdout).toBe('first\n');
+        await new Promise((r) => setTimeout(r, 50));
+        const dropped = pool().dropped;
+        rmSync(src, { recursive: true });
+        mkdirSync(src);
+        writeFileSync(`${src}/which`, 'second\n');
+        expect((await sh(rootfs, 'cat /mnt/which', o)).stdout).toBe('second\n');
+        expect(pool().dropped).toBeGreaterThan(dropped);
+      } finally {
+        rmSync(src, { recursive: true, force: true });
+      }
+    });
+
+    it('options alternating, ids given, fixed hostnames: every container is right, and no fd or host mount is left', async () => {
+      const fds = openFds().fds;
+      const mounts = hostMountinfo();
+      for (let i = 0; i < 10; i++) {
+        expect((await sh(rootfs, 'hostname', { hostname: 'fixed' })).stdout).toBe('fixed\n');
+        const id = `given-${process.pid}-${i}`;
+        expect((await sh(rootfs, 'hostname', { id })).stdout).toBe(`${id.slice(0, 12).replace(/-+$/, '')}\n`);
+        const r = await sh(rootfs, 'hostname; ls /dev/shm | wc -l; touch /dev/shm/x');
+        expect(r.stdout).toBe(`${r.id.slice(0, 12)}\n0\n`);
+      }
+      expect(openFds().fds).toEqual(fds);
+      expect(hostMountinfo()).toBe(mounts);
+    });
+  },
+);
