@@ -16,7 +16,7 @@ import type { CgroupSpec, CgroupStats } from '../cgroup/resources.js';
 import { buildPlan, opPath, type Compiled, type Op, type Plan } from '../plan/plan.js';
 import { seccompFilter } from '../security/seccomp.js';
 import { CLONE, STAGES } from '../plan/wire.js';
-import { checkBindSources, checkExec, checkRootfs, checkSymlinks } from '../spec/check.js';
+import { checkBindSources, checkExec, checkRootfs, checkSymlinks, recordSeen, replaySeen } from '../spec/check.js';
 import { checkOomScoreAdj, checkRlimits, RLIMITS } from '../spec/isolation.js';
 import { checkKeys, type KeyTable } from '../spec/keys.js';
 import { buildSpec, OPTION_KEYS, type ContainerOptions, type Spec, type StdioOption } from '../spec/spec.js';
@@ -325,7 +325,9 @@ export class Container implements AsyncDisposable {
     if (liveIds.has(spec.id))
       throw invalid('id', `${JSON.stringify(spec.id)} is the id of a live container of this process (delete() it first)`, 'EEXIST');
     const killSignal = signalNumber(options.killSignal ?? 'SIGKILL', 'killSignal');
-    checkRootfs(spec);
+    // The disk checks of a template's last container, replayed: unchanged, they pass again (below).
+    const replayed = tpl?.checked !== undefined && replaySeen(tpl.checked);
+    if (!replayed) checkRootfs(spec);
     checkRlimits(spec.rlimits);
     checkOomScoreAdj(spec.oomScoreAdj);
     const facts = checkBindSources(spec);
@@ -343,8 +345,17 @@ export class Container implements AsyncDisposable {
       plan = buildPlan(spec, host, facts, compiled);
       buf = storeTemplate(key, options, spec, plan, facts, layout, encodePlan, (s) => buildPlan(s, host, facts, compiled));
     }
-    checkSymlinks(spec, plan.ops);
-    checkExec(spec);
+    // The disk checks, unless replayed for this very plan: what they look at is kept with the
+    // template (templates.ts), and the next container's create() repeats only those calls.
+    if (!(replayed && same)) {
+      const checked = recordSeen(() => {
+        checkRootfs(spec);
+        checkSymlinks(spec, plan.ops);
+        checkExec(spec);
+      });
+      const stored = same ? tpl : lookupTemplate(key);
+      if (stored && (stored === tpl || stored.plan === plan)) stored.checked = checked; // this spec's and plan's
+    }
     const abort = options.signal;
     if (abort?.aborted)
       throw new ContainerError(`container ${spec.id}: aborted before create`, { code: 'ABORT_ERR', stage: 'validate', containerId: spec.id, cause: abort.reason });
@@ -363,8 +374,8 @@ export class Container implements AsyncDisposable {
       fds = openJoins(spec);
       c = new Container(spec, plan, buf ?? bytesFrom(tpl!, spec.hostname), killSignal, abort, cgroup, kept, fds);
       // The next container's root, built ahead on the helper thread while this one runs.
-      const t = same ? tpl : plan.base ? lookupTemplate(key) : undefined;
-      const next = t && nextBytes(t, options, newId);
+      const from = same ? tpl : plan.base ? lookupTemplate(key) : undefined;
+      const next = from && nextBytes(from, options, newId);
       if (next) native().prepareRoot(next);
     } catch (e) {
       liveIds.delete(spec.id);

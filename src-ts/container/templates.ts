@@ -8,10 +8,13 @@
  *   not plain data (a class instance such as a Container to join, an ImageStore, an AbortSignal
  *   elsewhere, a Date, undefined values, non-finite numbers, functions) have no key: they always
  *   take the full path, so a key never stands for two different inputs.
- * - What the options do not say is checked on every create(), as before: the disk checks run
- *   every time (a template holds no verdict about the rootfs), and the facts the plan was built
- *   from (is each bind source a file, the init binary, the cgroup layout) must be the same, else
- *   the plan is built again and replaces the template.
+ * - What the options do not say is checked on every create(), as before: the facts the plan was
+ *   built from (is each bind source a file, the init binary, the cgroup layout) must be the same,
+ *   else the plan is built again and replaces the template; and the disk checks run every time.
+ *   Those decide on what lstat, stat and readlink give for a list of paths, the same list for the
+ *   same spec and plan: the template keeps what they saw when they last passed (check.ts Seen),
+ *   and when every call gives the same again (type, mode, inode, size, times), the walk around
+ *   the calls is skipped. Anything else runs the checks in full.
  * - The hostname's places in the buffer (and in the ops) are found when the template is made, by
  *   building the plan a second time with another hostname of the same length and comparing:
  *   every byte that differs is one. A container whose hostname has another length (an id of
@@ -23,6 +26,7 @@
  * hostname.
  */
 import type { FsFacts, Op, Plan } from '../plan/plan.js';
+import type { Seen } from '../spec/check.js';
 import { defaultHostname, validId, type ContainerOptions, type Spec } from '../spec/spec.js';
 
 const MAX_TEMPLATES = 32;
@@ -39,6 +43,8 @@ export interface Template {
   readonly opHoles: readonly (readonly [number, string, readonly number[]])[];
   /** The id drawn ahead for the next container without one: its root is being built (native rootPool). */
   nextId?: string;
+  /** What the disk checks (checkSymlinks, checkExec) looked at when they last passed for it. */
+  checked?: Seen;
 }
 
 const templates = new Map<string, Template>();

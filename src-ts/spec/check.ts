@@ -16,11 +16,70 @@ const ENOENT = Object.assign(new Error('ENOENT: no such file or directory'), { c
 
 /** stat/lstat that returns the error instead of throwing it (a missing path is the common case). */
 function stat(path: string, follow: boolean): Stats | NodeJS.ErrnoException {
+  let st: Stats | NodeJS.ErrnoException;
   try {
-    return (follow ? statSync(path, { throwIfNoEntry: false }) : lstatSync(path, { throwIfNoEntry: false })) ?? ENOENT;
+    st = (follow ? statSync(path, { throwIfNoEntry: false }) : lstatSync(path, { throwIfNoEntry: false })) ?? ENOENT;
   } catch (e) {
-    return e as NodeJS.ErrnoException;
+    st = e as NodeJS.ErrnoException;
   }
+  seen?.push([follow ? 1 : 0, path, valueOf(st)]);
+  return st;
+}
+
+function readlink(path: string): string {
+  const target = readlinkSync(path);
+  seen?.push([2, path, target]);
+  return target;
+}
+
+/**
+ * What the checks below looked at, in order: [0 lstat | 1 stat | 2 readlink, path, what it
+ * gave]. A stat's value is the file's type, mode and identity (dev, inode, size, mtime, ctime):
+ * the ELF or #! header checkExec reads is then the same file with the same contents.
+ */
+export type Seen = [op: 0 | 1 | 2, path: string, value: string][];
+let seen: Seen | null = null;
+
+function valueOf(st: Stats | NodeJS.ErrnoException): string {
+  if (st instanceof Error) return `E${st.code}`;
+  return `${st.mode}:${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/** Runs checks that passed, and records what they looked at (replaySeen tells if it is unchanged). */
+export function recordSeen(checks: () => void): Seen {
+  const mine: Seen = [];
+  seen = mine;
+  try {
+    checks();
+  } finally {
+    seen = null;
+  }
+  return mine;
+}
+
+/**
+ * True when every stat and readlink of `s` gives what it gave: the checks, which decide on those
+ * alone (for a given spec and plan), would pass again. The same calls, without the walk around them.
+ */
+export function replaySeen(s: Seen): boolean {
+  for (const [op, path, value] of s) {
+    if (op === 2) {
+      try {
+        if (readlinkSync(path) !== value) return false;
+      } catch {
+        return false;
+      }
+    } else {
+      let st: Stats | NodeJS.ErrnoException;
+      try {
+        st = (op === 1 ? statSync(path, { throwIfNoEntry: false }) : lstatSync(path, { throwIfNoEntry: false })) ?? ENOENT;
+      } catch (e) {
+        st = e as NodeJS.ErrnoException;
+      }
+      if (valueOf(st) !== value) return false;
+    }
+  }
+  return true;
 }
 
 /** The validation error for a failed stat: Node's code and errno, or `fallback` without them. */
@@ -190,7 +249,7 @@ function resolveInRootfs(spec: Spec, path: string): Resolved {
       if (++links > MAX_SYMLINKS) return { kind: 'missing', path: at };
       let target: string;
       try {
-        target = readlinkSync(host);
+        target = readlink(host);
       } catch {
         return { kind: 'missing', path: at };
       }

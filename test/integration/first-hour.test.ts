@@ -194,4 +194,31 @@ describe.skipIf(busyboxSkip !== null)(`the first hour (${busyboxSkip ?? 'busybox
       rmSync(src, { recursive: true, force: true });
     }
   });
+  it('the disk checks are replayed for the same options, and still catch what changed on disk since', async () => {
+    const { cpSync, rmSync, symlinkSync } = await import('node:fs');
+    const dir = `${rootfs}.replay`;
+    rmSync(dir, { recursive: true, force: true });
+    cpSync(rootfs, dir, { recursive: true, verbatimSymlinks: true });
+    try {
+      const o = { rootfs: dir, args: ['/bin/true'] };
+      for (let i = 0; i < 3; i++) expect((await Container.run(o)).exitCode).toBe(0);
+      // /proc becomes a symlink to the host's: ELOOP at validate, as for a first create.
+      rmSync(`${dir}/proc`, { recursive: true, force: true });
+      symlinkSync('/proc', `${dir}/proc`);
+      expect(await rejection(Container.run(o))).toMatchObject({ code: 'ELOOP', stage: 'validate', path: '/proc' });
+      rmSync(`${dir}/proc`);
+      expect((await Container.run(o)).exitCode).toBe(0);
+      // /bin/true becomes a dynamic binary without its loader: ENOENT naming the loader.
+      rmSync(`${dir}/bin/true`);
+      copyFileSync('/bin/true', `${dir}/bin/true`);
+      const e = await rejection(Container.run(o));
+      expect(e).toMatchObject({ code: 'ENOENT', stage: 'exec' });
+      expect(e.path).toMatch(/^\/lib.*ld-linux/);
+      // The rootfs gone: the rootfs error.
+      rmSync(dir, { recursive: true, force: true });
+      expect(await rejection(Container.run(o))).toMatchObject({ code: 'ENOENT', stage: 'validate', option: 'rootfs' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
