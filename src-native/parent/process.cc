@@ -221,18 +221,22 @@ void Child::OnSync() {
 }
 
 void Child::OnReady() {
-  // The promise first: what follows talks to the helper thread, which would compete with the
-  // JavaScript that create() resumes (~60 us of create() here).
+  // The container's mount namespace, held (teardown.h) so that its teardown happens after the
+  // exit is reported, on the helper thread. Opened before the promise settles: the JavaScript it
+  // resumes may start the container at once, and an open of /proc/PID/ns/* during its execve
+  // waits for the exec to finish (the task's exec_update_lock). An exec's mount namespace is its
+  // container's, held by that one.
+  int ns = -1;
+  if (!plan_.join) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", p_.pid);
+    ns = open(path, O_RDONLY | O_CLOEXEC);
+  }
+  // The promise next: handing the fd over talks to the helper thread, which would compete with
+  // the JavaScript that create() resumes (~60 us of create() here). Even if that JavaScript has
+  // started the container and it has exited already, the fd is this container's namespace.
   Emit({kEvReady});
   Settle();  // its prelude is long past
-  // Hold the container's mount namespace (teardown.h): its teardown then happens after the exit
-  // is reported, on the helper thread. Even if the JavaScript above has started the container and
-  // it has exited already, this pid is still ours: it is reaped only in OnPidfd. (Then there is no
-  // namespace left to hold, and the open fails: nothing lost.)
-  if (plan_.join) return;  // an exec: the mount namespace is its container's, held by that one
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/ns/mnt", p_.pid);
-  int ns = open(path, O_RDONLY | O_CLOEXEC);
   if (ns >= 0) mntns_ = Teardown::Get().Hold(ns);
 }
 

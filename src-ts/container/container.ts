@@ -263,6 +263,9 @@ export function compiledFor(spec: Spec): Compiled {
   return { seccomp: { bpf: f.bpf, flags: f.flags } };
 }
 
+/** The template of the last create() (the root pool's guess at the next). */
+let lastTemplate: Template | undefined;
+
 /** Ids of this process's containers from create() until delete() (or a failed create()). */
 const liveIds = new Set<string>();
 
@@ -373,10 +376,13 @@ export class Container implements AsyncDisposable {
       cgroup = spec.cgroup && !afterClone ? createCgroup(spec.cgroup, spec.id) : null;
       fds = openJoins(spec);
       c = new Container(spec, plan, buf ?? bytesFrom(tpl!, spec.hostname), killSignal, abort, cgroup, kept, fds);
-      // The next container's root, built ahead on the helper thread while this one runs.
+      // The next container's root, built ahead on the helper thread while this one runs, once
+      // two containers in a row came from one template (options that alternate would only
+      // have it built and dropped).
       const from = same ? tpl : plan.base ? lookupTemplate(key) : undefined;
-      const next = from && nextBytes(from, options, newId);
+      const next = from && from === lastTemplate && nextBytes(from, options, newId);
       if (next) native().prepareRoot(next);
+      lastTemplate = from;
     } catch (e) {
       liveIds.delete(spec.id);
       await cgroup?.destroy();

@@ -34,12 +34,13 @@ describe.skipIf(busyboxSkip !== null || native().mountMode() !== 'base')(
       }
       expect(hosts.size).toBe(6);
       const after = pool();
-      expect(after.taken - before.taken).toBeGreaterThanOrEqual(4); // the first builds the template; the helper may lose a race
+      expect(after.taken - before.taken).toBeGreaterThanOrEqual(3); // from the third on (two in a row first); the helper may lose a race
     });
 
     it('a file added to the rootfs after the next root was built is there', async () => {
       const script = 'cat /added-later 2>&1';
-      expect((await sh(rootfs, script, { reject: false })).stdout).toContain('No such file');
+      // Twice: a root is built ahead once two containers in a row come from the same options.
+      for (let i = 0; i < 2; i++) expect((await sh(rootfs, script, { reject: false })).stdout).toContain('No such file');
       await new Promise((r) => setTimeout(r, 50)); // the next root of these options is built by now
       writeFileSync(`${rootfs}/added-later`, 'new\n');
       try {
@@ -58,7 +59,7 @@ describe.skipIf(busyboxSkip !== null || native().mountMode() !== 'base')(
       cpSync(rootfs, dir, { recursive: true, verbatimSymlinks: true });
       try {
         writeFileSync(`${dir}/which`, 'first\n');
-        expect((await sh(dir, 'cat /which')).stdout).toBe('first\n');
+        for (let i = 0; i < 2; i++) expect((await sh(dir, 'cat /which')).stdout).toBe('first\n');
         await new Promise((r) => setTimeout(r, 50)); // the next root (on the first directory) is built
         const dropped = pool().dropped;
         const old = `${dir}.old`;
@@ -81,7 +82,7 @@ describe.skipIf(busyboxSkip !== null || native().mountMode() !== 'base')(
       mkdirSync(src);
       try {
         writeFileSync(`${src}/which`, 'first\n');
-        expect((await sh(rootfs, 'cat /mnt/which', o)).stdout).toBe('first\n');
+        for (let i = 0; i < 2; i++) expect((await sh(rootfs, 'cat /mnt/which', o)).stdout).toBe('first\n');
         await new Promise((r) => setTimeout(r, 50));
         const dropped = pool().dropped;
         rmSync(src, { recursive: true });
