@@ -330,17 +330,32 @@ Napi::Value Child::Trace(const Napi::CallbackInfo& info) {
 
 // Still the setup's process (its comm is SBX_SETUP_COMM), not the user's binary. Only for a pid not
 // yet reaped (it cannot have been reused).
+// Whether the process ended in its setup: its comm is still the setup's, and it is exiting.
+// The comm alone would not do: execve closes the CLOEXEC fds (the EOF on the sync socket) a moment
+// before it names the task after the new program, so an EOF handled in between finds the setup's
+// comm on a process that has exec'd (seen here about once in a thousand lifecycles, once nothing
+// else made the main thread wait for the exec to finish). An exit sets PF_EXITING before it closes
+// the fds; an exec never does. One read of /proc/PID/stat gives both.
 bool Child::InSetup() const {
-  char path[48], comm[32];
-  snprintf(path, sizeof path, "/proc/%d/comm", p_.pid);
+  char path[48], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", p_.pid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  ssize_t n = read(fd, comm, sizeof comm - 1);
+  ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
   if (n <= 0) return false;
-  comm[n] = 0;
-  if (comm[n - 1] == '\n') comm[n - 1] = 0;
-  return strcmp(comm, SBX_SETUP_COMM) == 0;
+  buf[n] = 0;
+  // "pid (comm) state ppid pgrp session tty_nr tpgid flags ..."; the comm may hold ") ".
+  char* open_paren = strchr(buf, '(');
+  char* close_paren = strrchr(buf, ')');
+  if (!open_paren || !close_paren || close_paren < open_paren) return false;
+  *close_paren = 0;
+  if (strcmp(open_paren + 1, SBX_SETUP_COMM) != 0) return false;
+  unsigned long flags = 0;
+  char state = 0;
+  if (sscanf(close_paren + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) != 2) return false;
+  constexpr unsigned long kPfExiting = 0x4;  // include/linux/sched.h PF_EXITING
+  return (flags & kPfExiting) != 0 || state == 'Z' || state == 'X';
 }
 
 // ref()/unref(): like a ChildProcess, whether this process keeps the event loop alive.
