@@ -292,14 +292,17 @@ export function renderDocs(results) {
 
 /** Why scratchbox can match a C program that does the same work: said next to the numbers. */
 const HOW_SCRATCHBOX_GETS_THERE =
-  'How scratchbox comes near the C floor, which does the same kernel work in a tight loop (but no seccomp, no capability drop, no masked paths): the clone shares the Node ' +
+  'How scratchbox comes near (or below) the C floor, which does the same kernel work in a tight loop (but no seccomp, no capability drop, no masked paths): the clone shares the Node ' +
   'process\'s memory (CLONE_VM, no page-table copy); the namespaces other than pid are made by the child, off the event loop; ' +
   'the container\'s mount namespace is a copy of a base namespace that holds one empty tmpfs rather than a copy of the host\'s, so ' +
   'there are no host mounts to copy, make private and detach, and the root is entered with chroot instead of pivot_root (which ' +
   'checks every task in the system, a cost that grows with the number of containers alive: see the scale table; ' +
   'docs/architecture.md explains why nothing of the host is left to escape to); ' +
-  'mount points and /etc files are written into the overlay\'s empty upper layer before it is mounted; and a helper thread in ' +
-  'the addon makes fresh network and IPC namespaces ahead of need (each used by one container only) and drops the exited container\'s ' +
-  'mount namespace after the exit is reported. The last two move kernel work off the critical path onto the second core, ' +
+  'mount points and /etc files are written into the overlay\'s empty upper layer before it is mounted; repeated options reuse ' +
+  'their spec, plan and encoded buffer (a template: only the id and hostname change) and repeat only the system calls of the ' +
+  'disk checks; and a helper thread in the addon, at idle priority, makes fresh network and IPC namespaces ahead of need, builds ' +
+  'the next container\'s root (bind-source trees, upper tmpfs, overlay) for the options of the last two (each namespace and root ' +
+  'used by one container only) and drops the exited container\'s mount namespace after the exit is reported. The last two move ' +
+  'kernel work off the critical path onto the second core, ' +
   'not out of the machine: the throughput table below shows what it costs in CPU (a fresh network namespace per container ' +
   'is the largest item; `namespaces.network: \'shared\'` is the opt-in that avoids it).';

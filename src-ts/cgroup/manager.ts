@@ -3,7 +3,7 @@
  * over the two hierarchies. The parent does all of it from here, with a few synchronous file
  * writes before the clone and none on the path of a container that asked for no cgroup.
  */
-import { accessSync, closeSync, constants as fsc, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsc, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerError, errnoName, errnoNumber } from '../errors.js';
 import { native } from '../native/addon.js';
@@ -246,11 +246,14 @@ class V2Cgroup implements CgroupManager {
  * first needed (V1Cgroup#joinFreezer).
  */
 const V1_BASE = ['memory', 'pids', 'cpuacct'];
+const OOM_BUF = Buffer.alloc(512);
 
 class V1Cgroup implements CgroupManager {
   readonly kind = 'v1' as const;
   readonly cloneFd = -1;
   #gone = false;
+  /** memory.oom_control, opened when the process is moved in (while the child sets up): read again at exit. */
+  #oomFd = -1;
   /**
    * at: controller → directory (co-mounted controllers share one); lazyFreezer: where the freezer
    * cgroup goes when pause or kill-all first needs it (absent: no freezer hierarchy, or joined).
@@ -268,6 +271,14 @@ class V1Cgroup implements CgroupManager {
   }
   add(pid: number): void {
     for (const d of this.dirs) write(`${d}/cgroup.procs`, String(pid));
+    const m = this.at.get('memory');
+    if (m && this.#oomFd < 0) {
+      try {
+        this.#oomFd = openSync(`${m}/memory.oom_control`, fsc.O_RDONLY); // O_CLOEXEC: Node's default
+      } catch {
+        // read by path then
+      }
+    }
   }
   /**
    * Moves every process of the container into a freezer cgroup of its own, until none is missing:
@@ -343,10 +354,22 @@ class V1Cgroup implements CgroupManager {
   }
   oomKills(): number {
     const m = this.at.get('memory');
-    return m ? (parseKeyed(read(`${m}/memory.oom_control`) ?? '').get('oom_kill') ?? 0) : 0;
+    if (!m) return 0;
+    let text: string | null = null;
+    if (this.#oomFd >= 0) {
+      try {
+        const n = readSync(this.#oomFd, OOM_BUF, 0, OOM_BUF.length, 0); // a seq file: offset 0 reads it anew
+        text = OOM_BUF.toString('latin1', 0, n);
+      } catch {
+        text = null;
+      }
+    }
+    return parseKeyed(text ?? read(`${m}/memory.oom_control`) ?? '').get('oom_kill') ?? 0;
   }
   async destroy(): Promise<void> {
     if (this.#gone) return;
+    if (this.#oomFd >= 0) closeSync(this.#oomFd);
+    this.#oomFd = -1;
     // dirs is read again each time: a kill-all on the way may have joined the freezer.
     for (let i = 0; i < this.dirs.length; i++) await removeDir(this.dirs[i]!, () => this.killAll());
     this.#gone = true;

@@ -16,14 +16,17 @@ const ENOENT = Object.assign(new Error('ENOENT: no such file or directory'), { c
 
 /** stat/lstat that returns the error instead of throwing it (a missing path is the common case). */
 function stat(path: string, follow: boolean): Stats | NodeJS.ErrnoException {
-  let st: Stats | NodeJS.ErrnoException;
-  try {
-    st = (follow ? statSync(path, { throwIfNoEntry: false }) : lstatSync(path, { throwIfNoEntry: false })) ?? ENOENT;
-  } catch (e) {
-    st = e as NodeJS.ErrnoException;
-  }
+  const st = rawStat(path, follow);
   seen?.push([follow ? 1 : 0, path, valueOf(st)]);
   return st;
+}
+
+function rawStat(path: string, follow: boolean): Stats | NodeJS.ErrnoException {
+  try {
+    return (follow ? statSync(path, { throwIfNoEntry: false }) : lstatSync(path, { throwIfNoEntry: false })) ?? ENOENT;
+  } catch (e) {
+    return e as NodeJS.ErrnoException;
+  }
 }
 
 function readlink(path: string): string {
@@ -69,15 +72,7 @@ export function replaySeen(s: Seen): boolean {
       } catch {
         return false;
       }
-    } else {
-      let st: Stats | NodeJS.ErrnoException;
-      try {
-        st = (op === 1 ? statSync(path, { throwIfNoEntry: false }) : lstatSync(path, { throwIfNoEntry: false })) ?? ENOENT;
-      } catch (e) {
-        st = e as NodeJS.ErrnoException;
-      }
-      if (valueOf(st) !== value) return false;
-    }
+    } else if (valueOf(rawStat(path, op === 1)) !== value) return false;
   }
   return true;
 }
