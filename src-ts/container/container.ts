@@ -311,9 +311,9 @@ export class Container implements AsyncDisposable {
   /** Creates the container: its process is set up and waits for start(). */
   static async create(options: ContainerOptions): Promise<Container> {
     const img = options !== null && typeof options === 'object' && options.image !== undefined ? await fromImage(options) : undefined;
-    const key = img ? null : templateKey(options);
+    const key = img ? templateKey(img.resolved, img.layers) : templateKey(options);
     const tpl = lookupTemplate(key);
-    const fromTpl = tpl ? specFrom(tpl, options, newId) : null;
+    const fromTpl = tpl ? specFrom(tpl, img?.resolved ?? options, newId) : null;
     const spec = fromTpl ?? buildSpec(img?.resolved ?? options, newId, img ? { layers: img.layers } : {});
     const kept = spec.keep ? await keepUpper(spec, img?.store ?? options.store, img?.digest) : undefined;
     try {

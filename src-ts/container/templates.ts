@@ -19,8 +19,9 @@
  *   building the plan a second time with another hostname of the same length and comparing:
  *   every byte that differs is one. A container whose hostname has another length (an id of
  *   another length given) takes the full path.
- * - Not templated: images (resolved per call), keep: true (a directory per container), joined
- *   namespaces (opened per call).
+ * - An image is resolved on every create() (its ref may point elsewhere now); the key is then
+ *   that of the resolved options (the image's top layer as rootfs, its process) and its layers.
+ * - Not templated: keep: true (a directory per container), joined namespaces (opened per call).
  *
  * The template's spec is a frozen copy; each container gets a shallow copy of it with its id and
  * hostname.
@@ -49,8 +50,11 @@ export interface Template {
 
 const templates = new Map<string, Template>();
 
-/** The options' key, or null when they are not plain data. */
-export function templateKey(options: ContainerOptions): string | null {
+/**
+ * The options' key, or null when they are not plain data. `layers`: an image's layer directories
+ * (the options then are the image's resolved ones, with its top layer as rootfs).
+ */
+export function templateKey(options: ContainerOptions, layers?: readonly string[]): string | null {
   if (options === null || typeof options !== 'object' || options.image !== undefined || options.keep === true) return null;
   let plain = true;
   let key: string | undefined;
@@ -84,7 +88,7 @@ export function templateKey(options: ContainerOptions): string | null {
   // A join names another container or a namespace file, opened per call.
   const ns = options.namespaces as Record<string, unknown> | undefined;
   if (ns && typeof ns === 'object' && Object.values(ns).some((v) => v !== null && typeof v === 'object')) return null;
-  return key;
+  return layers ? `${key}\0${layers.join('\0')}` : key;
 }
 
 export function lookupTemplate(key: string | null): Template | undefined {

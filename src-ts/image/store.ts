@@ -8,7 +8,7 @@
  * under blobs/ or layers/ always means a whole, verified object; tmp/ is swept by gc().
  */
 import { execFile } from 'node:child_process';
-import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
@@ -312,14 +312,20 @@ export class ImageStore {
 
   // ── refs ───────────────────────────────────────────────────────────────
   private async refs(): Promise<Record<string, string>> {
-    const text = await readFile(this.refsFile, 'utf8').catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return '{}';
-      throw e;
-    });
-    const r = parseJson(text, this.refsFile);
-    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw imageError('ERR_IMAGE_FORMAT', `${this.refsFile} is not an object`);
-    return r as Record<string, string>;
+    // Read again only when the file is another one or has changed: every create() from an image
+    // looks its ref up here, and a trip through the threadpool costs more than a stat. Writers
+    // replace the file (writeFileAtomic: a new inode), in this process or another.
+    const st = statSync(this.refsFile, { throwIfNoEntry: false });
+    const id = st ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : '';
+    if (this.refsSeen?.id !== id) {
+      const text = st ? readFileSync(this.refsFile, 'utf8') : '{}';
+      const r = parseJson(text, this.refsFile);
+      if (typeof r !== 'object' || r === null || Array.isArray(r)) throw imageError('ERR_IMAGE_FORMAT', `${this.refsFile} is not an object`);
+      this.refsSeen = { id, refs: r as Record<string, string> };
+    }
+    return { ...this.refsSeen.refs }; // a copy: setRefs() changes what it gets
   }
+  private refsSeen: { id: string; refs: Record<string, string> } | undefined;
 
   /** @internal Points refs at a manifest digest. The caller holds the lock. */
   async setRefs(refs: readonly string[], digest: string): Promise<void> {

@@ -25,6 +25,20 @@ describe.skipIf(!isRoot)(`containers from images (${ROOT_REASON})`, () => {
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+  it('a ref moved to another image between creates of the same options: the next container runs the new one', async () => {
+    // The refs file is read again when it changes, the template is keyed by the resolved layers,
+    // and a pooled root is for exact plan bytes: none of them may keep the old image.
+    const probe = `${buildDir}probe`;
+    const first = await store.scratch().copy(probe, '/probe').env({ WHICH: 'first' }).cmd(['/probe', 'report']).build('moving:latest');
+    const o = { image: 'moving:latest', store };
+    const which = (stdout: string) => (JSON.parse(stdout) as { env: string[] }).env.find((e) => e.startsWith('WHICH='));
+    for (let i = 0; i < 3; i++) expect(which((await run(o)).stdout)).toBe('WHICH=first');
+    const second = await store.scratch().copy(probe, '/probe').env({ WHICH: 'second' }).cmd(['/probe', 'report']).build('moving:latest');
+    expect(second.digest).not.toBe(first.digest);
+    expect(which((await run(o)).stdout)).toBe('WHICH=second');
+    expect(which((await run(o)).stdout)).toBe('WHICH=second');
+  });
+
   it('Container.create({ image: img, args }) runs the FROM-scratch sleep', async () => {
     const c = await create({ image: img, args: ['/sleep', '5'], hostname: 'scratch', store });
     await sleepSaysHelloAndStops(c, 'scratch');
