@@ -379,7 +379,7 @@ export class Container implements AsyncDisposable {
       // The next container's root, built ahead on the helper thread while this one runs, once
       // two containers in a row came from one template (options that alternate would only
       // have it built and dropped).
-      const from = same ? tpl : plan.base ? lookupTemplate(key) : undefined;
+      const from = plan.base ? (same ? tpl : lookupTemplate(key)) : undefined; // host mode: no prefix to pool
       const next = from && from === lastTemplate && nextBytes(from, options, newId);
       if (next) native().prepareRoot(next);
       lastTemplate = from;
