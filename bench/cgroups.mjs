@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // What cgroup limits cost per container: create → start → wait → delete of `/probe exit 0`,
 // with and without a memory + pids limit, for scratchbox and for crun with the same limits, in
-// interleaved batches of one run. A small script of its own (not a scenario of run.mjs), for
+// interleaved batches of one run (and, for scratchbox, also in blocks: a batch without, a batch with). A small script of its own (not a scenario of run.mjs), for
 // the cgroup work; run it as root after `npm ci`:  node bench/cgroups.mjs [--runs N] [--batch N]
 //
 // crun 1.8 refuses a hybrid host: as in run.mjs, it runs inside a private mount namespace with
@@ -80,7 +80,18 @@ function crunBatch(n, name) {
   return r.stdout.split('\n').filter((l) => /^\d/.test(l)).map((l) => Number(l) / 1000);
 }
 
-const samples = { scratchbox: [], 'scratchbox+limits': [], crun: [], 'crun+limits': [] };
+// The same in blocks: a batch without limits, then one with. Options that repeat is how a program
+// uses them (and what the addon's per-options caches, templates and pooled roots, are for);
+// alternating run by run puts a change of options between every two containers.
+async function sbxBlocks(n) {
+  const none = [];
+  const limits = [];
+  for (let i = 0; i < n; i++) none.push(await lifecycle(undefined));
+  for (let i = 0; i < n; i++) limits.push(await lifecycle(LIMITS));
+  return { none, limits };
+}
+
+const samples = { scratchbox: [], 'scratchbox+limits': [], 'scratchbox, in blocks': [], 'scratchbox+limits, in blocks': [], crun: [], 'crun+limits': [] };
 const pairs = [];
 await sbxBatch(20); // warm-up: the addon, the base mount namespace, the layout
 for (let done = 0; done < RUNS; done += BATCH) {
@@ -89,6 +100,9 @@ for (let done = 0; done < RUNS; done += BATCH) {
   samples.scratchbox.push(...s.none);
   samples['scratchbox+limits'].push(...s.limits);
   pairs.push(...s.diff);
+  const b = await sbxBlocks(n);
+  samples['scratchbox, in blocks'].push(...b.none);
+  samples['scratchbox+limits, in blocks'].push(...b.limits);
   if (crun) {
     samples.crun.push(...crunBatch(n, 'crun'));
     samples['crun+limits'].push(...crunBatch(n, 'crun+limits'));
@@ -101,11 +115,12 @@ const q = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))];
 };
 console.log(`create+start+wait+delete of /probe exit 0, ${RUNS} runs each, batches of ${BATCH}, interleaved; limits: memory 64 MiB + pids 64`);
+console.log(`scratchbox: with and without limits alternate run by run; "in blocks": ${BATCH} without, then ${BATCH} with, per batch`);
 console.log('| runtime | p50 ms | p90 ms | limits add (p50) |');
 console.log('|---|---|---|---|');
 for (const [name, xs] of Object.entries(samples)) {
   if (xs.length === 0) continue;
-  const base = name.endsWith('+limits') ? samples[name.replace('+limits', '')] : null;
+  const base = name.includes('+limits') ? samples[name.replace('+limits', '')] : null;
   const delta = base && base.length ? `${(q(xs, 0.5) - q(base, 0.5)).toFixed(3)} ms` : '';
   console.log(`| ${name} | ${q(xs, 0.5).toFixed(3)} | ${q(xs, 0.9).toFixed(3)} | ${delta} |`);
 }
