@@ -60,6 +60,56 @@ int op_mount(struct child_state *st, const struct sbx_op *op) {
   return (int)r;
 }
 
+/* One "key=value" or "key" of a mount(2) data string, as the kernel's own parser hands it on
+ * (generic_parse_monolithic): a string or a flag. */
+static long fsconfig_option(long fs, const char *opt, size_t n) {
+  char kv[512];
+  if (n >= sizeof kv) return -EINVAL;
+  size_t eq = n;
+  for (size_t i = 0; i < n; i++) {
+    kv[i] = opt[i];
+    if (opt[i] == '=' && eq == n) eq = i;
+  }
+  kv[n] = 0;
+  if (eq == n) return sbx_sys5(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, kv, 0, 0);
+  kv[eq] = 0;
+  return sbx_sys5(SYS_fsconfig, fs, FSCONFIG_SET_STRING, kv, kv + eq + 1, 0);
+}
+
+/* s0 source, s1 target, s2 fstype, s3 data; mflags MOUNT_ATTR_*. MOUNT for a root that is still
+ * detached (mount(2) can only mount in the caller's namespace): the same file system made with
+ * fsopen, its data given option by option, its flags as the new mount's attributes (read-only
+ * also on the superblock, as mount(2) does for a new one), moved onto the target inside the
+ * detached tree. It goes into the container's namespace with the root (ATTACH_ROOT). */
+int op_mount_detached(struct child_state *st, const struct sbx_op *op) {
+  long fs = sbx_sys2(SYS_fsopen, str(st, op->s[2]), FSOPEN_CLOEXEC);
+  if (fs < 0) return (int)fs;
+  long r = 0;
+  const char *source = str(st, op->s[0]);
+  if (source) r = sbx_sys5(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", source, 0);
+  if (r >= 0 && (op->mflags & MOUNT_ATTR_RDONLY)) r = sbx_sys5(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", 0, 0);
+  for (const char *d = str(st, op->s[3]); r >= 0 && d && *d;) {
+    size_t n = 0;
+    while (d[n] && d[n] != ',') n++;
+    if (n) r = fsconfig_option(fs, d, n);
+    d += n;
+    if (*d == ',') d++;
+  }
+  if (r >= 0) r = sbx_sys5(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+  long m = r < 0 ? r : sbx_sys3(SYS_fsmount, fs, FSMOUNT_CLOEXEC, op->mflags);
+  sys_close((int)fs);
+  if (m < 0) return (int)m;
+  int fd = ensure_path(st, str(st, op->s[1]), 0);
+  r = fd;
+  if (fd >= 0) {
+    r = sbx_sys5(SYS_move_mount, m, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+    sys_close(fd);
+  }
+  sys_close((int)m);
+  dir_cache_drop(st);
+  return (int)r;
+}
+
 /* s0 host path, s1 target, n0 recursive, n1 propagation, n2 slot, mflags MOUNT_ATTR_*; F_MKFILE,
  * F_IGNORE_MISSING. The host tree CLONE_TREE cloned into the slot: attributes set on every mount in
  * it (e.g. read-only), then attached on the target in one move. */

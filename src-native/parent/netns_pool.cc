@@ -39,7 +39,10 @@ int MakeSysfs() {
   int fs = int(syscall(SYS_fsopen, "sysfs", FSOPEN_CLOEXEC));
   if (fs < 0) return -1;
   int mnt = -1;
-  if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) == 0)
+  // The source mount(2) would give it (the name findmnt shows). The superblock stays read-write:
+  // whether the container's /sys is read-only is the mount's attribute, which the plan sets.
+  if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "sysfs", 0) == 0 &&
+      syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) == 0)
     mnt = int(syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC,
                       MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
   close(fs);

@@ -31,14 +31,33 @@ constexpr uint64_t kNamespaces =
 
 bool OneNamespace(uint64_t t) { return t && !(t & (t - 1)) && (t & (kNamespaces | CLONE_NEWPID | CLONE_NEWTIME)); }
 
-// CLONE_TREE* ROOT_UPPER_DETACHED (MKDIR|WRITE_FILE|SYMLINK)* ROOT_OVERLAY_DETACHED: their count.
+// A file op in the detached root: MKDIR, WRITE_FILE, SYMLINK, CHOWN, or MKNOD (never its bind
+// fallback, which opens a host node: a user namespace, where nothing is pooled).
+bool DetachedFileOp(const sbx_op& op) {
+  switch (op.kind) {
+    case SBX_OP_MKDIR:
+    case SBX_OP_WRITE_FILE:
+    case SBX_OP_SYMLINK:
+    case SBX_OP_CHOWN:
+      return true;
+    case SBX_OP_MKNOD:
+      return !(op.flags & SBX_F_BIND_FALLBACK);
+    default:
+      return false;
+  }
+}
+
+// CLONE_TREE* ROOT_UPPER_DETACHED (file op)* ROOT_OVERLAY_DETACHED (MOUNT_DETACHED | file op)*:
+// their count (the ops up to the first that needs the child: a namespace, a slot's bind).
 uint32_t PrefixOf(const sbx_op* ops, uint32_t n) {
   uint32_t i = 0;
   while (i < n && ops[i].kind == SBX_OP_CLONE_TREE)
     if (ops[i++].n[1] >= SBX_PREFIX_MAX_SLOTS) return 0;
   if (i >= n || ops[i++].kind != SBX_OP_ROOT_UPPER_DETACHED) return 0;
-  while (i < n && (ops[i].kind == SBX_OP_MKDIR || ops[i].kind == SBX_OP_WRITE_FILE || ops[i].kind == SBX_OP_SYMLINK)) i++;
-  return i < n && ops[i].kind == SBX_OP_ROOT_OVERLAY_DETACHED ? i + 1 : 0;
+  while (i < n && DetachedFileOp(ops[i])) i++;
+  if (i >= n || ops[i++].kind != SBX_OP_ROOT_OVERLAY_DETACHED) return 0;
+  while (i < n && (ops[i].kind == SBX_OP_MOUNT_DETACHED || DetachedFileOp(ops[i]))) i++;
+  return i;
 }
 
 }  // namespace
@@ -188,6 +207,10 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
         break;
       case SBX_OP_MOUNT:
         if ((op.flags & SBX_F_PREMOUNTED) && !want(op.n[0])) return "MOUNT: bad premounted fd index" + at();
+        break;
+      case SBX_OP_MOUNT_DETACHED:
+        // Into the detached root only: after it is made, before the container's namespace exists.
+        if (!detached_root || unshared) return "MOUNT_DETACHED without a detached root, or after UNSHARE," + at();
         break;
       case SBX_OP_UNSHARE:
         if (unshared) return "a second UNSHARE" + at();

@@ -73,7 +73,9 @@
   /* init: true (child/ops_init.c), codes 90-99.                                               */ \
   X(EXEC_INIT,            90, "exec-init",             EXEC,     0x3, 0x4, op_exec_init)           \
   /* Namespaces again (codes 100 on).                                                          */ \
-  X(IPCNS_FRESH,         100, "ipcns-fresh",           PREPARE,  0x0, 0x0, op_ipcns_fresh)
+  X(IPCNS_FRESH,         100, "ipcns-fresh",           PREPARE,  0x0, 0x0, op_ipcns_fresh)         \
+  /* A mount inside the detached root, before the container's namespace (codes 110 on).       */ \
+  X(MOUNT_DETACHED,      110, "mount-detached",        MOUNT,    0x6, 0x9, op_mount_detached)
 /* clang-format on */
 
 #endif

@@ -162,6 +162,7 @@ function describe(op: Op | undefined): string {
     case 'tty-open':
       return `open a terminal on /${op.path}`;
     case 'mount':
+    case 'mount-detached':
       return `mount ${op.fstype} on /${op.target}`;
     case 'bind':
       return `bind ${op.source} on /${op.target}`;

@@ -110,6 +110,8 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   'exec-init': { code: 90, stage: 'exec', s: ['init', 'args', 'env?'], n: ['#args', '#env', 'umask'] },
   // Namespaces again (codes 100 on).
   'ipcns-fresh': { code: 100, stage: 'prepare' },
+  // A mount inside the detached root, before the container's namespace (codes 110 on).
+  'mount-detached': { code: 110, stage: 'mount', s: ['source?', 'target', 'fstype', 'data?'], mflags: 'attrs' },
 };
 
 /** Bit i set: s[i] is a required string (resp. optional), as the native table says it. */

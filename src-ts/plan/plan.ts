@@ -78,6 +78,12 @@ export type Op = Base &
         /** With premounted: its MOUNT_ATTR_* (the same options, as mount_setattr takes them). */
         premountedAttrs?: number;
       }
+    /**
+     * A mount in the root while it is still detached (base mode, before the container's mount
+     * namespace exists): fsopen with the data option by option, fsmount with `attrs`
+     * (MOUNT_ATTR_*), moved onto the target. Run ahead with the root when it is pooled.
+     */
+    | { kind: 'mount-detached'; source: string; target: string; fstype: string; attrs: number; data: string }
     | { kind: 'bind'; source: string; target: string; recursive: boolean; attrs: number; propagation: number; file: boolean; ignoreMissing: boolean; slot: number }
     | { kind: 'mknod'; path: string; mode: number; major: number; minor: number; hostPath: string; bindFallback: boolean }
     | { kind: 'symlink'; target: string; path: string }
@@ -225,9 +231,15 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   // sysfs made in it); 'shared' joins the process's one shared namespace.
   const freshNet = spec.namespaces.network && !spec.sharedNetwork;
 
-  // The mounts, in the user's order (step 4 below).
+  // The mounts, in the user's order (step 4 below), but for those built in the detached root.
+  const early = base ? detachedDevMounts(spec) : new Set<number>();
+  const earlyOps: Op[] = [];
   const mountOps: Op[] = [];
   spec.mounts.forEach((m, i) => {
+    if (early.has(i)) {
+      earlyOps.push({ stage: 'mount', kind: 'mount-detached', source: m.source, target: rel(m.destination), fstype: m.type, attrs: attrsOf(m.flags), data: m.data });
+      return;
+    }
     const target = rel(m.destination);
     if (m.type === 'bind') {
       mountOps.push({
@@ -339,8 +351,20 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   // there is one (the bind makes the file there), else on a file made in the upper layer.
   if (initSlot >= 0 && !spec.mounts.some((m) => INIT_PATH.startsWith(`${m.destination}/`)))
     ops.push({ stage: 'rootfs', kind: 'mkdir', path: rel(INIT_PATH), file: true });
+  // 5. Devices and /dev links, when /dev is a tmpfs of ours (else the user chose their own /dev).
+  const devOps = deviceOps(spec);
+  // In the base mode they go into the detached root with its /dev mounts (detachedDevMounts), unless
+  // a mount that stays in its place is on one of their paths.
+  const stays = spec.mounts.filter((_, i) => !early.has(i)).map((m) => m.destination);
+  if (initSlot >= 0) stays.push(INIT_PATH);
+  const devEarly = early.size > 0 && devOps.every((op) => !stays.some((d) => overlaps(d, '/' + (op as { path: string }).path)));
+
   if (base) {
     ops.push({ stage: 'rootfs', kind: 'root-overlay-detached', lowers, userxattr: spec.namespaces.user });
+    // The /dev mounts and nodes, in the root while it is detached: with a pooled root, the helper
+    // thread made them ahead (src-native/parent/root_pool.h).
+    ops.push(...earlyOps);
+    if (devEarly) ops.push(...devOps);
     // 0, 1. The namespaces, the mount namespace a copy of the base one (no host mount to make
     // private); the root goes on its "/".
     ops.push(...nsOps);
@@ -367,33 +391,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
       slot: initSlot,
     });
 
-  // 5. Devices and /dev links, when /dev is a tmpfs of ours (else the user chose their own /dev).
-  const devIsOurs = spec.mounts.some((m) => m.destination === '/dev' && m.type === 'tmpfs');
-  if (devIsOurs) {
-    const taken = new Set([...spec.mounts.map((m) => m.destination), ...spec.devices.map((d) => d.path)]);
-    for (const [name, major, minor] of DEFAULT_DEVICES)
-      if (!taken.has(`/dev/${name}`))
-        ops.push({
-          stage: 'device',
-          kind: 'mknod',
-          path: `dev/${name}`,
-          mode: S_IFCHR | 0o666,
-          major,
-          minor,
-          hostPath: `/dev/${name}`,
-          bindFallback: spec.namespaces.user,
-        });
-    for (const [name, target] of DEFAULT_DEV_LINKS)
-      if (!taken.has(`/dev/${name}`)) ops.push({ stage: 'device', kind: 'symlink', target, path: `dev/${name}` });
-    // The user's devices (buildSpec allows them only with a /dev tmpfs): parents made first.
-    for (const d of spec.devices) {
-      const path = rel(d.path);
-      const parent = path.slice(0, path.lastIndexOf('/'));
-      if (parent !== 'dev') ops.push({ stage: 'device', kind: 'mkdir', path: parent });
-      ops.push({ stage: 'device', kind: 'mknod', path, mode: S_IFMT[d.type] | d.fileMode, major: d.major, minor: d.minor, hostPath: '', bindFallback: false });
-      if (d.uid !== 0 || d.gid !== 0) ops.push({ stage: 'device', kind: 'chown', path, uid: d.uid, gid: d.gid });
-    }
-  }
+  if (!devEarly) ops.push(...devOps);
 
   // 6. Isolation of the file system, once /proc and /sys are mounted and /dev/null made: the
   // sysctls while /proc/sys is writable, then the read-only paths (runc's order), the masks,
@@ -418,6 +416,65 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   }
 
   return { cloneFlags: cloneFlagsOf(spec.namespaces), detached: spec.detached, trace: spec.trace, base, ops };
+}
+
+/** The device nodes and /dev links, when /dev is a tmpfs of ours (else the user chose their own /dev). */
+function deviceOps(spec: Spec): Op[] {
+  const ops: Op[] = [];
+  const devIsOurs = spec.mounts.some((m) => m.destination === '/dev' && m.type === 'tmpfs');
+  if (!devIsOurs) return ops;
+  const taken = new Set([...spec.mounts.map((m) => m.destination), ...spec.devices.map((d) => d.path)]);
+  for (const [name, major, minor] of DEFAULT_DEVICES)
+    if (!taken.has(`/dev/${name}`))
+      ops.push({
+        stage: 'device',
+        kind: 'mknod',
+        path: `dev/${name}`,
+        mode: S_IFCHR | 0o666,
+        major,
+        minor,
+        hostPath: `/dev/${name}`,
+        bindFallback: spec.namespaces.user,
+      });
+  for (const [name, target] of DEFAULT_DEV_LINKS)
+    if (!taken.has(`/dev/${name}`)) ops.push({ stage: 'device', kind: 'symlink', target, path: `dev/${name}` });
+  // The user's devices (buildSpec allows them only with a /dev tmpfs): parents made first.
+  for (const d of spec.devices) {
+    const path = rel(d.path);
+    const parent = path.slice(0, path.lastIndexOf('/'));
+    if (parent !== 'dev') ops.push({ stage: 'device', kind: 'mkdir', path: parent });
+    ops.push({ stage: 'device', kind: 'mknod', path, mode: S_IFMT[d.type] | d.fileMode, major: d.major, minor: d.minor, hostPath: '', bindFallback: false });
+    if (d.uid !== 0 || d.gid !== 0) ops.push({ stage: 'device', kind: 'chown', path, uid: d.uid, gid: d.gid });
+  }
+  return ops;
+}
+
+/** Mount flags fsmount takes as attributes (MOUNT_ATTR_*): a mount with others is made by mount(2). */
+const ATTR_FLAGS = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.NOATIME | MS.STRICTATIME | MS.NODIRATIME | MS.NOSYMFOLLOW | MS.RELATIME;
+
+/** One container path is the other or inside it. */
+const overlaps = (a: string, b: string) => a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
+
+/**
+ * The mounts (spec.mounts indices) made in the root while it is detached, in the base mode: the
+ * /dev tmpfs, and the tmpfs and devpts mounts right inside it (/dev/shm, /dev/pts). Their order
+ * against the other mounts does not matter, as long as no mount before one of them in the user's
+ * order is on, above or below its path; mqueue needs the container's IPC namespace and stays.
+ */
+export function detachedDevMounts(spec: Pick<Spec, 'mounts'>): Set<number> {
+  const out = new Set<number>();
+  const m = spec.mounts;
+  const ok = (e: Spec['mounts'][number]) => (e.type === 'tmpfs' || e.type === 'devpts') && (e.flags & ~ATTR_FLAGS) === 0;
+  const dev = m.findIndex((e) => e.destination === '/dev');
+  if (dev < 0 || m[dev]!.type !== 'tmpfs' || !ok(m[dev]!) || m.slice(0, dev).some((e) => overlaps(e.destination, '/dev'))) return out;
+  out.add(dev);
+  for (let j = dev + 1; j < m.length; j++) {
+    const e = m[j]!;
+    if (!/^\/dev\/[^/]+$/.test(e.destination) || !ok(e)) continue;
+    if (m.slice(0, j).some((b, k) => !out.has(k) && overlaps(b.destination, e.destination))) continue;
+    out.add(j);
+  }
+  return out;
 }
 
 /** The tty-open op of a container's plan or an exec's. */
@@ -486,6 +543,7 @@ export function processOps(spec: ProcessSpec, compiled: Compiled): Op[] {
 export function opPath(op: Op): string | undefined {
   switch (op.kind) {
     case 'mount':
+    case 'mount-detached':
     case 'bind':
       return '/' + op.target;
     case 'clone-tree':

@@ -176,6 +176,7 @@ export function checkSymlinks(spec: Spec, ops: readonly Op[]): void {
   for (const op of ops) {
     switch (op.kind) {
       case 'mount':
+      case 'mount-detached':
         walk(op.target, false, true);
         mounted.set(op.target, null);
         break;

@@ -57,6 +57,9 @@ const MOUNTS = [
   'mount "shm" "." "tmpfs" 0xe "mode=1777,size=65536k"',
   'mount "mqueue" "." "mqueue" 0xe null',
 ];
+/** Base mode: /dev, /dev/pts and /dev/shm are made in the detached root (fsopen, then moved into it). */
+const DEV_DETACHED = ['fsopen "tmpfs"', 'move_mount', 'fsopen "devpts"', 'move_mount', 'fsopen "tmpfs"', 'move_mount'];
+const MOUNTS_BASE = [MOUNTS[0]!, MOUNTS[4]!];
 // Capabilities: every one the kernel knows (0..40) out of the bounding set but the OCI default's
 // KILL (5), NET_BIND_SERVICE (10) and AUDIT_WRITE (29); after setuser those three in effective,
 // permitted and inheritable (0x20000420), and raised one by one in ambient.
@@ -93,14 +96,15 @@ describe('the child against a recording syscall table: the default plan', () => 
       'fsopen "tmpfs"',
       'fsopen "overlay"',
       'openat "/srv/rootfs"', // the lower layer, opened in the host's namespace, given by fd
+      ...DEV_DETACHED, // /dev and what is mounted in it, into the detached root
       `setns ${100 + FD.BASE_MNTNS} 0x20000`, // into the base mount namespace
       `setns ${100 + FD.POOLED_NETNS} 0x40000000`, // the pooled network namespace
       `setns ${100 + FD.POOLED_IPCNS} 0x8000000`, // and the IPC namespace made with it
       'unshare 0x4020000', // NEWNS | NEWUTS: a copy of the base, not of the host
       'openat "/"',
       'move_mount', // the upper tmpfs on the base's "/"
-      'move_mount', // the overlay on it
-      ...MOUNTS,
+      'move_mount', // the overlay on it (with /dev in it)
+      ...MOUNTS_BASE,
       'move_mount', // the pooled sysfs, attached
       'move_mount', // the cgroup tree cloned before
       ...ISOLATION,
@@ -113,6 +117,19 @@ describe('the child against a recording syscall table: the default plan', () => 
     expect(log.filter((l) => l.startsWith('mount_setattr'))).toHaveLength(3 + 5);
     expect(log).toContain('fsconfig "size" "65536k"'); // the writable root's default limit
     expect(log).toContain('statx fd:dev/null'); // checked once to be c 1:3 before it masks anything
+    // The /dev mounts' data option by option, as mount(2) would pass it on; their flags as attributes.
+    const dev = log.slice(log.indexOf('fsopen "overlay"'), log.indexOf(`setns ${100 + FD.BASE_MNTNS} 0x20000`));
+    const made = dev.filter((l) => /^(fsconfig|mknodat|symlinkat)/.test(l));
+    expect(made.slice(made.indexOf('fsconfig create') + 1)).toEqual([
+      ...['"source" "tmpfs"', '"mode" "755"', '"size" "65536k"', 'create'].map((o) => `fsconfig ${o}`),
+      ...['"source" "devpts"', '"newinstance"', '"ptmxmode" "0666"', '"mode" "0620"', '"gid" "5"', 'create'].map((o) => `fsconfig ${o}`),
+      ...['"source" "shm"', '"mode" "1777"', '"size" "65536k"', 'create'].map((o) => `fsconfig ${o}`),
+      // and the nodes and links in the /dev tmpfs, before the container's namespace exists
+      ...['null', 'zero', 'full', 'random', 'urandom', 'tty'].map((n) => `mknodat "${n}" 0x21b6`),
+      ...[['/proc/self/fd', 'fd'], ['/proc/self/fd/0', 'stdin'], ['/proc/self/fd/1', 'stdout'], ['/proc/self/fd/2', 'stderr'], ['pts/ptmx', 'ptmx'], ['/proc/kcore', 'core']].map(
+        ([t, n]) => `symlinkat "${t}" "${n}"`,
+      ),
+    ]);
     expect(log.at(-1)).toBe('execve "/sleep"');
   });
 
@@ -191,7 +208,7 @@ describe('the child against a recording syscall table: keep (root-upper-dir)', (
   it('base mode: a private clone of the kept directory where the tmpfs was, upper/ and work/ in it by fd', () => {
     const log = record('base', [FD.POOLED_NETNS, FD.POOLED_SYSFS, FD.BASE_MNTNS], kept);
     expect(log.slice(0, log.indexOf('fsopen "overlay"'))).not.toContain('fsopen "tmpfs"'); // (the masks make one later)
-    expect(upperSteps(log).slice(0, 11)).toEqual([
+    expect(upperSteps(log).slice(0, 17)).toEqual([
       'mount_setattr ""', // the cgroup tree's clone made private
       'open_tree "/store/containers/x" 0x1', // OPEN_TREE_CLONE, not recursive: the directory alone
       'mount_setattr ""', // made private: nothing propagates from or to the store's mount
@@ -201,6 +218,7 @@ describe('the child against a recording syscall table: keep (root-upper-dir)', (
       'openat2 "work"',
       'fsconfig "upperdir"', // upper/ of the clone, by fd
       'fsconfig "workdir"',
+      ...DEV_DETACHED,
       'move_mount', // the clone on the base's "/"
       'move_mount', // the overlay on it
     ]);

@@ -429,36 +429,27 @@ describe('buildPlan for the base mount namespace', () => {
   it('builds the root detached before the namespaces, then attaches it; no make-private; the same ops otherwise', () => {
     const k = kinds(base.ops);
     expect(base.base).toBe(true);
-    expect(k.slice(0, 15)).toEqual([
-      'clone-tree',
-      'root-upper-detached',
-      'mkdir',
-      'write-file',
-      'write-file',
-      'write-file',
-      'symlink',
-      'mkdir',
-      'mkdir',
-      'mkdir',
-      'root-overlay-detached',
-      'setns',
-      'netns-fresh',
-      'ipcns-fresh',
-      'unshare',
-    ]);
-    expect(base.ops[11]).toEqual({ stage: 'prepare', kind: 'setns', fd: FD.BASE_MNTNS, nstype: CLONE.NEWNS });
-    expect(k[15]).toBe('attach-root');
+    const DEV = 3 + 6 + 6; // /dev, /dev/pts, /dev/shm; the nodes; the links
+    expect(k.slice(0, 11)).toEqual(['clone-tree', 'root-upper-detached', 'mkdir', 'write-file', 'write-file', 'write-file', 'symlink', 'mkdir', 'mkdir', 'mkdir', 'root-overlay-detached']);
+    expect(k.slice(11, 11 + DEV)).toEqual([...Array(3).fill('mount-detached'), ...Array(6).fill('mknod'), ...Array(6).fill('symlink')]);
+    expect(k.slice(11 + DEV, 16 + DEV)).toEqual(['setns', 'netns-fresh', 'ipcns-fresh', 'unshare', 'attach-root']);
+    expect(base.ops[11 + DEV]).toEqual({ stage: 'prepare', kind: 'setns', fd: FD.BASE_MNTNS, nstype: CLONE.NEWNS });
     expect(k).not.toContain('make-private');
     expect(k).toContain('chroot');
     expect(k).not.toContain('pivot-root');
-    // The same ops as the host-mode plan, but for the root's variants, in another order.
+    // The same ops as the host-mode plan, but for the root's variants, in another order; a
+    // mount-detached is the mount with its flags as attributes.
     const variant = new Set(['make-private', 'attach-root', 'setns', 'root-upper', 'root-upper-detached', 'root-overlay', 'root-overlay-detached', 'pivot-root', 'chroot']);
-    const sorted = (ops: Op[]) => ops.filter((o) => !variant.has(o.kind)).map((o) => JSON.stringify(o)).sort();
+    const norm = (o: Op) => (o.kind === 'mount-detached' || o.kind === 'mount' ? `mount ${o.source} ${o.target} ${o.fstype} ${o.data}` : JSON.stringify(o));
+    const sorted = (ops: Op[]) => ops.filter((o) => !variant.has(o.kind)).map(norm).sort();
     expect(sorted(base.ops)).toEqual(sorted(host.ops));
+    const dev = base.ops.find((o) => o.kind === 'mount-detached');
+    expect(dev).toEqual({ stage: 'mount', kind: 'mount-detached', source: 'tmpfs', target: 'dev', fstype: 'tmpfs', attrs: MOUNT_ATTR.NOSUID | MOUNT_ATTR.STRICTATIME, data: 'mode=755,size=65536k' });
     expect(base.ops.find((o) => o.kind === 'root-overlay-detached')).toEqual({ stage: 'rootfs', kind: 'root-overlay-detached', lowers: ['/srv/rootfs'], userxattr: false });
-    // From the mounts on, the two plans agree but for how the root is entered.
+    // From the mounts on, the two plans agree but for how the root is entered and what was made detached.
     const enter = (ops: Op[]) => ops.map((o) => (o.kind === 'chroot' ? { ...o, kind: 'pivot-root' as const } : o));
-    expect(enter(base.ops.slice(16))).toEqual(host.ops.slice(host.ops.findIndex((o) => o.kind === 'root-overlay') + 1));
+    const late = (ops: Op[]) => ops.filter((o) => !(o.kind === 'mount' && o.target.startsWith('dev') && o.fstype !== 'mqueue') && o.stage !== 'device');
+    expect(enter(base.ops.slice(16 + DEV))).toEqual(late(host.ops.slice(host.ops.findIndex((o) => o.kind === 'root-overlay') + 1)));
   });
 
   it('a user namespace keeps the host mode (proc needs a fully visible proc in the namespace)', () => {
@@ -466,6 +457,53 @@ describe('buildPlan for the base mount namespace', () => {
     const u = buildPlan(s, BASE, noFiles(s));
     expect(u.base).toBe(false);
     expect(kinds(u.ops).slice(0, 5)).toEqual(['clone-tree', 'netns-fresh', 'ipcns-fresh', 'unshare', 'make-private']);
+  });
+});
+
+describe('buildPlan: /dev made in the detached root (base mode)', () => {
+  const BASE: HostInfo = { ...HOST, mountMode: 'base' };
+  const early = (o: Partial<ContainerOptions>) => {
+    const ops = plan(o, BASE).ops;
+    const from = ops.findIndex((op) => op.kind === 'root-overlay-detached') + 1;
+    const to = ops.findIndex((op) => op.kind === 'setns');
+    return ops.slice(from, to).map((op) => `${op.kind} ${opPath(op)}`);
+  };
+  const tmpfs = (destination: string, options: string[] = []): MountSpec => ({ destination, type: 'tmpfs', source: 'tmpfs', options });
+
+  it('the default mounts: /dev, /dev/pts and /dev/shm, then the nodes and links; mqueue stays (the IPC namespace)', () => {
+    const e = early({});
+    expect(e.slice(0, 3)).toEqual(['mount-detached /dev', 'mount-detached /dev/pts', 'mount-detached /dev/shm']);
+    expect(e).toContain('mknod /dev/null');
+    expect(e).toContain('symlink /dev/ptmx');
+    expect(e.some((l) => l.includes('mqueue'))).toBe(false);
+  });
+
+  it('a user mount after them elsewhere in /dev: they stay early, and so do the nodes it does not cover', () => {
+    const e = early({ mounts: [...defaultMounts, tmpfs('/dev/extra'), { destination: '/dev/fuse', type: 'bind', source: '/dev/fuse', options: ['bind'] }] });
+    expect(e.filter((l) => l.startsWith('mount-detached'))).toEqual(['mount-detached /dev', 'mount-detached /dev/pts', 'mount-detached /dev/shm', 'mount-detached /dev/extra']);
+    expect(e).toContain('mknod /dev/null');
+  });
+
+  it('a mount in /dev before the /dev tmpfs: nothing moves (the user order decides what covers what)', () => {
+    expect(early({ mounts: [tmpfs('/dev/early'), ...defaultMounts] })).toEqual([]);
+  });
+
+  it('a /dev tmpfs with a flag fsmount cannot set (sync): made in place by mount(2)', () => {
+    expect(early({ mounts: [tmpfs('/dev', ['sync', 'mode=755'])] })).toEqual([]);
+  });
+
+  it('a user device under a mount that stays (a bind): the nodes stay after it', () => {
+    const dri = { destination: '/dev/dri', type: 'bind', source: '/dev/dri', options: ['bind'] } as MountSpec;
+    const o: Partial<ContainerOptions> = { mounts: [...defaultMounts, dri], devices: [{ path: '/dev/dri/card0', type: 'c', major: 226, minor: 0 }] };
+    const e = early(o);
+    expect(e).toContain('mount-detached /dev');
+    expect(e.some((l) => l.startsWith('mknod'))).toBe(false);
+    const ops = plan(o, BASE).ops;
+    expect(ops.findIndex((op) => op.kind === 'mknod')).toBeGreaterThan(ops.findIndex((op) => op.kind === 'bind' && op.target === 'dev/dri'));
+  });
+
+  it('host mode: nothing is made detached', () => {
+    expect(kinds(plan().ops)).not.toContain('mount-detached');
   });
 });
 
