@@ -49,6 +49,20 @@ int MakeSysfs() {
   return mnt;
 }
 
+// A detached mqueue of the calling thread's IPC namespace (nosuid, nodev, noexec, as the child
+// would mount it; the child sets the plan's exact attributes). -1 when it cannot be made: the
+// child then mounts mqueue itself.
+int MakeMqueue() {
+  int fs = int(syscall(SYS_fsopen, "mqueue", FSOPEN_CLOEXEC));
+  if (fs < 0) return -1;
+  int mnt = -1;
+  if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "mqueue", 0) == 0 &&
+      syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) == 0)
+    mnt = int(syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+  close(fs);
+  return mnt;
+}
+
 }  // namespace
 
 Netns MakeNetns(int home, bool with_sysfs, int home_ipc) {
@@ -58,9 +72,10 @@ Netns MakeNetns(int home, bool with_sysfs, int home_ipc) {
   n.net = LoopbackUp() == 0 ? open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC) : -1;
   if (n.net >= 0 && with_sysfs) n.sysfs = MakeSysfs();  // tagged with this thread's netns
   if (ipc) n.ipc = open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC);
+  if (n.ipc >= 0) n.mqueue = MakeMqueue();  // of this thread's (new) IPC namespace
   bool home_again = setns(home, CLONE_NEWNET) == 0 && (!ipc || setns(home_ipc, CLONE_NEWIPC) == 0);
   if (!home_again || n.net < 0) {
-    for (int fd : {n.net, n.sysfs, n.ipc})
+    for (int fd : {n.net, n.sysfs, n.ipc, n.mqueue})
       if (fd >= 0) close(fd);
     return Netns{};
   }
@@ -77,18 +92,20 @@ Netns NetnsPool::Take() {
   HelperThread& helper = HelperThread::Get();
   if (!helper.Running()) return n;
   HelperMsg m;
-  int fds[3] = {-1, -1, -1};
-  int got = helper.TryReceive(&m, fds, 3);
+  int fds[4] = {-1, -1, -1, -1};
+  int got = helper.TryReceive(&m, fds, 4);
   if (got < 1 || m.type != HelperMsg::kNetns) {
     for (int i = 0; i < got; i++) close(fds[i]);
     helper.Promote();  // the pool ran dry: its thread is not getting the time it needs
     return n;
   }
-  // m.id says which came: bit 0 a sysfs, bit 1 an IPC namespace (in that order after the netns).
+  // m.id says which came: bit 0 a sysfs, bit 1 an IPC namespace, bit 2 its mqueue (in that order
+  // after the netns).
   int i = 1;
   n.net = fds[0];
   if ((m.id & 1) && i < got) n.sysfs = fds[i++];
   if ((m.id & 2) && i < got) n.ipc = fds[i++];
+  if ((m.id & 4) && i < got) n.mqueue = fds[i++];
   taken_++;
   helper.Post({HelperMsg::kWake, 0}, nullptr, 0);  // make the next one
   return n;
@@ -110,7 +127,7 @@ bool NetnsPool::Job::Step(int ch) {
     failed_ = true;  // the children make their own from now on
     return true;
   }
-  int fds[3], count = 0;
+  int fds[4], count = 0;
   HelperMsg m = {HelperMsg::kNetns, 0};
   fds[count++] = n.net;
   if (n.sysfs >= 0) {
@@ -120,6 +137,10 @@ bool NetnsPool::Job::Step(int ch) {
   if (n.ipc >= 0) {
     fds[count++] = n.ipc;
     m.id |= 2;
+  }
+  if (n.mqueue >= 0) {
+    fds[count++] = n.mqueue;
+    m.id |= 4;
   }
   if (SendFds(ch, &m, sizeof m, fds, count) == 0) pool_->sent_++;
   for (int k = 0; k < count; k++) close(fds[k]);

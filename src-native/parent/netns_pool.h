@@ -22,6 +22,7 @@ struct Netns {
   int net = -1;
   int sysfs = -1;
   int ipc = -1;  // a fresh IPC namespace too (IPCNS_FRESH), made in the same unshare
+  int mqueue = -1;  // and a detached mqueue of that IPC namespace
 };
 
 // A new network namespace with lo up (and a sysfs of it, and an IPC namespace when home_ipc >= 0),

@@ -213,10 +213,13 @@ bool Spawn(const Plan& plan, const int stdio[3], const std::vector<int>& plan_fd
   // The parent's resources the plan's ops name (parent/plan.cc, Plan::wants).
   auto wants = [&](int i) { return (plan.wants >> i) & 1u; };
   Netns pooled = wants(SBX_FD_POOLED_NETNS) ? NetnsPool::Get().Take() : Netns{};
-  Fd netns(pooled.net), sysfs(pooled.sysfs), ipcns(pooled.ipc);  // the message holds them from here on
+  Fd netns(pooled.net), sysfs(pooled.sysfs), ipcns(pooled.ipc), mqueue(pooled.mqueue);  // the message holds them from here on
   fds[SBX_FD_POOLED_NETNS] = netns.fd;
   fds[SBX_FD_POOLED_SYSFS] = sysfs.fd;
-  if (wants(SBX_FD_POOLED_IPCNS)) fds[SBX_FD_POOLED_IPCNS] = ipcns.fd;
+  if (wants(SBX_FD_POOLED_IPCNS)) {
+    fds[SBX_FD_POOLED_IPCNS] = ipcns.fd;
+    if (wants(SBX_FD_POOLED_MQUEUE)) fds[SBX_FD_POOLED_MQUEUE] = mqueue.fd;  // of that namespace only
+  }
   if (wants(SBX_FD_SHARED_NETNS)) fds[SBX_FD_SHARED_NETNS] = SharedNetns();
   if (wants(SBX_FD_BASE_MNTNS)) {
     fds[SBX_FD_BASE_MNTNS] = BaseMntns();

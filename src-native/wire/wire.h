@@ -135,7 +135,8 @@ enum sbx_fd_index {
   SBX_FD_BASE_MNTNS = 5,   /* SETNS: the base mount namespace (one empty read-only tmpfs) */
   SBX_FD_SHARED_NETNS = 6, /* SETNS: the one network namespace of network: 'shared' */
   SBX_FD_POOLED_IPCNS = 7, /* IPCNS_FRESH: a fresh IPC namespace, made with the pooled netns */
-  SBX_FD_PLAN0 = 8,        /* SETNS and others: fds the caller gave with the plan, in order */
+  SBX_FD_POOLED_MQUEUE = 8, /* MOUNT F_PREMOUNTED: a detached mqueue made in that IPC namespace */
+  SBX_FD_PLAN0 = 9,        /* SETNS and others: fds the caller gave with the plan, in order */
   SBX_FD_COUNT_ = 24
 };
 

@@ -48,7 +48,8 @@ export const FD = {
   BASE_MNTNS: 5,
   SHARED_NETNS: 6,
   POOLED_IPCNS: 7,
-  PLAN0: 8,
+  POOLED_MQUEUE: 8,
+  PLAN0: 9,
   COUNT_: 24,
 } as const;
 

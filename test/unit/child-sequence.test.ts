@@ -59,7 +59,6 @@ const MOUNTS = [
 ];
 /** Base mode: /dev, /dev/pts and /dev/shm are made in the detached root (fsopen, then moved into it). */
 const DEV_DETACHED = ['fsopen "tmpfs"', 'move_mount', 'fsopen "devpts"', 'move_mount', 'fsopen "tmpfs"', 'move_mount'];
-const MOUNTS_BASE = [MOUNTS[0]!, MOUNTS[4]!];
 // Capabilities: every one the kernel knows (0..40) out of the bounding set but the OCI default's
 // KILL (5), NET_BIND_SERVICE (10) and AUDIT_WRITE (29); after setuser those three in effective,
 // permitted and inheritable (0x20000420), and raised one by one in ambient.
@@ -89,7 +88,7 @@ const TAIL = ['prlimit64 7 1024 1024', ...DROPS, 'setgroups 0', 'setresgid 0', '
 
 describe('the child against a recording syscall table: the default plan', () => {
   it('base mode: host paths taken first, then the base namespace copied, the root attached and chroot', () => {
-    const log = record('base', [FD.POOLED_NETNS, FD.POOLED_SYSFS, FD.POOLED_IPCNS, FD.BASE_MNTNS]);
+    const log = record('base', [FD.POOLED_NETNS, FD.POOLED_SYSFS, FD.POOLED_IPCNS, FD.POOLED_MQUEUE, FD.BASE_MNTNS]);
     expect(key(log)).toEqual([
       'recvmsg MSG_FDS',
       'open_tree "/sys/fs/cgroup" 0x8001', // OPEN_TREE_CLONE | AT_RECURSIVE, while the host is in sight
@@ -104,7 +103,8 @@ describe('the child against a recording syscall table: the default plan', () => 
       'openat "/"',
       'move_mount', // the upper tmpfs on the base's "/"
       'move_mount', // the overlay on it (with /dev in it)
-      ...MOUNTS_BASE,
+      MOUNTS[0], // proc
+      'move_mount', // the pooled mqueue (of the pooled IPC namespace), attached
       'move_mount', // the pooled sysfs, attached
       'move_mount', // the cgroup tree cloned before
       ...ISOLATION,
@@ -113,8 +113,8 @@ describe('the child against a recording syscall table: the default plan', () => 
       ...TAIL,
     ]);
     expect(log).not.toContain('pivot_root "." "."');
-    // clone made private; sysfs and cgroup attributes; each read-only path
-    expect(log.filter((l) => l.startsWith('mount_setattr'))).toHaveLength(3 + 5);
+    // clone made private; sysfs, mqueue and cgroup attributes; each read-only path
+    expect(log.filter((l) => l.startsWith('mount_setattr'))).toHaveLength(4 + 5);
     expect(log).toContain('fsconfig "size" "65536k"'); // the writable root's default limit
     expect(log).toContain('statx fd:dev/null'); // checked once to be c 1:3 before it masks anything
     // The /dev mounts' data option by option, as mount(2) would pass it on; their flags as attributes.

@@ -212,7 +212,7 @@ describe('encodePlan: ops', () => {
     expect(ro.flags).toBe(0);
   });
 
-  it('mount: source, target, fstype, data (or NO_STRING), mflags; sysfs premounted', () => {
+  it('mount: source, target, fstype, data (or NO_STRING), mflags; sysfs and mqueue premounted', () => {
     const mounts = of('mount');
     expect(mounts).toHaveLength(6);
     for (const [op, w] of mounts) {
@@ -222,9 +222,10 @@ describe('encodePlan: ops', () => {
       if (op.data) expect(r.str(w.s[3])).toBe(op.data);
       else expect(w.s[3]).toBe(NO_STRING);
       expect(w.mflags).toBe(BigInt(op.flags));
-      expect(w.flags).toBe(op.fstype === 'sysfs' ? F_PREMOUNTED : 0);
-      // sysfs: the one the pooled network namespace came with (FD_POOLED_SYSFS), MOUNT_ATTR_* of ro,nosuid,nodev,noexec
-      expect(w.n).toEqual(op.fstype === 'sysfs' ? [4, 0xf, 0, 0] : [0, 0, 0, 0]);
+      expect(w.flags).toBe(op.fstype === 'sysfs' || op.fstype === 'mqueue' ? F_PREMOUNTED : 0);
+      // sysfs: the one the pooled network namespace came with (FD_POOLED_SYSFS), MOUNT_ATTR_* of
+      // ro,nosuid,nodev,noexec; mqueue: the one of the pooled IPC namespace (FD_POOLED_MQUEUE), nosuid,nodev,noexec
+      expect(w.n).toEqual(op.fstype === 'sysfs' ? [4, 0xf, 0, 0] : op.fstype === 'mqueue' ? [8, 0xe, 0, 0] : [0, 0, 0, 0]);
     }
     const dev = mounts.find(([op]) => op.target === 'dev')![1];
     expect(r.str(dev.s[3])).toBe('mode=755,size=65536k');

@@ -133,9 +133,14 @@ describe('buildPlan with init: true', () => {
     expect(clone).toMatchObject({ recursive: false, ignoreMissing: false });
     const bind = p.ops.findIndex((o) => o.kind === 'bind' && o.target === 'dev/init');
     expect(p.ops[bind]).toMatchObject({ source: '/pkg/scratch-init', file: true, attrs: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV, slot: clone && 'slot' in clone ? clone.slot : -1 });
-    expect(bind).toBeGreaterThan(p.ops.findIndex((o) => o.kind === 'mount' && o.target === 'dev'));
-    // /dev is a tmpfs of the plan: no mount point made in the upper layer.
-    expect(p.ops.some((o) => o.kind === 'mkdir' && o.path === 'dev/init')).toBe(false);
+    const dev = p.ops.findIndex((o) => o.kind === 'mount-detached' && o.target === 'dev');
+    expect(bind).toBeGreaterThan(dev);
+    // /dev is a tmpfs of the plan: no mount point made in the upper layer, but a file in that
+    // tmpfs, made with it (base mode: with a pooled root, ahead).
+    const mk = p.ops.findIndex((o) => o.kind === 'mkdir' && o.path === 'dev/init');
+    expect(p.ops[mk]).toMatchObject({ stage: 'mount', file: true });
+    expect(mk).toBeGreaterThan(dev);
+    expect(mk).toBeLessThan(p.ops.findIndex((o) => o.kind === 'attach-root'));
     expect(p.ops.at(-1)).toEqual({ stage: 'exec', kind: 'exec-init', init: INIT_PATH, args: ['/sleep', '1'], env: expect.any(Array), umask: 0o22 });
     expect(p.ops.some((o) => o.kind === 'exec')).toBe(false);
     expect(p.ops.at(-4)).toMatchObject({ kind: 'resolve-exec', file: '/sleep' });

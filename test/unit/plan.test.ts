@@ -71,7 +71,18 @@ describe('buildPlan with the defaults (hybrid host)', () => {
         data: 'newinstance,ptmxmode=0666,mode=0620,gid=5',
       },
       { stage: 'mount', kind: 'mount', source: 'shm', target: 'dev/shm', fstype: 'tmpfs', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: 'mode=1777,size=65536k' },
-      { stage: 'mount', kind: 'mount', source: 'mqueue', target: 'dev/mqueue', fstype: 'mqueue', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: '' },
+      // The one made in the pooled IPC namespace (FD_POOLED_MQUEUE), when one came.
+      {
+        stage: 'mount',
+        kind: 'mount',
+        source: 'mqueue',
+        target: 'dev/mqueue',
+        fstype: 'mqueue',
+        flags: MS.NOSUID | MS.NOEXEC | MS.NODEV,
+        data: '',
+        premounted: FD.POOLED_MQUEUE,
+        premountedAttrs: MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC | MOUNT_ATTR.NODEV,
+      },
       {
         stage: 'mount',
         kind: 'mount',
@@ -429,9 +440,9 @@ describe('buildPlan for the base mount namespace', () => {
   it('builds the root detached before the namespaces, then attaches it; no make-private; the same ops otherwise', () => {
     const k = kinds(base.ops);
     expect(base.base).toBe(true);
-    const DEV = 3 + 6 + 6; // /dev, /dev/pts, /dev/shm; the nodes; the links
+    const DEV = 3 + 1 + 6 + 6; // /dev, /dev/pts, /dev/shm; mqueue's mount point; the nodes; the links
     expect(k.slice(0, 11)).toEqual(['clone-tree', 'root-upper-detached', 'mkdir', 'write-file', 'write-file', 'write-file', 'symlink', 'mkdir', 'mkdir', 'mkdir', 'root-overlay-detached']);
-    expect(k.slice(11, 11 + DEV)).toEqual([...Array(3).fill('mount-detached'), ...Array(6).fill('mknod'), ...Array(6).fill('symlink')]);
+    expect(k.slice(11, 11 + DEV)).toEqual([...Array(3).fill('mount-detached'), 'mkdir', ...Array(6).fill('mknod'), ...Array(6).fill('symlink')]);
     expect(k.slice(11 + DEV, 16 + DEV)).toEqual(['setns', 'netns-fresh', 'ipcns-fresh', 'unshare', 'attach-root']);
     expect(base.ops[11 + DEV]).toEqual({ stage: 'prepare', kind: 'setns', fd: FD.BASE_MNTNS, nstype: CLONE.NEWNS });
     expect(k).not.toContain('make-private');
@@ -441,7 +452,7 @@ describe('buildPlan for the base mount namespace', () => {
     // mount-detached is the mount with its flags as attributes.
     const variant = new Set(['make-private', 'attach-root', 'setns', 'root-upper', 'root-upper-detached', 'root-overlay', 'root-overlay-detached', 'pivot-root', 'chroot']);
     const norm = (o: Op) => (o.kind === 'mount-detached' || o.kind === 'mount' ? `mount ${o.source} ${o.target} ${o.fstype} ${o.data}` : JSON.stringify(o));
-    const sorted = (ops: Op[]) => ops.filter((o) => !variant.has(o.kind)).map(norm).sort();
+    const sorted = (ops: Op[]) => ops.filter((o) => !variant.has(o.kind) && !(o.kind === 'mkdir' && o.stage === 'mount')).map(norm).sort();
     expect(sorted(base.ops)).toEqual(sorted(host.ops));
     const dev = base.ops.find((o) => o.kind === 'mount-detached');
     expect(dev).toEqual({ stage: 'mount', kind: 'mount-detached', source: 'tmpfs', target: 'dev', fstype: 'tmpfs', attrs: MOUNT_ATTR.NOSUID | MOUNT_ATTR.STRICTATIME, data: 'mode=755,size=65536k' });
@@ -449,6 +460,7 @@ describe('buildPlan for the base mount namespace', () => {
     // From the mounts on, the two plans agree but for how the root is entered and what was made detached.
     const enter = (ops: Op[]) => ops.map((o) => (o.kind === 'chroot' ? { ...o, kind: 'pivot-root' as const } : o));
     const late = (ops: Op[]) => ops.filter((o) => !(o.kind === 'mount' && o.target.startsWith('dev') && o.fstype !== 'mqueue') && o.stage !== 'device');
+    expect(base.ops[14]).toEqual({ stage: 'mount', kind: 'mkdir', path: 'dev/mqueue' });
     expect(enter(base.ops.slice(16 + DEV))).toEqual(late(host.ops.slice(host.ops.findIndex((o) => o.kind === 'root-overlay') + 1)));
   });
 
@@ -475,13 +487,25 @@ describe('buildPlan: /dev made in the detached root (base mode)', () => {
     expect(e.slice(0, 3)).toEqual(['mount-detached /dev', 'mount-detached /dev/pts', 'mount-detached /dev/shm']);
     expect(e).toContain('mknod /dev/null');
     expect(e).toContain('symlink /dev/ptmx');
-    expect(e.some((l) => l.includes('mqueue'))).toBe(false);
+    expect(e.filter((l) => l.includes('mqueue'))).toEqual(['mkdir /dev/mqueue']); // only its mount point
   });
 
   it('a user mount after them elsewhere in /dev: they stay early, and so do the nodes it does not cover', () => {
     const e = early({ mounts: [...defaultMounts, tmpfs('/dev/extra'), { destination: '/dev/fuse', type: 'bind', source: '/dev/fuse', options: ['bind'] }] });
     expect(e.filter((l) => l.startsWith('mount-detached'))).toEqual(['mount-detached /dev', 'mount-detached /dev/pts', 'mount-detached /dev/shm', 'mount-detached /dev/extra']);
     expect(e).toContain('mknod /dev/null');
+  });
+
+  it('the mount points of binds in /dev that stay: made with it, a file for a file bind', () => {
+    const s = spec({ mounts: [...defaultMounts, { destination: '/dev/fuse', type: 'bind', source: '/dev/fuse', options: ['bind'] }, { destination: '/dev/data', type: 'bind', source: '/srv', options: ['bind'] }] });
+    const facts: FsFacts = { bindSourceIsFile: s.mounts.map((m) => m.destination === '/dev/fuse') };
+    const ops = buildPlan(s, BASE, facts).ops;
+    const attach = ops.findIndex((o) => o.kind === 'attach-root');
+    const mk = (path: string) => ops.findIndex((o) => o.kind === 'mkdir' && o.path === path);
+    expect(ops[mk('dev/fuse')]).toEqual({ stage: 'mount', kind: 'mkdir', path: 'dev/fuse', file: true });
+    expect(ops[mk('dev/data')]).toEqual({ stage: 'mount', kind: 'mkdir', path: 'dev/data' });
+    expect(mk('dev/fuse')).toBeLessThan(attach);
+    expect(ops.findIndex((o) => o.kind === 'bind' && o.target === 'dev/fuse')).toBeGreaterThan(attach); // the bind itself stays
   });
 
   it('a mount in /dev before the /dev tmpfs: nothing moves (the user order decides what covers what)', () => {
