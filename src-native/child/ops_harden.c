@@ -29,10 +29,29 @@ static int type_of(int fd, unsigned *mode, unsigned *rdev_major, unsigned *rdev_
   return 0;
 }
 
-/* The empty read-only tmpfs that masks directories: made once per container (read-only
- * superblock too), attached on the first masked directory; the others get clones of that mount,
- * which costs one open_tree instead of a new superblock each. */
-static int mask_dir(struct child_state *st, int target) {
+/* The empty read-only tmpfs that masks directories (read-only superblock too), detached. */
+static long make_mask_tmpfs(void) {
+  long fs = sbx_sys2(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+  if (fs < 0) return fs;
+  long r = sbx_sys5(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "0555", 0);
+  if (r >= 0) r = sbx_sys5(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", 0, 0);
+  if (r >= 0) r = sbx_sys5(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+  long m = r < 0 ? r : sbx_sys3(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  sys_close((int)fs);
+  return m;
+}
+
+/* n0: the slot. MASK_PATH's tmpfs, made with the detached root (so a pooled root brings it). */
+int op_mask_tmpfs(struct child_state *st, const struct sbx_op *op) {
+  long m = make_mask_tmpfs();
+  if (m < 0) return (int)m;
+  st->slots[op->n[0]] = (int)m;
+  return 0;
+}
+
+/* The tmpfs (MASK_TMPFS's in `slot`, else made now) is attached on the first masked directory;
+ * the others get clones of that mount, which costs one open_tree instead of a new superblock each. */
+static int mask_dir(struct child_state *st, int target, uint32_t slot) {
   if (st->mask_dir_fd >= 0) {
     long t = sbx_sys3(SYS_open_tree, st->mask_dir_fd, "", CLONE_FLAGS);
     if (t < 0) return (int)t;
@@ -40,15 +59,15 @@ static int mask_dir(struct child_state *st, int target) {
     sys_close((int)t);
     return (int)r;
   }
-  long fs = sbx_sys2(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
-  if (fs < 0) return (int)fs;
-  long r = sbx_sys5(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "0555", 0);
-  if (r >= 0) r = sbx_sys5(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", 0, 0);
-  if (r >= 0) r = sbx_sys5(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
-  long m = r < 0 ? r : sbx_sys3(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
-  sys_close((int)fs);
-  if (m < 0) return (int)m;
-  r = sbx_sys5(SYS_move_mount, m, "", target, "", MOVE_FLAGS);
+  long m;
+  if (slot != SBX_NO_SLOT && st->slots[slot] >= 0) {
+    m = st->slots[slot];
+    st->slots[slot] = -1;
+  } else {
+    m = make_mask_tmpfs();
+    if (m < 0) return (int)m;
+  }
+  long r = sbx_sys5(SYS_move_mount, m, "", target, "", MOVE_FLAGS);
   if (r < 0) {
     sys_close((int)m);
     return (int)r;
@@ -57,7 +76,8 @@ static int mask_dir(struct child_state *st, int target) {
   return 0;
 }
 
-/* s0 path, s1 the container's /dev/null (made by the plan's mknod). A file gets that node bound
+/* s0 path, s1 the container's /dev/null (made by the plan's mknod), n0 MASK_TMPFS's slot or
+ * SBX_NO_SLOT. A file gets that node bound
  * over it (reads are empty, writes vanish), a directory the empty read-only tmpfs. A missing path
  * is skipped (like runc); a symlink fails with ELOOP: masking is asked for to hide something,
  * and what the link points at would stay visible. */
@@ -68,7 +88,7 @@ int op_mask_path(struct child_state *st, const struct sbx_op *op) {
   unsigned mode;
   int r = type_of(fd, &mode, 0, 0);
   if (r >= 0 && mode == S_IFDIR) {
-    r = mask_dir(st, fd);
+    r = mask_dir(st, fd, op->n[0]);
   } else if (r >= 0) {
     if (st->null_fd < 0) {
       /* Checked once: an image's own dev/null (no /dev mount) could be a file with content. */

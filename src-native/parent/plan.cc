@@ -56,7 +56,9 @@ uint32_t PrefixOf(const sbx_op* ops, uint32_t n) {
   if (i >= n || ops[i++].kind != SBX_OP_ROOT_UPPER_DETACHED) return 0;
   while (i < n && DetachedFileOp(ops[i])) i++;
   if (i >= n || ops[i++].kind != SBX_OP_ROOT_OVERLAY_DETACHED) return 0;
-  while (i < n && (ops[i].kind == SBX_OP_MOUNT_DETACHED || DetachedFileOp(ops[i]))) i++;
+  while (i < n && (ops[i].kind == SBX_OP_MOUNT_DETACHED || DetachedFileOp(ops[i]) ||
+                   (ops[i].kind == SBX_OP_MASK_TMPFS && ops[i].n[0] < SBX_PREFIX_MAX_SLOTS)))
+    i++;
   return i;
 }
 
@@ -101,7 +103,7 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
   const auto* ops = reinterpret_cast<const sbx_op*>(base + h->ops_offset);
   bool has_exec = false, unshared = false, detached_root = false;
   // A slot is filled by one CLONE_TREE, then taken by one BIND after it.
-  bool filled[SBX_MAX_SLOTS] = {}, taken[SBX_MAX_SLOTS] = {};
+  bool filled[SBX_MAX_SLOTS] = {}, taken[SBX_MAX_SLOTS] = {}, mask_slot[SBX_MAX_SLOTS] = {};
   auto slot_of = [&](uint32_t n, bool fill) -> bool {
     if (n >= SBX_MAX_SLOTS) return false;
     if (fill) return !filled[n] && (filled[n] = true);
@@ -229,7 +231,14 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
         // The child shifts a 64-bit mask by each capability number up to n[0].
         if (op.n[0] > 63) return "CAP_BOUNDING: cap_last_cap above 63" + at();
         break;
+      case SBX_OP_MASK_TMPFS:
+        // Its slot holds the tmpfs for MASK_PATH only: no BIND may take it.
+        if (!slot_of(op.n[0], true)) return "MASK_TMPFS: slot out of range or filled twice" + at();
+        taken[op.n[0]] = mask_slot[op.n[0]] = true;
+        break;
       case SBX_OP_MASK_PATH:
+        if (op.n[0] != SBX_NO_SLOT && (op.n[0] >= SBX_MAX_SLOTS || !mask_slot[op.n[0]])) return "MASK_PATH: slot not filled by a MASK_TMPFS" + at();
+        [[fallthrough]];
       case SBX_OP_READONLY_PATH:
       case SBX_OP_SYSCTL:
       case SBX_OP_ROOT_READONLY:

@@ -75,7 +75,8 @@
   /* Namespaces again (codes 100 on).                                                          */ \
   X(IPCNS_FRESH,         100, "ipcns-fresh",           PREPARE,  0x0, 0x0, op_ipcns_fresh)         \
   /* A mount inside the detached root, before the container's namespace (codes 110 on).       */ \
-  X(MOUNT_DETACHED,      110, "mount-detached",        MOUNT,    0x6, 0x9, op_mount_detached)
+  X(MOUNT_DETACHED,      110, "mount-detached",        MOUNT,    0x6, 0x9, op_mount_detached)  \
+  X(MASK_TMPFS,          111, "mask-tmpfs",            SECURITY, 0x0, 0x0, op_mask_tmpfs)
 /* clang-format on */
 
 #endif

@@ -61,6 +61,7 @@ enum sbx_stage {
 
 /* TTY_OPEN n1: open the ptmx beneath the root being built (the child's root fd), not a sent fd. */
 #define SBX_TTY_BUILT_ROOT 0xffffffffu
+#define SBX_NO_SLOT 0xffffffffu /* MASK_PATH n[0]: no MASK_TMPFS slot (the child makes the tmpfs) */
 
 /* Slots: detached mount trees cloned by CLONE_TREE, attached later by BIND (fds in the child). */
 #define SBX_MAX_SLOTS 128u

@@ -92,7 +92,7 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   capset: { code: 30, stage: 'security', n: ['effectiveLo', 'effectiveHi', 'permittedLo', 'permittedHi'], mflags: 'inheritable' },
   'cap-ambient': { code: 31, stage: 'security', mflags: 'ambient' },
   // The file-system side of isolation (src-native/child/ops_harden.c), codes 32-45.
-  'mask-path': { code: 32, stage: 'security', s: ['path', 'nullDevice'] },
+  'mask-path': { code: 32, stage: 'security', s: ['path', 'nullDevice'], n: ['slot'] },
   'readonly-path': { code: 33, stage: 'security', s: ['path'] },
   rlimit: { code: 34, stage: 'security', n: ['softLo', 'softHi', 'hardLo', 'hardHi'], mflags: 'resource' },
   sysctl: { code: 36, stage: 'security', s: ['path', 'value'] },
@@ -112,6 +112,7 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   'ipcns-fresh': { code: 100, stage: 'prepare' },
   // A mount inside the detached root, before the container's namespace (codes 110 on).
   'mount-detached': { code: 110, stage: 'mount', s: ['source?', 'target', 'fstype', 'data?'], mflags: 'attrs' },
+  'mask-tmpfs': { code: 111, stage: 'security', n: ['slot'] },
 };
 
 /** Bit i set: s[i] is a required string (resp. optional), as the native table says it. */

@@ -84,6 +84,8 @@ const ISOLATION = [
   'open_tree fd:fsmount 0x1001', // /proc/scsi
   'move_mount',
 ];
+/** Base mode: the directories' tmpfs came with the root (MASK_TMPFS), so /proc/acpi only moves it. */
+const ISOLATION_BASE = ISOLATION.filter((_, i) => i !== ISOLATION.indexOf('fsopen "tmpfs"'));
 const TAIL = ['prlimit64 7 1024 1024', ...DROPS, 'setgroups 0', 'setresgid 0', 'setresuid 0', 'chdir "/"', 'prctl 38 1', CAPSET, ...AMBIENT, 'send READY', 'recv START', 'execve "/sleep"'];
 
 describe('the child against a recording syscall table: the default plan', () => {
@@ -96,6 +98,7 @@ describe('the child against a recording syscall table: the default plan', () => 
       'fsopen "overlay"',
       'openat "/srv/rootfs"', // the lower layer, opened in the host's namespace, given by fd
       ...DEV_DETACHED, // /dev and what is mounted in it, into the detached root
+      'fsopen "tmpfs"', // and the masks' tmpfs (MASK_TMPFS), detached
       `setns ${100 + FD.BASE_MNTNS} 0x20000`, // into the base mount namespace
       `setns ${100 + FD.POOLED_NETNS} 0x40000000`, // the pooled network namespace
       `setns ${100 + FD.POOLED_IPCNS} 0x8000000`, // and the IPC namespace made with it
@@ -107,7 +110,7 @@ describe('the child against a recording syscall table: the default plan', () => 
       'move_mount', // the pooled mqueue (of the pooled IPC namespace), attached
       'move_mount', // the pooled sysfs, attached
       'move_mount', // the cgroup tree cloned before
-      ...ISOLATION,
+      ...ISOLATION_BASE,
       'chroot "."',
       'chdir "/"',
       ...TAIL,
@@ -129,6 +132,8 @@ describe('the child against a recording syscall table: the default plan', () => 
       ...[['/proc/self/fd', 'fd'], ['/proc/self/fd/0', 'stdin'], ['/proc/self/fd/1', 'stdout'], ['/proc/self/fd/2', 'stderr'], ['pts/ptmx', 'ptmx'], ['/proc/kcore', 'core']].map(
         ([t, n]) => `symlinkat "${t}" "${n}"`,
       ),
+      // the masks' tmpfs: empty, read-only
+      ...['"mode" "0555"', '"ro"', 'create'].map((o) => `fsconfig ${o}`),
     ]);
     expect(log.at(-1)).toBe('execve "/sleep"');
   });
@@ -208,7 +213,7 @@ describe('the child against a recording syscall table: keep (root-upper-dir)', (
   it('base mode: a private clone of the kept directory where the tmpfs was, upper/ and work/ in it by fd', () => {
     const log = record('base', [FD.POOLED_NETNS, FD.POOLED_SYSFS, FD.BASE_MNTNS], kept);
     expect(log.slice(0, log.indexOf('fsopen "overlay"'))).not.toContain('fsopen "tmpfs"'); // (the masks make one later)
-    expect(upperSteps(log).slice(0, 17)).toEqual([
+    expect(upperSteps(log).slice(0, 18)).toEqual([
       'mount_setattr ""', // the cgroup tree's clone made private
       'open_tree "/store/containers/x" 0x1', // OPEN_TREE_CLONE, not recursive: the directory alone
       'mount_setattr ""', // made private: nothing propagates from or to the store's mount
@@ -219,6 +224,7 @@ describe('the child against a recording syscall table: keep (root-upper-dir)', (
       'fsconfig "upperdir"', // upper/ of the clone, by fd
       'fsconfig "workdir"',
       ...DEV_DETACHED,
+      'fsopen "tmpfs"', // the masks' tmpfs
       'move_mount', // the clone on the base's "/"
       'move_mount', // the overlay on it
     ]);

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { NativeAddon } from '../../src-ts/native/addon.js';
 import { encodePlan } from '../../src-ts/plan/encode.js';
-import { buildPlan, TTY_BUILT_ROOT, type Op, type Plan } from '../../src-ts/plan/plan.js';
+import { buildPlan, NO_SLOT, TTY_BUILT_ROOT, type Op, type Plan } from '../../src-ts/plan/plan.js';
 import { CLONE, FD } from '../../src-ts/plan/wire.js';
 import type { HostCaps } from '../../src-ts/security/capabilities.js';
 import { buildSpec, type ContainerOptions } from '../../src-ts/spec/spec.js';
@@ -87,12 +87,19 @@ describe('PreparePlan: cap-bounding', () => {
 describe('PreparePlan: the isolation ops', () => {
   it('a mask, read-only path, sysctl or read-only root before unshare (it would land in the host namespace)', () => {
     for (const op of [
-      { stage: 'security', kind: 'mask-path', path: 'proc/kcore', nullDevice: 'dev/null' },
+      { stage: 'security', kind: 'mask-path', path: 'proc/kcore', nullDevice: 'dev/null', slot: NO_SLOT },
       { stage: 'security', kind: 'readonly-path', path: 'proc/sys' },
       { stage: 'security', kind: 'sysctl', path: 'proc/sys/net/ipv4/ip_forward', value: '1' },
       { stage: 'rootfs', kind: 'root-readonly' },
     ] as Op[])
       expect(refusal([op, unshare]), op.kind).toMatch(/an isolation op before UNSHARE at 0/);
+  });
+
+  it('a mask naming a slot no mask-tmpfs filled, and a bind taking the mask-tmpfs slot', () => {
+    const mask: Op = { stage: 'security', kind: 'mask-path', path: 'proc/acpi', nullDevice: 'dev/null', slot: 0 };
+    expect(refusal([unshare, mask])).toMatch(/MASK_PATH: slot not filled by a MASK_TMPFS at 1/);
+    const bind: Op = { stage: 'mount', kind: 'bind', source: '/x', target: 'x', recursive: false, attrs: 0, propagation: 0, file: false, ignoreMissing: false, slot: 0 };
+    expect(refusal([{ stage: 'security', kind: 'mask-tmpfs', slot: 0 }, unshare, bind])).toMatch(/BIND: slot not filled by a CLONE_TREE, or taken twice/);
   });
 
   it('an rlimit resource beyond RLIM_NLIMITS', () => {

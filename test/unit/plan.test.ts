@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildPlan, cloneFlagsOf, hostsFile, opPath, unshareFlagsOf, type FsFacts, type HostInfo, type Op } from '../../src-ts/plan/plan.js';
+import { BUILTIN_PROC_ENTRIES, NO_SLOT, buildPlan, cloneFlagsOf, hostsFile, opPath, unshareFlagsOf, type FsFacts, type HostInfo, type Op } from '../../src-ts/plan/plan.js';
 import { CLONE, FD } from '../../src-ts/plan/wire.js';
 import { MOUNT_ATTR, MS, defaultMounts, type MountSpec } from '../../src-ts/spec/mounts.js';
 import { DEFAULT_PATH, buildSpec, type ContainerOptions, type Spec } from '../../src-ts/spec/spec.js';
@@ -121,7 +121,7 @@ describe('buildPlan with the defaults (hybrid host)', () => {
       // runc's readonlyPaths, then its maskedPaths (files get the container's /dev/null).
       ...['bus', 'fs', 'irq', 'sys', 'sysrq-trigger'].map((p): Op => ({ stage: 'security', kind: 'readonly-path', path: `proc/${p}` })),
       ...['proc/acpi', 'proc/asound', 'proc/kcore', 'proc/keys', 'proc/latency_stats', 'proc/timer_list', 'proc/timer_stats', 'proc/sched_debug', 'sys/firmware', 'proc/scsi'].map(
-        (path): Op => ({ stage: 'security', kind: 'mask-path', path, nullDevice: 'dev/null' }),
+        (path): Op => ({ stage: 'security', kind: 'mask-path', path, nullDevice: 'dev/null', slot: NO_SLOT }), // host mode: no mask-tmpfs
       ),
       { stage: 'hostname', kind: 'sethostname', hostname: '0123456789ab' },
       { stage: 'pivot', kind: 'pivot-root' },
@@ -440,9 +440,12 @@ describe('buildPlan for the base mount namespace', () => {
   it('builds the root detached before the namespaces, then attaches it; no make-private; the same ops otherwise', () => {
     const k = kinds(base.ops);
     expect(base.base).toBe(true);
-    const DEV = 3 + 1 + 6 + 6; // /dev, /dev/pts, /dev/shm; mqueue's mount point; the nodes; the links
+    const DEV = 3 + 1 + 6 + 6 + 1; // /dev, /dev/pts, /dev/shm; mqueue's mount point; the nodes; the links; the masks' tmpfs
     expect(k.slice(0, 11)).toEqual(['clone-tree', 'root-upper-detached', 'mkdir', 'write-file', 'write-file', 'write-file', 'symlink', 'mkdir', 'mkdir', 'mkdir', 'root-overlay-detached']);
-    expect(k.slice(11, 11 + DEV)).toEqual([...Array(3).fill('mount-detached'), 'mkdir', ...Array(6).fill('mknod'), ...Array(6).fill('symlink')]);
+    expect(k.slice(11, 11 + DEV)).toEqual([...Array(3).fill('mount-detached'), 'mkdir', ...Array(6).fill('mknod'), ...Array(6).fill('symlink'), 'mask-tmpfs']);
+    // In the slot after the bind sources' (one: the cgroup tree), and every mask names it.
+    expect(base.ops[10 + DEV]).toEqual({ stage: 'security', kind: 'mask-tmpfs', slot: 1 });
+    expect(base.ops.filter((o) => o.kind === 'mask-path').every((o) => o.kind === 'mask-path' && o.slot === 1)).toBe(true);
     expect(k.slice(11 + DEV, 16 + DEV)).toEqual(['setns', 'netns-fresh', 'ipcns-fresh', 'unshare', 'attach-root']);
     expect(base.ops[11 + DEV]).toEqual({ stage: 'prepare', kind: 'setns', fd: FD.BASE_MNTNS, nstype: CLONE.NEWNS });
     expect(k).not.toContain('make-private');
@@ -452,7 +455,12 @@ describe('buildPlan for the base mount namespace', () => {
     // mount-detached is the mount with its flags as attributes.
     const variant = new Set(['make-private', 'attach-root', 'setns', 'root-upper', 'root-upper-detached', 'root-overlay', 'root-overlay-detached', 'pivot-root', 'chroot']);
     const norm = (o: Op) => (o.kind === 'mount-detached' || o.kind === 'mount' ? `mount ${o.source} ${o.target} ${o.fstype} ${o.data}` : JSON.stringify(o));
-    const sorted = (ops: Op[]) => ops.filter((o) => !variant.has(o.kind) && !(o.kind === 'mkdir' && o.stage === 'mount')).map(norm).sort();
+    const sorted = (ops: Op[]) =>
+      ops
+        .filter((o) => !variant.has(o.kind) && o.kind !== 'mask-tmpfs' && !(o.kind === 'mkdir' && o.stage === 'mount'))
+        .map((o) => (o.kind === 'mask-path' ? { ...o, slot: NO_SLOT } : o))
+        .map(norm)
+        .sort();
     expect(sorted(base.ops)).toEqual(sorted(host.ops));
     const dev = base.ops.find((o) => o.kind === 'mount-detached');
     expect(dev).toEqual({ stage: 'mount', kind: 'mount-detached', source: 'tmpfs', target: 'dev', fstype: 'tmpfs', attrs: MOUNT_ATTR.NOSUID | MOUNT_ATTR.STRICTATIME, data: 'mode=755,size=65536k' });
@@ -461,7 +469,8 @@ describe('buildPlan for the base mount namespace', () => {
     const enter = (ops: Op[]) => ops.map((o) => (o.kind === 'chroot' ? { ...o, kind: 'pivot-root' as const } : o));
     const late = (ops: Op[]) => ops.filter((o) => !(o.kind === 'mount' && o.target.startsWith('dev') && o.fstype !== 'mqueue') && o.stage !== 'device');
     expect(base.ops[14]).toEqual({ stage: 'mount', kind: 'mkdir', path: 'dev/mqueue' });
-    expect(enter(base.ops.slice(16 + DEV))).toEqual(late(host.ops.slice(host.ops.findIndex((o) => o.kind === 'root-overlay') + 1)));
+    const unslot = (ops: Op[]) => ops.map((o) => (o.kind === 'mask-path' ? { ...o, slot: NO_SLOT } : o));
+    expect(unslot(enter(base.ops.slice(16 + DEV)))).toEqual(late(host.ops.slice(host.ops.findIndex((o) => o.kind === 'root-overlay') + 1)));
   });
 
   it('a user namespace keeps the host mode (proc needs a fully visible proc in the namespace)', () => {
@@ -478,7 +487,10 @@ describe('buildPlan: /dev made in the detached root (base mode)', () => {
     const ops = plan(o, BASE).ops;
     const from = ops.findIndex((op) => op.kind === 'root-overlay-detached') + 1;
     const to = ops.findIndex((op) => op.kind === 'setns');
-    return ops.slice(from, to).map((op) => `${op.kind} ${opPath(op)}`);
+    return ops
+      .slice(from, to)
+      .filter((op) => op.kind !== 'mask-tmpfs')
+      .map((op) => `${op.kind} ${opPath(op)}`);
   };
   const tmpfs = (destination: string, options: string[] = []): MountSpec => ({ destination, type: 'tmpfs', source: 'tmpfs', options });
 
@@ -528,6 +540,27 @@ describe('buildPlan: /dev made in the detached root (base mode)', () => {
 
   it('host mode: nothing is made detached', () => {
     expect(kinds(plan().ops)).not.toContain('mount-detached');
+  });
+});
+
+describe('buildPlan: masks on proc entries the kernel cannot have', () => {
+  const masks = (host: HostInfo, o: Partial<ContainerOptions> = {}) =>
+    plan(o, host)
+      .ops.filter((op) => op.kind === 'mask-path')
+      .map((op) => opPath(op));
+
+  it('left out when the host found them absent (only entries built into the kernel are ever listed)', () => {
+    const all = masks(HOST);
+    expect(all).toContain('/proc/kcore');
+    expect(BUILTIN_PROC_ENTRIES).not.toContain('/proc/asound'); // a module makes it: never left out
+    const some = masks({ ...HOST, procAbsent: ['/proc/kcore', '/proc/sched_debug'] });
+    expect(some).toEqual(all.filter((p) => p !== '/proc/kcore' && p !== '/proc/sched_debug'));
+  });
+
+  it('kept when a mount of the user is on, above or below the path (the mask is for what it shows)', () => {
+    const host = { ...HOST, procAbsent: ['/proc/kcore'] };
+    const bind = { destination: '/proc/kcore', type: 'bind', source: '/srv/k', options: ['bind'] } as MountSpec;
+    expect(masks(host, { mounts: [...defaultMounts, bind] })).toContain('/proc/kcore');
   });
 });
 
