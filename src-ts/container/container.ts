@@ -261,7 +261,7 @@ async function fromImage(options: ContainerOptions): Promise<{ resolved: Contain
 export function compiledFor(spec: Spec): Compiled {
   if (spec.seccomp === null) return {};
   const f = seccompFilter(spec.seccomp === 'default' ? undefined : spec.seccomp);
-  return { seccomp: { bpf: f.bpf, flags: f.flags, early: f.early } };
+  return { seccomp: { bpf: f.bpf, flags: f.flags } };
 }
 
 /** The template of the last create() (the root pool's guess at the next). */

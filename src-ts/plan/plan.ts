@@ -38,8 +38,7 @@ export const BUILTIN_PROC_ENTRIES: readonly string[] = ['/proc/kcore', '/proc/la
 
 /** What the parent compiled for the plan (the seccomp filter: ../security/seccomp.ts, cached). */
 export interface Compiled {
-  /** early: the filter lets through every call the child makes from READY on (seccomp.ts allowsTail). */
-  seccomp?: { bpf: Uint8Array; flags: number; early?: boolean };
+  seccomp?: { bpf: Uint8Array; flags: number };
 }
 
 /** What ../spec/check.ts found on disk, that changes the plan. */
@@ -585,13 +584,8 @@ export function processOps(spec: ProcessSpec, compiled: Compiled): Op[] {
   const pathVar = spec.env.find((e) => e.startsWith('PATH='));
   ops.push({ stage: 'exec', kind: 'resolve-exec', file: spec.args[0]!, searchPath: pathVar ? pathVar.slice(5) : null });
   ops.push({ stage: 'sync', kind: 'ready' });
-  // With no_new_privs the filter comes after READY: right after it, loaded while the parent
-  // answers READY (the kernel's ~60 us leave the start() path), when it lets through every call
-  // the child makes from there on (early); else last, right before execve.
-  const early = compiled.seccomp?.early === true;
-  if (seccomp && spec.noNewPrivileges && early) ops.push(seccomp);
   ops.push({ stage: 'sync', kind: 'wait-start' });
-  if (seccomp && spec.noNewPrivileges && !early) ops.push(seccomp);
+  if (seccomp && spec.noNewPrivileges) ops.push(seccomp);
   ops.push({ stage: 'exec', kind: 'exec', args: spec.args, env: spec.env, umask: spec.umask });
 
   return ops;

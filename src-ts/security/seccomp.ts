@@ -5,7 +5,7 @@
  */
 import { ContainerError, errnoName, errnoNumber } from '../errors.js';
 import { native, type FlatSeccomp } from '../native/addon.js';
-import { decode, optimizeFilter, run } from './bpf-optimize.js';
+import { optimizeFilter } from './bpf-optimize.js';
 import { defaultSeccompProfile } from './default-seccomp.js';
 import { isParsedProfile, parseSeccomp, type OciSeccomp, type SeccompAction, type SeccompProfile } from './seccomp-profile.js';
 
@@ -21,56 +21,6 @@ export interface SeccompFilter {
    * for several hosts): one filter cannot hold both, and this kernel never reports them. Skipped.
    */
   readonly skippedArchitectures: readonly string[];
-  /** It lets through every call the child makes after READY (allowsTail): it may be loaded then. */
-  readonly early: boolean;
-}
-
-/**
- * seccomp_data.arch of this process's architecture, and the numbers of the system calls the
- * child makes from READY on: `wait-start` (prctl PR_SET_PDEATHSIG, read; exit_group on EOF), the
- * exec's preparation (umask, close_range, rt_sigprocmask) and execve, an error report (write), a
- * trace's clock (clock_gettime).
- */
-const TAIL: Partial<Record<NodeJS.Architecture, { arch: number; calls: readonly number[] }>> = {
-  x64: { arch: 0xc000003e, calls: [157, 0, 231, 95, 436, 14, 59, 1, 228] },
-  arm64: { arch: 0xc00000b7, calls: [167, 63, 94, 166, 436, 135, 221, 64, 113] },
-};
-/** Arguments tried for each call (a filter that looks at them must let all of these through). */
-const ARG_SAMPLES: readonly (readonly number[])[] = [
-  [0, 0, 0, 0, 0, 0],
-  [1, 9, 0, 0, 0, 0], // PR_SET_PDEATHSIG, SIGKILL
-  [2, 0, 0, 8, 0, 0], // SIG_SETMASK, sigsetsize 8
-  [3, 0xffffffff, 4, 0, 0, 0], // close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)
-  [0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff],
-];
-const RET_ACTION_FULL = 0xffff0000;
-const RET_ALLOW = 0x7fff0000;
-const RET_LOG = 0x7ffc0000;
-
-/**
- * Whether the program allows (or logs) each of the child's calls from READY on, whatever their
- * arguments (those tried), on this architecture. Then the child can load it right after READY,
- * while the parent answers READY, instead of after START: the ~60 us the kernel takes to load it
- * leave the start() path. False for a program this module's interpreter does not read.
- */
-export function allowsTail(bpf: Uint8Array, arch: NodeJS.Architecture = process.arch): boolean {
-  const tail = TAIL[arch];
-  if (!tail) return false;
-  try {
-    const prog = decode(bpf);
-    const data = new Uint32Array(16);
-    data[1] = tail.arch;
-    for (const nr of tail.calls)
-      for (const args of ARG_SAMPLES) {
-        data[0] = nr;
-        args.forEach((v, i) => (data[4 + 2 * i] = v));
-        const action = (run(prog, data) & RET_ACTION_FULL) >>> 0;
-        if (action !== RET_ALLOW && action !== RET_LOG) return false;
-      }
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -124,11 +74,9 @@ function compile(flat: FlatSeccomp, option: string): SeccompFilter {
       ...(errnoNumber(code) === undefined ? {} : { errno: err.errno }),
     });
   }
-  const bpf = optimizeFilter(out.bpf);
   return Object.freeze({
-    bpf,
+    bpf: optimizeFilter(out.bpf),
     flags: out.flags,
-    early: allowsTail(bpf),
     unknownSyscalls: Object.freeze(out.unknown),
     skippedArchitectures: Object.freeze(out.skippedArches),
   });

@@ -575,16 +575,6 @@ describe('buildPlan: no_new_privs and the seccomp program', () => {
     expect(ops.at(-2)).toEqual({ stage: 'security', kind: 'seccomp', bpf, instructions: 3, flags: 2 });
   });
 
-  it('a filter that lets the rest through (compiled early): right after ready, loaded while the parent answers it', () => {
-    const s = spec();
-    const ops = buildPlan(s, HOST, noFiles(s), { seccomp: { ...compiled.seccomp, early: true } }).ops;
-    expect(kinds(ops).slice(-4)).toEqual(['ready', 'seccomp', 'wait-start', 'exec']);
-    // without no_new_privs it stays before the user switch
-    const n = spec({ noNewPrivileges: false });
-    const k = kinds(buildPlan(n, HOST, noFiles(n), { seccomp: { ...compiled.seccomp, early: true } }).ops);
-    expect(k.indexOf('seccomp')).toBeLessThan(k.indexOf('setuser'));
-  });
-
   it('noNewPrivileges: false: no no-new-privs op, and the filter goes before the user switch (it needs CAP_SYS_ADMIN then)', () => {
     const s = spec({ noNewPrivileges: false });
     const ops = buildPlan(s, HOST, noFiles(s), compiled).ops;

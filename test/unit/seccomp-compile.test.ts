@@ -208,30 +208,3 @@ function oci(p: SeccompProfile): object {
     flags: [...p.flags],
   };
 }
-
-describe('allowsTail: may the filter be loaded right after READY', () => {
-  const filter = (p: object) => seccompFilter(p as never);
-
-  it('the default profile: yes (it lets through every call the child makes from READY on)', () => {
-    expect(seccompFilter().early).toBe(true);
-  });
-
-  it('a profile that refuses a call the child does not make: yes', () => {
-    expect(filter({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['getpid'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 }] }).early).toBe(true);
-  });
-
-  it('one that refuses any of them, or refuses it for some arguments only, or traps it: no (the filter then comes last)', () => {
-    for (const name of ['read', 'write', 'exit_group', 'execve', 'prctl', 'umask', 'rt_sigprocmask', 'close_range', 'clock_gettime'])
-      expect(filter({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: [name], action: 'SCMP_ACT_ERRNO' }] }).early, name).toBe(false);
-    expect(filter({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['prctl'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, value: 1, op: 'SCMP_CMP_EQ' }] }] }).early).toBe(false);
-    expect(filter({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_TRACE' }] }).early).toBe(false);
-  });
-
-  it('an allow-list of exactly those calls: yes; and not on an architecture it has no table for', async () => {
-    const names = ['read', 'write', 'exit_group', 'execve', 'prctl', 'umask', 'rt_sigprocmask', 'close_range', 'clock_gettime'];
-    const f = filter({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names, action: 'SCMP_ACT_ALLOW' }] });
-    expect(f.early).toBe(true);
-    const { allowsTail } = await import('../../src-ts/security/seccomp.js');
-    expect(allowsTail(f.bpf, 'riscv64' as NodeJS.Architecture)).toBe(false);
-  });
-});
