@@ -28,6 +28,13 @@ export function lifecycleTable(res) {
   return table(['runtime', 'runs', 'p50 ms', 'p90 ms', 'p99 ms', 'mean ms', 'p50 / scratchbox', 'p50 / floor'], rows);
 }
 
+/** The isolation defaults' cost (scenarios.mjs isolationCost), one line. */
+export function isolationLine(res) {
+  const c = res.isolation;
+  if (!c) return null;
+  return `Isolation defaults (scratchbox − its privileged variant): ${ms(c.p50Diff)} ms between the p50s; ${ms(c.pairedMedian)} ms paired by round (median of ${c.rounds} per-round differences, interquartile range ${ms(c.q25)} to ${ms(c.q75)} ms).`;
+}
+
 export function phasesTable(res) {
   const p = res.rows.find((r) => r.id === 'scratchbox')?.phases;
   if (!p) return null;
@@ -117,6 +124,8 @@ export function renderMarkdown(results) {
     parts.push(`## 1. Lifecycle: create → start → exit → delete of a static /true`);
     parts.push(`${s.lifecycle.runsPerRuntime} runs per runtime (runc ${s.lifecycle.runsRunc}) in ${s.lifecycle.rounds} interleaved rounds, after a warm-up.`);
     parts.push(lifecycleTable(s.lifecycle));
+    const iso = isolationLine(s.lifecycle);
+    if (iso) parts.push(iso);
     const ph = phasesTable(s.lifecycle);
     if (ph) parts.push(ph);
   }
@@ -226,6 +235,8 @@ export function renderDocs(results) {
     );
     L.push('', '![Lifecycle latency per runtime, log scale](perf-latency.svg)', '');
     L.push(lifecycleTable(s.lifecycle));
+    const iso = isolationLine(s.lifecycle);
+    if (iso) L.push('', iso);
     const ph = phasesTable(s.lifecycle);
     if (ph) L.push('', 'Where scratchbox spends its time:', '', ph);
     L.push('', HOW_SCRATCHBOX_GETS_THERE);

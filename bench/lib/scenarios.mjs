@@ -26,7 +26,7 @@ export async function lifecycle(ctx) {
   const batch = quick ? 10 : 25;
   const rounds = Math.max(1, Math.ceil(n / batch));
   const active = runners.filter((r) => r.available);
-  const rows = new Map(runners.map((r) => [r.id, { r, lat: [], error: null, target: runsFor(r.id, n) }]));
+  const rows = new Map(runners.map((r) => [r.id, { r, lat: [], perRound: [], error: null, target: runsFor(r.id, n) }]));
 
   log(`lifecycle: warm-up (${active.map((r) => r.id).join(', ')})`);
   for (const r of active) {
@@ -48,7 +48,9 @@ export async function lifecycle(ctx) {
       const k = Math.min(per, row.target - row.lat.length);
       if (k <= 0) continue;
       try {
-        row.lat.push(...(await r.batch(k, ctx.tag(`${r.id}-${i}`))));
+        const lat = await r.batch(k, ctx.tag(`${r.id}-${i}`));
+        row.lat.push(...lat);
+        row.perRound[i] = median(lat);
       } catch (e) {
         row.error = e.message;
         log(`lifecycle: ${r.id} failed: ${e.message}`);
@@ -77,7 +79,22 @@ export async function lifecycle(ctx) {
     }
     out.push(row);
   }
-  return { runsPerRuntime: n, runsRunc: runsFor('runc', n), rounds, rows: out };
+  return { runsPerRuntime: n, runsRunc: runsFor('runc', n), rounds, rows: out, isolation: isolationCost(rows) };
+}
+
+/**
+ * What the isolation defaults cost: the scratchbox row against its privileged variant, as the
+ * difference of their p50s and, paired by round (the two ran minutes apart at most within one
+ * round, in the rotating order), the median of the per-round differences of their medians, with
+ * its interquartile range: the machine's drift between rounds falls out of the paired figure.
+ */
+function isolationCost(rows) {
+  const a = rows.get('scratchbox'), b = rows.get('scratchbox-privileged');
+  if (!a || !b || a.error || b.error || a.lat.length === 0 || b.lat.length === 0) return null;
+  const d = a.perRound.map((x, i) => x - b.perRound[i]).filter(Number.isFinite).sort((p, q) => p - q);
+  if (d.length === 0) return null;
+  const q = (f) => d[Math.min(d.length - 1, Math.floor(f * d.length))];
+  return { p50Diff: median(a.lat) - median(b.lat), pairedMedian: median(d), q25: q(0.25), q75: q(0.75), rounds: d.length };
 }
 
 // ---------------------------------------------------------------------------
