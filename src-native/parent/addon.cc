@@ -126,6 +126,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                 o.Set("built", Napi::Number::New(info.Env(), double(c.built)));
                 o.Set("taken", Napi::Number::New(info.Env(), double(c.taken)));
                 o.Set("dropped", Napi::Number::New(info.Env(), double(c.dropped)));
+                o.Set("skipped", Napi::Number::New(info.Env(), double(c.skipped)));
                 return o;
               }));
   return exports;

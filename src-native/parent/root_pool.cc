@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "fdpass.h"
@@ -52,19 +53,24 @@ RootPool& RootPool::Get() {
   return *p;
 }
 
-RootPool::Counts RootPool::counts() { return {built_.load(), taken_.load(), dropped_.load()}; }
+RootPool::Counts RootPool::counts() { return {built_.load(), taken_.load(), dropped_.load(), skipped_.load()}; }
 
 void RootPool::Prepare(const uint8_t* data, size_t len) {
   HelperThread& helper = HelperThread::Get();
   if (!helper.Running() || helper.results() < 0) return;
+  if (balance_.load() < 0 && asked_.fetch_add(1) % kProbe != 0) {  // most were wasted lately
+    skipped_++;
+    return;
+  }
   auto req = std::make_unique<Request>();
   req->bytes.assign(data, data + len);  // parsed on the helper thread
   req->len = len;
   if (helper.Post({HelperMsg::kRoot, uint64_t(uintptr_t(req.get()))}, nullptr, 0) == 0) req.release();
 }
 
-void RootPool::Drop(Ready& r) {
+void RootPool::Drop(Ready& r, bool wasted) {
   dropped_++;
+  if (wasted && balance_.load() > -kBalance) balance_--;
   // Closed on the helper thread: the last fd of a detached mount waits for an RCU grace period.
   // The message holds copies of its own; if it could not be sent, the teardown happens here.
   if (!r.fds.empty()) HelperThread::Get().Post({HelperMsg::kClose, 0}, r.fds.data(), int(r.fds.size()));
@@ -93,11 +99,13 @@ bool RootPool::Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask) {
     r.req.reset(reinterpret_cast<Request*>(uintptr_t(m.id)));
     r.fds.assign(fds, fds + n);
     r.slot_mask = uint32_t(m.type >> 8);
-    bool match = !found && n == 2 + __builtin_popcount(r.slot_mask) && now - r.req->built_ns <= kMaxAge && r.req->len == len &&
-                 std::memcmp(r.req->plan.storage.data(), plan.storage.data(), len) == 0 &&
+    const bool same = r.req->len == len && std::memcmp(r.req->plan.storage.data(), plan.storage.data(), len) == 0;
+    bool match = !found && same && n == 2 + __builtin_popcount(r.slot_mask) && now - r.req->built_ns <= kMaxAge &&
                  IdsOf(r.req->paths) == r.req->ids;  // still the same directories on disk
     if (!match) {
-      Drop(r);
+      // Built for another container (one that did not come, or came before it was done): wasted.
+      // Not so one made stale by time or the disk: that says nothing of what comes next.
+      Drop(r, !same);
       continue;
     }
     found = true;
@@ -107,6 +115,7 @@ bool RootPool::Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask) {
     for (uint32_t i = 0; i < SBX_PREFIX_MAX_SLOTS; i++) out->slots[i] = (r.slot_mask >> i) & 1 ? r.fds[k++] : -1;
     *slot_mask = r.slot_mask;
     taken_++;
+    balance_.store(std::min(balance_.load() + 2, kBalance));
   }
   return found;
 }

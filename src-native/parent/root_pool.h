@@ -45,7 +45,7 @@ class RootPool {
   bool Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask);
 
   struct Counts {
-    uint64_t built = 0, taken = 0, dropped = 0;
+    uint64_t built = 0, taken = 0, dropped = 0, skipped = 0;
   };
   Counts counts();
   HelperJob& job() { return job_; }
@@ -76,13 +76,22 @@ class RootPool {
     std::vector<int> fds;  // tmpfs, overlay, then the slots of slot_mask
     uint32_t slot_mask = 0;
   };
-  void Drop(Ready& r);
+  void Drop(Ready& r, bool wasted);
 
   static constexpr uint64_t kMaxAge = 2'000'000'000;  // ns
   static constexpr size_t kMaxTodo = 4;
+  // Whether the roots built lately were taken: +2 for one taken, -1 for one dropped unused (made
+  // for a container that did not come, or that came before it was done: several threads making
+  // containers at once, or a helper thread without idle time), within [-kBalance, kBalance].
+  // Below 0 only every kProbe-th root asked for is built: where most would be wasted (8 threads
+  // making containers here: 88% were), the time goes to containers instead. From the floor, two
+  // probes taken (8 creates) make it build every root again.
+  static constexpr int kBalance = 4, kProbe = 4;
+  std::atomic<int> balance_{0};
+  std::atomic<uint32_t> asked_{0};
   Job job_{this};
   std::mutex mu_;  // the main side (Spawn may run on any thread)
-  std::atomic<uint64_t> built_{0}, taken_{0}, dropped_{0};
+  std::atomic<uint64_t> built_{0}, taken_{0}, dropped_{0}, skipped_{0};
 };
 
 }  // namespace sbx

@@ -147,6 +147,10 @@ export function storeTemplate(
 ): Buffer {
   const buf = encode(plan);
   if (key === null || spec.keep || spec.joins.length > 0) return buf;
+  // A container given an id whose hostname has another length (the template could not serve it)
+  // keeps the template of these options: the next one with a default id uses it again, rather
+  // than each such id making every create() from these options take the full path.
+  if (options.id !== undefined && templates.has(key) && templates.get(key)!.facts === factsKey(facts) && templates.get(key)!.layout === layout) return buf;
   let holes: number[] = [];
   let opHoles: [number, string, number[]][] = [];
   if (options.hostname === undefined && spec.hostname !== '') {

@@ -77,8 +77,11 @@ export interface NativeAddon {
    * container whose plan is byte for byte the same. No effect for a plan that does not start so.
    */
   prepareRoot(plan: Uint8Array): void;
-  /** How many roots were built ahead, taken by a container, and dropped (unused, stale, moved on disk). */
-  rootPool(): { built: number; taken: number; dropped: number };
+  /**
+   * How many roots were built ahead, taken by a container, dropped (unused, stale, moved on disk),
+   * and not built when asked for (most of the last ones were wasted: root_pool.h).
+   */
+  rootPool(): { built: number; taken: number; dropped: number; skipped: number };
   /** pidfd_open(pid) (O_CLOEXEC): for an exec's JOIN op; throws with errno. */
   pidfdOpen(pid: number): number;
   /** prctl(PR_GET_DUMPABLE) of this process: 0 while an exec runs on its memory (tests). */

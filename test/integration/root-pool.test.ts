@@ -123,5 +123,48 @@ describe.skipIf(busyboxSkip !== null || native().mountMode() !== 'base')(
       expect(openFds().fds).toEqual(fds);
       expect(hostMountinfo()).toBe(mounts);
     });
+
+    it('roots built for containers that never come: after a few, only every 4th is built, until one is taken again', async () => {
+      const one = async (extra: object = {}) => {
+        const c = await Container.create({ rootfs, args: ['/bin/true'], stdio: 'ignore', ...extra });
+        await c.start();
+        await c.wait();
+        await c.delete();
+      };
+      /** A create of the template, and the root it asked for finished (or not asked for: skipped). */
+      const oneAndItsRoot = async () => {
+        const { built, skipped } = pool();
+        await one();
+        if (pool().skipped === skipped) await builtSince(built);
+      };
+      await one();
+      await oneAndItsRoot();
+      // Each round: the template's container (a root built for the next), then one with an id of
+      // its own (other plan bytes), whose create() finds that root and drops it: wasted. Until
+      // the first root is not built (how many that takes depends on what the tests before left).
+      let round = 0;
+      const waste = async () => {
+        await one({ id: `waste-${process.pid}-${round++}` });
+        await oneAndItsRoot();
+      };
+      for (const s0 = pool().skipped; pool().skipped === s0; ) {
+        if (round > 40) throw new Error('no root was skipped after 40 wasted ones');
+        await waste();
+      }
+      const start = pool();
+      for (let i = 0; i < 12; i++) await waste();
+      const wasted = pool();
+      expect(wasted.taken - start.taken).toBe(0);
+      expect(wasted.built - start.built).toBeLessThanOrEqual(4); // 12 asked for: only every 4th built
+      expect(wasted.skipped - start.skipped).toBeGreaterThanOrEqual(8);
+      // The template alone again: the probes are taken, and every root is built again.
+      for (let i = 0; i < 12; i++) await oneAndItsRoot();
+      const after = pool();
+      expect(after.taken - wasted.taken).toBeGreaterThanOrEqual(6);
+      const tail = pool();
+      for (let i = 0; i < 4; i++) await oneAndItsRoot();
+      expect(pool().skipped).toBe(tail.skipped);
+      expect(pool().taken - tail.taken).toBe(4);
+    });
   },
 );

@@ -96,6 +96,20 @@ describe('a container from a template', () => {
     expect(t.buf.equals(full(o, 'fedcba9876543210').buf)).toBe(true);
   });
 
+  it("that full path's build does not replace the template: the next container with a default id uses it again", () => {
+    clearTemplates();
+    const o = { rootfs: '/srv/rootfs', args: ['/true'] };
+    store(o, '0123456789abcdef');
+    const before = lookupTemplate(templateKey(o));
+    store({ ...o, id: 'short-1' }, 'short-1'); // what create() does for it (a hostname of 7)
+    expect(lookupTemplate(templateKey(o))).toBe(before);
+    expect(fromTemplate(o, 'fedcba9876543210')!.buf.equals(full(o, 'fedcba9876543210').buf)).toBe(true);
+    // With no template yet, such a container makes one (ids of its length can use it).
+    clearTemplates();
+    store({ ...o, id: 'short-1' }, 'short-1');
+    expect(fromTemplate({ ...o, id: 'short-2' }, 'unused')!.spec.hostname).toBe('short-2');
+  });
+
   it('the template holds a frozen copy: the options it was made from can change, and it cannot', () => {
     clearTemplates();
     const env = { A: '1' };
