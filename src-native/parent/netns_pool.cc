@@ -32,36 +32,26 @@ int LoopbackUp() {
   return r;
 }
 
-// A detached sysfs mount (read-only, nosuid, nodev, noexec; the child sets the plan's exact
-// attributes before attaching it). -1 when the kernel lacks the new mount API: the child then
-// mounts sysfs itself.
-int MakeSysfs() {
-  int fs = int(syscall(SYS_fsopen, "sysfs", FSOPEN_CLOEXEC));
+// A detached mount of a new `fstype` superblock, made in the calling thread's namespaces, named
+// as mount(2) would name it (the source findmnt shows), with these attributes (the child sets the
+// plan's exact ones before attaching it). The superblock stays read-write: whether the
+// container's mount is read-only is the mount's attribute. -1 when it cannot be made (the kernel
+// lacks the new mount API): the child then mounts it itself.
+int MakeDetached(const char* fstype, unsigned attrs) {
+  int fs = int(syscall(SYS_fsopen, fstype, FSOPEN_CLOEXEC));
   if (fs < 0) return -1;
   int mnt = -1;
-  // The source mount(2) would give it (the name findmnt shows). The superblock stays read-write:
-  // whether the container's /sys is read-only is the mount's attribute, which the plan sets.
-  if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "sysfs", 0) == 0 &&
+  if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", fstype, 0) == 0 &&
       syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) == 0)
-    mnt = int(syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC,
-                      MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+    mnt = int(syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs));
   close(fs);
   return mnt;
 }
 
-// A detached mqueue of the calling thread's IPC namespace (nosuid, nodev, noexec, as the child
-// would mount it; the child sets the plan's exact attributes). -1 when it cannot be made: the
-// child then mounts mqueue itself.
-int MakeMqueue() {
-  int fs = int(syscall(SYS_fsopen, "mqueue", FSOPEN_CLOEXEC));
-  if (fs < 0) return -1;
-  int mnt = -1;
-  if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "mqueue", 0) == 0 &&
-      syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) == 0)
-    mnt = int(syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
-  close(fs);
-  return mnt;
-}
+// A sysfs of this thread's network namespace (read-only, nosuid, nodev, noexec), and an mqueue of
+// its IPC namespace (nosuid, nodev, noexec).
+int MakeSysfs() { return MakeDetached("sysfs", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC); }
+int MakeMqueue() { return MakeDetached("mqueue", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC); }
 
 }  // namespace
 
