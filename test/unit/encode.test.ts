@@ -52,6 +52,8 @@ const K = {
   'tty-open': 80,
   'exec-init': 90,
   'ipcns-fresh': 100,
+  'mount-detached': 110,
+  'mask-tmpfs': 111,
 } as const;
 const STAGE_NO: Record<string, number> = {
   prepare: 1,
