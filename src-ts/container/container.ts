@@ -3,7 +3,7 @@
  * the life cycle (events from the addon → status, promises, streams).
  */
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, readlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -238,14 +238,34 @@ const newId = () => randomUUID().replace(/-/g, '').slice(0, 16);
  * options with `image` → the same options with `rootfs` (the image's top layer), the process from
  * the image's config (the options win), and the layers. The image code loads only here.
  */
+let imageModule: typeof import('../image/index.js') | undefined;
+/**
+ * The default store, opened once per directory ($XDG_CACHE_HOME may change): a store opened anew
+ * for each create() from a ref makes its directories again and reads the image's manifest and
+ * config again (~0.9 ms a create() here). Opened again if its directory went away.
+ */
+const defaultStores = new Map<string, Promise<ImageStore>>();
+function defaultStore(m: typeof import('../image/index.js')): Promise<ImageStore> {
+  const dir = m.defaultStoreDir();
+  let p = defaultStores.get(dir);
+  if (!p || !existsSync(dir)) {
+    p = m.ImageStore.open(dir);
+    defaultStores.set(dir, p);
+    p.catch(() => defaultStores.delete(dir));
+  }
+  return p;
+}
+
 async function fromImage(options: ContainerOptions): Promise<{ resolved: ContainerOptions; layers: string[]; store: ImageStore; digest: string }> {
   checkKeys(options, OPTION_KEYS, '');
   if (options.rootfs !== undefined) throw invalid('rootfs', 'give rootfs or image, not both');
-  const { ImageStore, Image, imageProcess } = await import('../image/index.js');
+  // Imported once: an import() of a loaded module still resolves it again (~20 µs a create()).
+  const m = (imageModule ??= await import('../image/index.js'));
+  const { ImageStore, Image, imageProcess } = m;
   const { image, store: given, ...rest } = options;
   if (typeof image !== 'string' && !(image instanceof Image)) throw invalid('image', 'must be an Image or a reference string');
   if (given !== undefined && !(given instanceof ImageStore)) throw invalid('store', 'must be an ImageStore (ImageStore.open())');
-  const store = given ?? (image instanceof Image ? image.store : await ImageStore.open());
+  const store = given ?? (image instanceof Image ? image.store : await defaultStore(m));
   const img = await store.resolve(image);
   if (img.layers.length === 0) throw invalid('image', `image ${img.ref ?? img.digest} has no layers`);
   const proc = await imageProcess(img, {

@@ -25,6 +25,33 @@ describe.skipIf(!isRoot)(`containers from images (${ROOT_REASON})`, () => {
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+  it('a ref without a store: the default store ($XDG_CACHE_HOME), kept open between creates, but per directory, and opened again once removed', async () => {
+    const saved = process.env.XDG_CACHE_HOME;
+    const a = `${work}/xdg-a`, b = `${work}/xdg-b`;
+    const build = async () => {
+      const s = await ImageStore.open(`${a}/scratchbox`);
+      await s.scratch().copy(`${buildDir}probe`, '/probe').cmd(['/probe', 'exit', '7']).build('default-store:latest');
+    };
+    try {
+      process.env.XDG_CACHE_HOME = a;
+      await build();
+      expect((await run({ image: 'default-store:latest', reject: false })).exitCode).toBe(7);
+      expect((await run({ image: 'default-store:latest', reject: false })).exitCode).toBe(7);
+      // Another directory: another store, which does not have the image.
+      process.env.XDG_CACHE_HOME = b;
+      expect(await rejection(create({ image: 'default-store:latest' }))).toMatchObject({ code: 'ENOENT' });
+      // The first store removed and made again: found again, not a stale view of the old one.
+      process.env.XDG_CACHE_HOME = a;
+      rmSync(a, { recursive: true, force: true });
+      expect(await rejection(create({ image: 'default-store:latest' }))).toMatchObject({ code: 'ENOENT' });
+      await build();
+      expect((await run({ image: 'default-store:latest', reject: false })).exitCode).toBe(7);
+    } finally {
+      if (saved === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = saved;
+    }
+  });
+
   it('a ref moved to another image between creates of the same options: the next container runs the new one', async () => {
     // The refs file is read again when it changes, the template is keyed by the resolved layers,
     // and a pooled root is for exact plan bytes: none of them may keep the old image.
