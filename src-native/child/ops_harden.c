@@ -17,6 +17,9 @@
 #include "util.h"
 
 #define MOVE_FLAGS (MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+#ifndef SYS_open_tree_attr
+#define SYS_open_tree_attr 467 /* Linux 6.15; one number on every architecture */
+#endif
 #define CLONE_FLAGS (OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)
 
 static int type_of(int fd, unsigned *mode, unsigned *rdev_major, unsigned *rdev_minor) {
@@ -116,18 +119,22 @@ int op_mask_path(struct child_state *st, const struct sbx_op *op) {
 }
 
 /* s0 path. The path bound onto itself, read-only, with everything mounted below it: a clone of
- * the resolved fd's tree, made read-only while detached, moved back on top. Missing: skipped;
- * a symlink: ELOOP (as for masks). */
+ * the resolved fd's tree, made read-only while detached (in the same call with open_tree_attr;
+ * before 6.15 with mount_setattr after open_tree), moved back on top. Missing: skipped; a
+ * symlink: ELOOP (as for masks). */
 int op_readonly_path(struct child_state *st, const struct sbx_op *op) {
   int fd = open_beneath(st->rootfd, str(st, op->s[0]), O_PATH);
   if (fd == -ENOENT) return 0;
   if (fd < 0) return fd;
-  long t = sbx_sys3(SYS_open_tree, fd, "", CLONE_FLAGS | AT_RECURSIVE);
+  struct mount_attr attr = {0};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  long t = sbx_sys5(SYS_open_tree_attr, fd, "", CLONE_FLAGS | AT_RECURSIVE, &attr, sizeof attr);
   long r = t;
+  if (t == -ENOSYS) {
+    t = r = sbx_sys3(SYS_open_tree, fd, "", CLONE_FLAGS | AT_RECURSIVE);
+    if (t >= 0) r = sbx_sys5(SYS_mount_setattr, t, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr);
+  }
   if (t >= 0) {
-    struct mount_attr attr = {0};
-    attr.attr_set = MOUNT_ATTR_RDONLY;
-    r = sbx_sys5(SYS_mount_setattr, t, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr);
     if (r >= 0) r = sbx_sys5(SYS_move_mount, t, "", fd, "", MOVE_FLAGS);
     sys_close((int)t);
   }

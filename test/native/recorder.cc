@@ -155,6 +155,12 @@ extern "C" long sbx_sys6(long n, long a, long b, long c, long d, long e, long f)
       if (!*reinterpret_cast<const char*>(b) && g_fd_path.count(a)) what = "fd:" + g_fd_path[a];  // AT_EMPTY_PATH
       return FakeFd("open_tree " + what + " " + Hex(c & ~long(OPEN_TREE_CLOEXEC)));
     }
+    case 467: {  // open_tree_attr: open_tree and the mount_attr's attr_set
+      std::string what = Str(b);
+      if (!*reinterpret_cast<const char*>(b) && g_fd_path.count(a)) what = "fd:" + g_fd_path[a];
+      const uint64_t set = reinterpret_cast<const uint64_t*>(d)[0];
+      return FakeFd("open_tree_attr " + what + " " + Hex(c & ~long(OPEN_TREE_CLOEXEC)) + " set " + Hex(long(set)));
+    }
     case SYS_fsopen:
       return FakeFd("fsopen " + Str(a));
     case SYS_fsmount: {

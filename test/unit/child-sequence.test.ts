@@ -73,7 +73,8 @@ const AMBIENT = ['prctl 47 4', 'prctl 47 2 5', 'prctl 47 2 10', 'prctl 47 2 29']
  * /dev/null (the recorder answers statx: dev/null c 1:3, the /proc and /sys directories of the
  * default lists, files for the rest). */
 const ISOLATION = [
-  ...['bus', 'fs', 'irq', 'sys', 'sysrq-trigger'].flatMap((p) => [`open_tree fd:proc/${p} 0x9001`, 'move_mount']), // OPEN_TREE_CLONE|AT_RECURSIVE|AT_EMPTY_PATH
+  // open_tree_attr: OPEN_TREE_CLONE|AT_RECURSIVE|AT_EMPTY_PATH, attr_set MOUNT_ATTR_RDONLY, in one call
+  ...['bus', 'fs', 'irq', 'sys', 'sysrq-trigger'].flatMap((p) => [`open_tree_attr fd:proc/${p} 0x9001 set 0x1`, 'move_mount']),
   'fsopen "tmpfs"', // /proc/acpi
   'move_mount',
   'open_tree fd:fsmount 0x1001', // /proc/asound: a clone of that tmpfs
@@ -116,8 +117,8 @@ describe('the child against a recording syscall table: the default plan', () => 
       ...TAIL,
     ]);
     expect(log).not.toContain('pivot_root "." "."');
-    // clone made private; sysfs, mqueue and cgroup attributes; each read-only path
-    expect(log.filter((l) => l.startsWith('mount_setattr'))).toHaveLength(4 + 5);
+    // clone made private; sysfs, mqueue and cgroup attributes (the read-only paths' are set by open_tree_attr)
+    expect(log.filter((l) => l.startsWith('mount_setattr'))).toHaveLength(4);
     expect(log).toContain('fsconfig "size" "65536k"'); // the writable root's default limit
     expect(log).toContain('statx fd:dev/null'); // checked once to be c 1:3 before it masks anything
     // The /dev mounts' data option by option, as mount(2) would pass it on; their flags as attributes.
