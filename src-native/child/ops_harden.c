@@ -120,8 +120,8 @@ int op_mask_path(struct child_state *st, const struct sbx_op *op) {
 
 /* s0 path. The path bound onto itself, read-only, with everything mounted below it: a clone of
  * the resolved fd's tree, made read-only while detached (in the same call with open_tree_attr;
- * before 6.15 with mount_setattr after open_tree), moved back on top. Missing: skipped; a
- * symlink: ELOOP (as for masks). */
+ * else mount_setattr after open_tree), moved back on top. Missing: skipped; a symlink: ELOOP (as
+ * for masks). */
 int op_readonly_path(struct child_state *st, const struct sbx_op *op) {
   int fd = open_beneath(st->rootfd, str(st, op->s[0]), O_PATH);
   if (fd == -ENOENT) return 0;
@@ -130,7 +130,9 @@ int op_readonly_path(struct child_state *st, const struct sbx_op *op) {
   attr.attr_set = MOUNT_ATTR_RDONLY;
   long t = sbx_sys5(SYS_open_tree_attr, fd, "", CLONE_FLAGS | AT_RECURSIVE, &attr, sizeof attr);
   long r = t;
-  if (t == -ENOSYS) {
+  /* Any failure: the two older calls (ENOSYS before 6.15; a seccomp filter of the host's that
+   * does not know the call may say EPERM), whose error is then the one reported. */
+  if (t < 0) {
     t = r = sbx_sys3(SYS_open_tree, fd, "", CLONE_FLAGS | AT_RECURSIVE);
     if (t >= 0) r = sbx_sys5(SYS_mount_setattr, t, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr);
   }
