@@ -89,10 +89,13 @@ function numberOf(word: string): (op: Record<string, unknown>) => number {
 }
 
 function stringOf(word: string): (op: Record<string, unknown>, st: StringTable) => number {
-  const field = word.endsWith('?') ? word.slice(0, -1) : word;
+  const optional = word.endsWith('?');
+  const field = optional ? word.slice(0, -1) : word;
   return (op, st) => {
     const v = op[field];
-    if (v === undefined || v === null || v === '') return NO_STRING;
+    // An empty required string is one (a write-file's content: /etc/resolv.conf of a host that
+    // has none); only an optional one becomes NO_STRING.
+    if (v === undefined || v === null || (v === '' && optional)) return NO_STRING;
     if (typeof v === 'string') return st.add(v);
     if (v instanceof Uint8Array) return st.addBytes(v);
     const list = v as readonly (string | number)[];

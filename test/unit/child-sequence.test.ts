@@ -38,11 +38,11 @@ function record(mode: HostInfo['mountMode'], fds: number[], spec = specOf(), com
   return recordPlan(plan, mode, fds);
 }
 
-function recordPlan(plan: Plan, name: string, fds: number[]): string[] {
+function recordPlan(plan: Plan, name: string, fds: number[], env: Record<string, string> = {}): string[] {
   const file = `${out}.${name}.plan`;
   writeFileSync(file, encodePlan(plan));
   const mask = fds.reduce((m, i) => m | (1 << i), 0);
-  return execFileSync(out, [file, String(mask)], { encoding: 'utf8' }).trimEnd().split('\n');
+  return execFileSync(out, [file, String(mask)], { encoding: 'utf8', env: { ...process.env, ...env } }).trimEnd().split('\n');
 }
 
 /** The calls that decide where things are mounted and who runs: the sequence under test. */
@@ -172,6 +172,23 @@ describe('the child against a recording syscall table: the default plan', () => 
     ]);
     expect(log).toContain('fsconfig "lowerdir" "/proc/self/fd/12"'); // the rootfs by its fd, not its covered path
     expect(log).not.toContain('chroot "."');
+  });
+
+  it('a host without /etc/resolv.conf: the container gets an empty one (an empty content is a string, not none)', () => {
+    const s = specOf();
+    const plan = buildPlan(s, { cgroup: 'hybrid', resolvConf: '', mountMode: 'host' }, { bindSourceIsFile: s.mounts.map(() => false) });
+    const log = recordPlan(plan, 'no-resolv', []);
+    const i = log.findIndex((l) => l.startsWith('openat') && l.includes('resolv.conf'));
+    expect(i).toBeGreaterThan(0);
+    expect(log.at(-1)).toBe('execve "/sleep"');
+  });
+
+  it('a kernel without open_tree_attr (before 6.15): each read-only path is open_tree, then mount_setattr', () => {
+    const s = specOf();
+    const plan = buildPlan(s, { cgroup: 'hybrid', resolvConf: 'nameserver 1.1.1.1\n', mountMode: 'host' }, { bindSourceIsFile: s.mounts.map(() => false) });
+    const log = recordPlan(plan, 'no-ota', [], { SBX_RECORD_ENOSYS: '467' });
+    const i = log.findIndex((l) => l === 'openat2 "proc/sys"');
+    expect(log.slice(i + 1, i + 5)).toEqual(['syscall 467 ENOSYS', 'open_tree fd:proc/sys 0x9001', 'mount_setattr ""', 'move_mount']);
   });
 
   it('with a seccomp program: loaded after the handshake, as the last call before execve', () => {

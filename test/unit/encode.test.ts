@@ -310,6 +310,17 @@ describe('encodePlan: ops', () => {
     expect(resolv.n[1]).toBe('nameserver 1.1.1.1\n# café ☕\n'.length + 1 + 2); // é 2 bytes, ☕ 3 bytes
   });
 
+  it('an empty required string is an empty string, not NO_STRING (a host without /etc/resolv.conf); an empty optional one is none', () => {
+    const p = makePlan({}, { ...HOST, resolvConf: '' });
+    const w = new WireReader(encodePlan(p));
+    const i = p.ops.findIndex((o) => o.kind === 'write-file' && o.path === 'etc/resolv.conf');
+    expect(w.ops[i]!.s[1]).not.toBe(NO_STRING);
+    expect(w.str(w.ops[i]!.s[1])).toBe('');
+    expect(w.ops[i]!.n[1]).toBe(0);
+    const mq = p.ops.findIndex((o) => o.kind === 'mount' && o.fstype === 'mqueue'); // data: '' (optional)
+    expect(w.ops[mq]!.s[3]).toBe(NO_STRING);
+  });
+
   it('mkdir: path; the mount points made in the upper layer; F_MKFILE for a file bind', () => {
     const dirs = of('mkdir');
     expect(dirs.map(([, w]) => [r.str(w.s[0]), w.flags])).toEqual([
