@@ -295,6 +295,8 @@ export function renderDocs(results) {
   L.push('npm run bench        # all scenarios, ~5 min; writes bench/out/results.json and this page');
   L.push('node bench/run.mjs --quick              # ~30 s smoke run (does not rewrite this page)');
   L.push('node bench/run.mjs --only lifecycle --runs 1000');
+  L.push("node bench/isolation.mjs              # each isolation default's cost, paired by round (docs/security.md)");
+  L.push('node bench/cgroups.mjs                # what cgroup limits add, against crun (docs/cgroups.md)');
   L.push('```');
   L.push('');
   L.push('The bench must run as root. It builds its C helpers into `bench/out/`, installs crun, runc and bubblewrap with apt-get when they are missing, and checks afterwards that it left no mounts, processes, cgroups or runtime state behind.');
