@@ -77,6 +77,10 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (settings().frozen) {
+    // configure(settings, true): the defaults from the environment, which each module instance
+    // (a worker thread's too) applies when it loads the addon; once a container exists the first
+    // instance's stand, and this is no error.
+    if (info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value()) return env.Undefined();
     Napi::Error::New(env, "configure() must come before the first container").ThrowAsJavaScriptException();
     return env.Undefined();
   }

@@ -59,7 +59,8 @@ export interface NativeAddon {
   constants: NativeConstants;
   opTable: readonly NativeOpRow[];
   /** Throws once a container has been made (or the helper thread or base namespace exist). */
-  configure(settings: NativeSettings): void;
+  /** ifNotFrozen: silently nothing once a container exists (the environment's defaults at load). */
+  configure(settings: NativeSettings, ifNotFrozen?: boolean): void;
   /**
    * 'base' when containers get a copy of the addon's base mount namespace (one empty read-only
    * tmpfs) and chroot into their root; 'host' when they get a copy of the host's and pivot_root
@@ -157,7 +158,9 @@ export function native(): NativeAddon {
     const require = createRequire(import.meta.url);
     const load = require('node-gyp-build') as (dir: string) => NativeAddon;
     const a = load(packageRoot);
-    a.configure(settingsFromEnv());
+    // The environment's defaults; a worker thread that loads it after a container exists keeps the
+    // process's settings (they are process-wide).
+    a.configure(settingsFromEnv(), true);
     addon = a;
   }
   return addon;

@@ -220,6 +220,46 @@ describe.skipIf(!isRoot)(`life cycle gaps (${ROOT_REASON})`, () => {
       console.log(JSON.stringify({ pids, alive: pids.map(alive) }));
       process.exit(0);`;
 
+    it('a worker thread uses scratchbox after the main thread has made containers, and leaves no fd behind when it ends', () => {
+      // (A module instance of its own loads the addon again: the environment's settings are
+      // applied only until the first container, without an error after it.)
+      const fdScript = `
+        import { Worker } from 'node:worker_threads';
+        import { readdirSync } from 'node:fs';
+        import { Container } from ${JSON.stringify(dist)};
+        const fds = () => readdirSync('/proc/self/fd').length;
+        const rootfs = process.argv[1];
+        const c = await Container.create({ rootfs, args: ['/sleep'], stdio: 'ignore' });
+        await c.start();
+        await c.exec({ args: ['/probe', 'exit', '0'], stdio: 'ignore' });
+        await c.delete();
+        const code = \`
+          import { parentPort, workerData } from 'node:worker_threads';
+          import { Container } from ${JSON.stringify(dist)};
+          const c = await Container.create({ rootfs: workerData, args: ['/sleep'], stdio: 'ignore' });
+          await c.start();
+          const r = await c.exec({ args: ['/probe', 'exit', '0'], stdio: 'ignore' });
+          await c.delete();
+          parentPort.postMessage(r.exitCode);\`;
+        const worker = async () => {
+          const w = new Worker(code, { eval: true, type: 'module', workerData: rootfs });
+          const exit = await new Promise((r, j) => { w.once('message', r); w.once('error', j); });
+          await new Promise((r) => w.once('exit', r));
+          await new Promise((r) => setTimeout(r, 100));
+          return exit;
+        };
+        // The first worker's containers are cloned by the spawner thread, which keeps one fd of
+        // its own from then on (its pid namespace, to come back to after an exec's clone).
+        const first = await worker();
+        const before = fds();
+        const second = await worker();
+        console.log(JSON.stringify({ exits: [first, second], before, after: fds() }));
+        process.exit(0);`;
+      const r = JSON.parse(node(fdScript, rootfs)[0]!) as { exits: number[]; before: number; after: number };
+      expect(r.exits).toEqual([0, 0]);
+      expect(r.after).toBe(r.before);
+    });
+
     it('live on after the worker ends, and die with the process (unless detached)', async () => {
       for (const mode of ['a', 'd']) {
         const { pids, alive: after } = JSON.parse(node(script, rootfs, mode)[0]!) as { pids: number[]; alive: boolean[] };
