@@ -38,11 +38,12 @@ struct sbx_child_args {
 struct sbx_prefix {
   int tmpfs_fd;                     /* the upper tmpfs, detached */
   int root_fd;                      /* the overlay, detached */
-  int slots[SBX_PREFIX_MAX_SLOTS]; /* CLONE_TREE's detached trees */
+  int slots[SBX_PREFIX_MAX_SLOTS]; /* CLONE_TREE's detached trees, MASK_TMPFS's tmpfs */
 };
 
-/* Runs the plan's first n ops (a prefix: CLONE_TREE, ROOT_UPPER_DETACHED, the writes into the
- * upper layer, ROOT_OVERLAY_DETACHED) on the calling thread, with the child's own handlers, into p.
+/* Runs the plan's first n ops (a prefix, parent/plan.cc PrefixOf: CLONE_TREE, ROOT_UPPER_DETACHED,
+ * the writes into the upper layer, ROOT_OVERLAY_DETACHED, then MOUNT_DETACHED, file ops and
+ * MASK_TMPFS into the detached root) on the calling thread, with the child's own handlers, into p.
  * The caller is the helper thread, in the host's mount namespace with umask 0, as a child would be
  * at that point. 0, or -errno with nothing left open. */
 int sbx_build_prefix(const struct sbx_child_args *a, uint32_t n, struct sbx_prefix *p);

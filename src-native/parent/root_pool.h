@@ -1,6 +1,7 @@
 // Pooled roots. In the base mode a plan starts with the ops that take what the container needs of
 // the host while the child still sees it: a detached clone of each bind source (CLONE_TREE), the
-// upper tmpfs with the /etc files and the mount points in it, and the overlay on the rootfs
+// upper tmpfs with the /etc files and the mount points in it, the overlay on the rootfs, and what
+// is made in it while it is detached: /dev, its mounts and nodes, the masks' tmpfs
 // (Plan::prefix). They are the same for every container of a template (src-ts/container/
 // templates.ts) but for the hostname, and that the TypeScript side can choose ahead: it draws the
 // next container's id now. So the helper thread runs those ops ahead, with the child's own

@@ -234,10 +234,6 @@ export function childError(plan: Plan, id: string, stage: number, opIndex: numbe
 // randomUUID draws from a cached pool of entropy: no getrandom call per container.
 const newId = () => randomUUID().replace(/-/g, '').slice(0, 16);
 
-/**
- * options with `image` → the same options with `rootfs` (the image's top layer), the process from
- * the image's config (the options win), and the layers. The image code loads only here.
- */
 let imageModule: typeof import('../image/index.js') | undefined;
 /**
  * The default store, opened once per directory ($XDG_CACHE_HOME may change): a store opened anew
@@ -256,6 +252,10 @@ function defaultStore(m: typeof import('../image/index.js')): Promise<ImageStore
   return p;
 }
 
+/**
+ * options with `image` → the same options with `rootfs` (the image's top layer), the process from
+ * the image's config (the options win), and the layers. The image code loads only here.
+ */
 async function fromImage(options: ContainerOptions): Promise<{ resolved: ContainerOptions; layers: string[]; store: ImageStore; digest: string }> {
   checkKeys(options, OPTION_KEYS, '');
   if (options.rootfs !== undefined) throw invalid('rootfs', 'give rootfs or image, not both');

@@ -150,7 +150,8 @@ export function storeTemplate(
   // A container given an id whose hostname has another length (the template could not serve it)
   // keeps the template of these options: the next one with a default id uses it again, rather
   // than each such id making every create() from these options take the full path.
-  if (options.id !== undefined && templates.has(key) && templates.get(key)!.facts === factsKey(facts) && templates.get(key)!.layout === layout) return buf;
+  const kept = options.id === undefined ? undefined : templates.get(key);
+  if (kept && kept.facts === factsKey(facts) && kept.layout === layout) return buf;
   let holes: number[] = [];
   let opHoles: [number, string, number[]][] = [];
   if (options.hostname === undefined && spec.hostname !== '') {

@@ -58,8 +58,10 @@ export interface NativeAddon {
   ) => NativeChild;
   constants: NativeConstants;
   opTable: readonly NativeOpRow[];
-  /** Throws once a container has been made (or the helper thread or base namespace exist). */
-  /** ifNotFrozen: silently nothing once a container exists (the environment's defaults at load). */
+  /**
+   * Throws once a container has been made (or the helper thread or base namespace exist); with
+   * ifNotFrozen, does nothing then instead (the environment's defaults, applied at load).
+   */
   configure(settings: NativeSettings, ifNotFrozen?: boolean): void;
   /**
    * 'base' when containers get a copy of the addon's base mount namespace (one empty read-only
@@ -74,7 +76,8 @@ export interface NativeAddon {
   attachDeviceFilter(cgroupFd: number, insns: Uint8Array): void;
   /**
    * Pooled roots (src-native/parent/root_pool.h): the helper thread runs the first ops of this
-   * plan (bind sources' trees, the upper tmpfs and its files, the overlay) ahead, for the next
+   * plan (bind sources' trees, the upper tmpfs and its files, the overlay, /dev and the masks'
+   * tmpfs in it) ahead, for the next
    * container whose plan is byte for byte the same. No effect for a plan that does not start so.
    */
   prepareRoot(plan: Uint8Array): void;

@@ -243,7 +243,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   const clones: Op[] = [];
   const cloneSlot = (source: string, recursive: boolean, ignoreMissing: boolean): number => {
     const slot = clones.length;
-    if (slot >= MAX_SLOTS) throw new RangeError(`more than ${MAX_SLOTS} bind mounts`); // buildSpec rejects these first
+    if (slot >= MAX_SLOTS) throw new RangeError(`more than ${MAX_SLOTS} slots`); // buildSpec rejects these first
     clones.push({ stage: 'mount', kind: 'clone-tree', source, recursive, slot, ignoreMissing });
     return slot;
   };
@@ -383,9 +383,8 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   if (initSlot >= 0) stays.push(INIT_PATH);
   const devEarly = early.size > 0 && devOps.every((op) => !stays.some((d) => overlaps(d, '/' + (op as { path: string }).path)));
   // In the base mode the tmpfs that masks directories is made with the detached root, in the slot
-  // after the bind sources'.
-  const maskSlot = base && spec.maskedPaths.length > 0 ? clones.length : NO_SLOT;
-  if (maskSlot !== NO_SLOT && maskSlot >= MAX_SLOTS) throw new RangeError(`more than ${MAX_SLOTS - 1} bind mounts`);
+  // after the bind sources' when one is left (else the child makes it at the first mask).
+  const maskSlot = base && spec.maskedPaths.length > 0 && clones.length < MAX_SLOTS ? clones.length : NO_SLOT;
 
   if (base) {
     ops.push({ stage: 'rootfs', kind: 'root-overlay-detached', lowers, userxattr: spec.namespaces.user });

@@ -390,9 +390,11 @@ export function buildSpec(
     seen.set(m.destination, i);
   });
 
-  // Each bind source is cloned into a slot of the child's before its namespaces are made.
+  // Each bind source is cloned into a slot of the child's before its namespaces are made, and so
+  // is init's binary (the masks' tmpfs takes one only when one is left: plan.ts).
   const binds = mounts.filter((m) => m.type === 'bind' || m.type === 'cgroup').length;
-  if (binds > MAX_SLOTS) throw invalid('mounts', `has ${binds} bind mounts: at most ${MAX_SLOTS} are supported`);
+  const slots = MAX_SLOTS - (options.init === true ? 1 : 0);
+  if (binds > slots) throw invalid('mounts', `has ${binds} bind mounts: at most ${slots} are supported${options.init === true ? ' with init: true' : ''}`);
 
   const umask = options.umask ?? 0o022;
   if (!Number.isInteger(umask) || umask < 0 || umask > 0o777) throw invalid('umask', 'must be an integer from 0 to 0o777');

@@ -102,6 +102,21 @@ describe('buildSpec env', () => {
 });
 
 describe('buildSpec rejections', () => {
+  it('with init: true one slot less for bind mounts (its binary takes one); every slot used, the masks\' tmpfs is made by the child', async () => {
+    const { buildPlan } = await import('../../src-ts/plan/plan.js');
+    const binds = (n: number) => [...defaultMounts, ...Array.from({ length: n }, (_, i) => ({ destination: `/b${i}`, type: 'bind', source: '/srv' }))];
+    const e = expectInvalid(() => build({ mounts: binds(127), init: true }), { option: 'mounts' }); // + the cgroup bind: 128
+    expect(e.message).toContain('at most 127 are supported with init: true');
+    const host = { cgroup: 'hybrid', resolvConf: '', mountMode: 'base' } as const;
+    const s = build({ mounts: binds(126), init: true });
+    const plan = buildPlan(s, host, { bindSourceIsFile: s.mounts.map(() => false), initBinary: '/pkg/scratch-init' });
+    expect(plan.ops.some((o) => o.kind === 'mask-tmpfs')).toBe(false);
+    expect(plan.ops.filter((o) => o.kind === 'mask-path').every((o) => o.kind === 'mask-path' && o.slot === 0xffffffff)).toBe(true);
+    const fewer = build({ mounts: binds(125), init: true });
+    const p2 = buildPlan(fewer, host, { bindSourceIsFile: fewer.mounts.map(() => false), initBinary: '/pkg/scratch-init' });
+    expect(p2.ops.filter((o) => o.kind === 'mask-tmpfs')).toEqual([{ stage: 'security', kind: 'mask-tmpfs', slot: 127 }]);
+  });
+
   it('relative rootfs', () => {
     expectInvalid(() => build({ rootfs: 'srv/rootfs' }), { option: 'rootfs', path: 'srv/rootfs' });
   });
