@@ -32,6 +32,7 @@
       "sources": [
         "src-native/parent/addon.cc",
         "src-native/parent/base_mntns.cc",
+        "src-native/parent/cgroupfs.cc",
         "src-native/parent/devices_bpf.cc",
         "src-native/parent/exec.cc",
         "src-native/parent/fdpass.cc",

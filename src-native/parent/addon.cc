@@ -15,6 +15,7 @@
 namespace sbx {
 
 Napi::Value OpenInRoot(const Napi::CallbackInfo& info);  // inroot.cc
+Napi::Value CgroupFiles(const Napi::CallbackInfo& info);  // cgroupfs.cc
 Napi::Object PtyFunctions(Napi::Env env);                 // pty.cc
 
 Settings& settings() {
@@ -108,6 +109,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
   exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter));
   exports.Set("openInRoot", Napi::Function::New(env, OpenInRoot));
+  exports.Set("cgroupFiles", Napi::Function::New(env, CgroupFiles));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
   exports.Set("dumpable", Napi::Function::New(env, Dumpable));
   exports.Set("pty", PtyFunctions(env));

@@ -5,7 +5,7 @@
  */
 import { accessSync, closeSync, constants as fsc, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ContainerError, errnoName, errnoNumber } from '../errors.js';
+import { ContainerError, errnoMessage, errnoName, errnoNumber } from '../errors.js';
 import { native } from '../native/addon.js';
 import { deviceFilter, encodeInsns } from './device-filter.js';
 import { cgroupLayout, type CgroupLayout } from './layout.js';
@@ -81,6 +81,27 @@ function write(path: string, value: string, id?: string): void {
   } catch (e) {
     throw cgroupError(e, path, `write ${JSON.stringify(value)} to`, id);
   }
+}
+
+/** One step of a cgroup's file work: see files(). */
+type FileOp = readonly [kind: 'mkdir' | 'write' | 'open' | 'rmdir', path: string, value?: string];
+
+/**
+ * Runs the ops in order in one native call (src-native/parent/cgroupfs.cc: on a container's path
+ * node:fs costs about what the kernel does) and returns the fds of its 'open' ops. The directories
+ * its 'mkdir' ops made are appended to `made`. The first failure is thrown as the ContainerError a
+ * single call would give (stage 'cgroup', the path, the errno); the ops after it are not run.
+ */
+function files(ops: readonly FileOp[], id?: string, made?: string[]): number[] {
+  const flat: string[] = [];
+  for (const [kind, path, value] of ops) flat.push(kind, path, value ?? '');
+  const [done, errno, ...fds] = native().cgroupFiles(flat) as [number, number, ...number[]];
+  if (made) for (let i = 0; i < done; i++) if (ops[i]![0] === 'mkdir') made.push(ops[i]![1]);
+  if (errno === 0) return fds;
+  for (const fd of fds) closeSync(fd);
+  const [kind, path, value] = ops[done]!;
+  const e = Object.assign(new Error(errnoMessage(errno)), { code: errnoName(errno) });
+  throw cgroupError(e, path, kind === 'write' ? `write ${JSON.stringify(value)} to` : kind, id);
 }
 
 function pidsOf(dir: string): number[] {
@@ -179,9 +200,6 @@ class V2Cgroup implements CgroupManager {
       throw cgroupError(e, this.dir, 'open', id);
     }
   }
-  openCloneFd(id: string): void {
-    this.cloneFd = this.openDir(id);
-  }
   closeCloneFd(): void {
     if (this.cloneFd >= 0) closeSync(this.cloneFd);
     this.cloneFd = -1;
@@ -270,14 +288,19 @@ class V1Cgroup implements CgroupManager {
     return -1;
   }
   add(pid: number): void {
-    for (const d of this.dirs) write(`${d}/cgroup.procs`, String(pid));
+    const ops: FileOp[] = this.dirs.map((d) => ['write', `${d}/cgroup.procs`, String(pid)]);
     const m = this.at.get('memory');
-    if (m && this.#oomFd < 0) {
-      try {
-        this.#oomFd = openSync(`${m}/memory.oom_control`, fsc.O_RDONLY); // O_CLOEXEC: Node's default
-      } catch {
-        // read by path then
-      }
+    const oom = m !== undefined && this.#oomFd < 0;
+    if (!oom) {
+      files(ops);
+      return;
+    }
+    ops.push(['open', `${m}/memory.oom_control`]);
+    try {
+      this.#oomFd = files(ops)[0] ?? -1;
+    } catch (e) {
+      // The moves failed, or only the open did: then memory.oom_control is read by path.
+      if (!(e instanceof ContainerError && e.path === ops[ops.length - 1]![1])) throw e;
     }
   }
   /**
@@ -370,8 +393,10 @@ class V1Cgroup implements CgroupManager {
     if (this.#gone) return;
     if (this.#oomFd >= 0) closeSync(this.#oomFd);
     this.#oomFd = -1;
+    // All at once when they are empty (the usual case); from the first that is not, one by one.
     // dirs is read again each time: a kill-all on the way may have joined the freezer.
-    for (let i = 0; i < this.dirs.length; i++) await removeDir(this.dirs[i]!, () => this.killAll());
+    const [done] = native().cgroupFiles(this.dirs.flatMap((d) => ['rmdir', d, '']));
+    for (let i = done!; i < this.dirs.length; i++) await removeDir(this.dirs[i]!, () => this.killAll());
     this.#gone = true;
   }
 }
@@ -388,9 +413,8 @@ function applyV2(layout: CgroupLayout, spec: CgroupSpec, id: string): V2Cgroup {
   const made: string[] = [];
   const cg = new V2Cgroup(`${parent}/${cgroupName(id)}`);
   try {
-    makeDir(cg.dir, made, id);
-    for (const w of writes) write(`${cg.dir}/${w.file}`, w.value, id);
-    cg.openCloneFd(id);
+    const ops: FileOp[] = [['mkdir', cg.dir], ...writes.map((w): FileOp => ['write', `${cg.dir}/${w.file}`, w.value]), ['open', cg.dir]];
+    cg.cloneFd = files(ops, id, made)[0]!;
     if (spec.resources.devices) attachDevices(cg, spec.resources.devices, id);
   } catch (e) {
     rollback(made);
@@ -459,20 +483,22 @@ function applyV1(layout: CgroupLayout, spec: CgroupSpec, id: string): V1Cgroup {
     at.set(c, `${parent}/${name}`);
   }
   const made: string[] = [];
+  const ops: FileOp[] = [];
   try {
     for (const [c, dir] of at) {
-      if (made.includes(dir)) continue; // co-mounted with an earlier controller
+      if (ops.some((o) => o[1] === dir)) continue; // co-mounted with an earlier controller
       if (spec.parent) mkdirParents(layout.v1.get(c)!, spec.parent, id);
-      makeDir(dir, made, id);
+      ops.push(['mkdir', dir]);
     }
     // A new cpuset is empty and holds no process until given cpus and mems: the parent's, unless asked.
     const cs = at.get('cpuset');
     if (cs) {
       const up = cs.slice(0, cs.lastIndexOf('/'));
       for (const f of ['cpuset.cpus', 'cpuset.mems'])
-        if (!writes.some((w) => w.file === f)) write(`${cs}/${f}`, read(`${up}/${f}`)?.trim() || '\n', id);
+        if (!writes.some((w) => w.file === f)) ops.push(['write', `${cs}/${f}`, read(`${up}/${f}`)?.trim() || '\n']);
     }
-    for (const w of writes) write(`${at.get(w.controller)}/${w.file}`, w.value, id);
+    for (const w of writes) ops.push(['write', `${at.get(w.controller)}/${w.file}`, w.value]);
+    files(ops, id, made);
   } catch (e) {
     rollback(made);
     throw e;

@@ -97,6 +97,12 @@ export interface NativeAddon {
    * (O_CLOEXEC) or -errno. Every symlink and `..` in `path` is resolved as if `dirfd` were `/`.
    */
   openInRoot(dirfd: number, path: string, flags: number, mode: number): number;
+  /**
+   * A cgroup's file work in one call (src-native/parent/cgroupfs.cc): [kind, path, value] triples
+   * flattened, kind 'mkdir' | 'write' | 'open' | 'rmdir', run in order up to the first failure.
+   * Returns [ops done, errno of the next one or 0, ...the fds of the 'open' ops (O_CLOEXEC)].
+   */
+  cgroupFiles(ops: string[]): number[];
   /** The parent's side of a tty-open op (src-native/parent/pty.cc, src-ts/container/tty.ts). */
   pty: NativePty;
 }

@@ -287,3 +287,28 @@ describe('devices and a device allow-list together', () => {
     expect(buildSpec({ rootfs: '/srv/r', args: ['/x'], devices: [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229 }] } as ContainerOptions, () => 'id').cgroup).toBeNull();
   });
 });
+
+describe('cgroupFiles: a cgroup\'s file work in one native call', () => {
+  it('runs mkdir, write, open and rmdir in order, stops at the first failure and says which and why', async () => {
+    const { mkdtempSync, readFileSync, closeSync, fstatSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { native } = await import('../../src-ts/native/addon.js');
+    const dir = mkdtempSync(`${tmpdir()}/sbx-cgfiles-`);
+    try {
+      const ok = native().cgroupFiles(['mkdir', `${dir}/a`, '', 'open', `${dir}/a`, '', 'rmdir', `${dir}/a`, '']);
+      expect(ok.slice(0, 2)).toEqual([3, 0]);
+      expect(ok).toHaveLength(3);
+      expect(fstatSync(ok[2]!).isDirectory()).toBe(true); // the open's fd, the caller's to close
+      closeSync(ok[2]!);
+      // A write opens without O_CREAT (a cgroup's files exist): ENOENT at op 2, op 3 not run.
+      const bad = native().cgroupFiles(['mkdir', `${dir}/b`, '', 'write', `${dir}/b/f`, 'x', 'mkdir', `${dir}/c`, '']);
+      expect(bad).toEqual([1, 2 /* ENOENT */]);
+      expect(() => readFileSync(`${dir}/c`)).toThrow(/ENOENT/);
+      expect(native().cgroupFiles(['mkdir', `${dir}/b`, ''])).toEqual([0, 17 /* EEXIST */]);
+      expect(native().cgroupFiles(['chmod', `${dir}/b`, ''])).toEqual([0, 22 /* EINVAL: no such kind */]);
+      expect(() => native().cgroupFiles(['mkdir', `${dir}/b`])).toThrow(TypeError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
