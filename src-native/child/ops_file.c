@@ -24,14 +24,17 @@ int op_symlink(struct child_state *st, const struct sbx_op *op) {
 }
 
 /* s0 path, s1 content, n0 mode, n1 length. Whatever the image has there (a file or a symlink) is
- * replaced, in the upper layer only. */
+ * replaced, in the upper layer only. F_EXISTING: the file an earlier op made in the upper layer
+ * (a pooled root's placeholder), opened through the root and truncated: not created (which over
+ * an overlay would unlink the image's file, a whiteout) and never through a symlink. */
 int op_write_file(struct child_state *st, const struct sbx_op *op) {
   char base[256];
   int dfd = open_parent(st, str(st, op->s[0]), base, sizeof base);
   if (dfd < 0) return dfd;
   long r = 0;
-  long fd = sbx_sys4(SYS_openat, dfd, base, CREATE_FLAGS, op->n[0]);
-  if (fd == -EEXIST) {
+  const int existing = (op->flags & SBX_F_EXISTING) != 0;
+  long fd = sbx_sys4(SYS_openat, dfd, base, existing ? (O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC) : CREATE_FLAGS, op->n[0]);
+  if (fd == -EEXIST && !existing) {
     r = sbx_sys3(SYS_unlinkat, dfd, base, 0);
     if (r < 0) return (int)r;
     fd = sbx_sys4(SYS_openat, dfd, base, CREATE_FLAGS, op->n[0]);

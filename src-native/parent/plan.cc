@@ -31,12 +31,14 @@ constexpr uint64_t kNamespaces =
 
 bool OneNamespace(uint64_t t) { return t && !(t & (t - 1)) && (t & (kNamespaces | CLONE_NEWPID | CLONE_NEWTIME)); }
 
-// A file op in the detached root: MKDIR, WRITE_FILE, SYMLINK, CHOWN, or MKNOD (never its bind
-// fallback, which opens a host node: a user namespace, where nothing is pooled).
+// A file op in the detached root: MKDIR, WRITE_FILE (not F_EXISTING: a container's own content),
+// SYMLINK, CHOWN, or MKNOD (never its bind fallback, which opens a host node: a user namespace,
+// where nothing is pooled).
 bool DetachedFileOp(const sbx_op& op) {
   switch (op.kind) {
-    case SBX_OP_MKDIR:
     case SBX_OP_WRITE_FILE:
+      return !(op.flags & SBX_F_EXISTING);  // a container's own content, after the prefix
+    case SBX_OP_MKDIR:
     case SBX_OP_SYMLINK:
     case SBX_OP_CHOWN:
       return true;
@@ -63,6 +65,42 @@ uint32_t PrefixOf(const sbx_op* ops, uint32_t n) {
 }
 
 }  // namespace
+
+std::string PrefixKey(const Plan& plan) {
+  std::string key;
+  if (plan.prefix == 0) return key;
+  auto put = [&key](const void* p, size_t n) { key.append(static_cast<const char*>(p), n); };
+  put(&plan.hdr->flags, sizeof plan.hdr->flags);
+  put(&plan.hdr->clone_flags, sizeof plan.hdr->clone_flags);
+  for (uint32_t i = 0; i < plan.prefix; i++) {
+    sbx_op op = plan.ops[i];
+    uint32_t s[4];
+    std::memcpy(s, op.s, sizeof s);
+    std::memset(op.s, 0, sizeof op.s);  // offsets: where, not what
+    put(&op, sizeof op);
+    for (int k = 0; k < 4; k++) {
+      const uint32_t none = SBX_NO_STRING;
+      if (s[k] == SBX_NO_STRING) {
+        put(&none, sizeof none);
+        continue;
+      }
+      const char* at = plan.strtab + s[k];
+      size_t n;
+      if (op.kind == SBX_OP_WRITE_FILE && k == 1) {
+        n = op.n[1];  // the content: its length, NULs and all
+      } else if (op.kind == SBX_OP_ROOT_OVERLAY_DETACHED && k == 0) {
+        n = 0;  // the layers: n[0] strings back to back
+        for (uint32_t l = 0; l < op.n[0]; l++) n += std::strlen(at + n) + 1;
+      } else {
+        n = std::strlen(at) + 1;
+      }
+      const uint32_t len = uint32_t(n);
+      put(&len, sizeof len);
+      put(at, n);
+    }
+  }
+  return key;
+}
 
 std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
   if (len < sizeof(sbx_header)) return "plan shorter than its header";

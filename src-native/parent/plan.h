@@ -34,6 +34,12 @@ struct Plan {
 // Returns an empty string when the plan is valid, else what is wrong with it.
 std::string PreparePlan(const uint8_t* data, size_t len, Plan* out);
 
+// What the plan's prefix does, whatever the rest of it and wherever its strings lie in the
+// table: the header's flags, each prefix op's fields, and the bytes of each string it names. Two
+// plans with the same key build the same root (a pooled one serves either). Empty without a
+// prefix. Of a plan PreparePlan accepted.
+std::string PrefixKey(const Plan& plan);
+
 }  // namespace sbx
 
 #endif

@@ -84,12 +84,12 @@ bool RootPool::Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask) {
   if (plan.prefix == 0 || !helper.Running() || helper.results() < 0) return false;
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t now = NowNs();
-  const size_t len = plan.hdr->total_size;
+  const std::string key = PrefixKey(plan);
   bool found = false;
-  // Every root the helper has finished: the one for these bytes is taken, the others dropped at
-  // once (each was for a container that did not come: another template, an id of its own), so
-  // none waits in this fd table between two creates.
-  for (;;) {
+  // The roots the helper has finished, in order, until one for this prefix: it is taken, those
+  // before it dropped (each for other options, or made stale by time or the disk). Those after
+  // it wait in the channel (in no fd table) for the next create.
+  while (!found) {
     HelperMsg m;
     int fds[2 + SBX_PREFIX_MAX_SLOTS];
     int n = RecvFds(helper.results(), &m, sizeof m, fds, 2 + SBX_PREFIX_MAX_SLOTS, MSG_DONTWAIT);
@@ -99,12 +99,12 @@ bool RootPool::Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask) {
     r.req.reset(reinterpret_cast<Request*>(uintptr_t(m.id)));
     r.fds.assign(fds, fds + n);
     r.slot_mask = uint32_t(m.type >> 8);
-    const bool same = r.req->len == len && std::memcmp(r.req->plan.storage.data(), plan.storage.data(), len) == 0;
-    bool match = !found && same && n == 2 + __builtin_popcount(r.slot_mask) && now - r.req->built_ns <= kMaxAge &&
+    const bool same = r.req->key == key;
+    bool match = same && n == 2 + __builtin_popcount(r.slot_mask) && now - r.req->built_ns <= kMaxAge &&
                  IdsOf(r.req->paths) == r.req->ids;  // still the same directories on disk
     if (!match) {
-      // Built for another container (one that did not come, or came before it was done): wasted.
-      // Not so one made stale by time or the disk: that says nothing of what comes next.
+      // Built for other options (that did not come back): wasted. Not so one made stale by
+      // time or the disk: that says nothing of what comes next.
       Drop(r, !same);
       continue;
     }
@@ -133,6 +133,7 @@ bool RootPool::Job::Step(int) {
   todo_.pop_front();
   if (!PreparePlan(req->bytes.data(), req->len, &req->plan).empty() || req->plan.prefix == 0) return true;
   req->bytes = {};
+  req->key = PrefixKey(req->plan);
   req->paths = PathsOf(req->plan);
   req->ids = IdsOf(req->paths);
   sbx_child_args args;

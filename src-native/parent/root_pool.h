@@ -3,11 +3,14 @@
 // upper tmpfs with the /etc files and the mount points in it, the overlay on the rootfs, and what
 // is made in it while it is detached: /dev, its mounts and nodes, the masks' tmpfs
 // (Plan::prefix). They are the same for every container of a template (src-ts/container/
-// templates.ts) but for the hostname, and that the TypeScript side can choose ahead: it draws the
-// next container's id now. So the helper thread runs those ops ahead, with the child's own
-// handlers (sbx_build_prefix), for the exact plan bytes the next create() will bring; Spawn()
-// finds them by comparing the bytes and sends what they left in MSG_FDS, and the child starts
-// after them. ~0.2 ms of the child's setup happens on otherwise idle time.
+// templates.ts): the hostname, the one thing that changes from one to the next, is written after
+// them (/etc/hostname and /etc/hosts are made empty in the prefix, filled by F_EXISTING writes).
+// So the helper thread runs those ops ahead, with the child's own handlers (sbx_build_prefix),
+// when create() says the next container will likely be of the same options; Spawn() finds one
+// by its prefix (PrefixKey: the ops and their strings, not the rest of the plan) and sends what
+// it left in MSG_FDS, and the child starts after them. ~0.2 ms of the child's setup happens on
+// otherwise idle time. A root finished too late for the container it was asked for serves the
+// next one.
 //
 // A pooled root is used only when it is still true to the disk: the paths its ops opened (each
 // layer of the overlay, each bind source) must still be the same directories (dev, inode) as
@@ -15,7 +18,7 @@
 // without it). Each is used once; one that is not taken is closed on the helper thread (a detached
 // mount waits for an RCU grace period when its last fd closes). A finished root waits in the
 // results channel (in no fd table) until the next Spawn of a plan with a prefix, which takes the
-// one made for it and drops the rest.
+// first one of its prefix and drops those before it.
 #ifndef SBX_ROOT_POOL_H
 #define SBX_ROOT_POOL_H
 
@@ -55,6 +58,7 @@ class RootPool {
   struct Request {
     std::vector<uint8_t> bytes;  // until the helper thread has parsed them into plan
     Plan plan;
+    std::string key;  // PrefixKey(plan)
     size_t len = 0;
     std::vector<std::string> paths;
     std::vector<std::pair<dev_t, ino_t>> ids;

@@ -58,6 +58,9 @@ enum sbx_stage {
 #define SBX_F_BIND_FALLBACK 0x4u  /* mknod: bind the host's node when mknod is not allowed */
 #define SBX_F_IGNORE_MISSING 0x8u /* bind of a host path that may not exist: skip it      */
 #define SBX_F_USERXATTR 0x10u     /* root overlay: user.* xattrs (user namespaces)         */
+#define SBX_F_EXISTING 0x20u      /* write-file: into the file an earlier op made (truncated), */
+                                  /* never a new one: the per-container content after a    */
+                                  /* pooled root's placeholder (parent/root_pool.h)        */
 
 /* TTY_OPEN n1: open the ptmx beneath the root being built (the child's root fd), not a sent fd. */
 #define SBX_TTY_BUILT_ROOT 0xffffffffu

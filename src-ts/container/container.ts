@@ -401,7 +401,7 @@ export class Container implements AsyncDisposable {
       // two containers in a row came from one template (options that alternate would only
       // have it built and dropped).
       const from = plan.base ? (same ? tpl : lookupTemplate(key)) : undefined; // host mode: no prefix to pool
-      const next = from && from === lastTemplate && nextBytes(from, options, newId);
+      const next = from && from === lastTemplate && nextBytes(from);
       if (next) native().prepareRoot(next);
       lastTemplate = from;
     } catch (e) {

@@ -42,8 +42,6 @@ export interface Template {
   /** Offsets of the hostname in buf, and [op index, field, offsets] in the ops; empty when fixed. */
   readonly holes: readonly number[];
   readonly opHoles: readonly (readonly [number, string, readonly number[]])[];
-  /** The id drawn ahead for the next container without one: its root is being built (native rootPool). */
-  nextId?: string;
   /** What the disk checks (checkSymlinks, checkExec) looked at when they last passed for it. */
   checked?: Seen;
 }
@@ -97,11 +95,7 @@ export function lookupTemplate(key: string | null): Template | undefined {
 
 /** This container's spec from the template, or null when it cannot be one (a hostname of another length). */
 export function specFrom(t: Template, options: ContainerOptions, newId: () => string): Spec | null {
-  let id = options.id;
-  if (id === undefined) {
-    id = t.nextId ?? newId();
-    t.nextId = undefined;
-  }
+  const id = options.id ?? newId();
   if (typeof id !== 'string' || !validId(id)) return null;
   if (t.holes.length === 0) return { ...t.spec, id }; // options.hostname (in the key) is the hostname
   const hostname = defaultHostname(id);
@@ -213,19 +207,12 @@ function deepFreeze<T>(o: T): T {
 }
 
 /**
- * After a create() from template `t`: the bytes of the next container's plan, to build its root
- * ahead (RootPool in the addon), with an id drawn now for it; null when the next one is not
- * predictable (this one was given an id: the next will likely bring its own). A fixed hostname
- * makes the bytes the same for every id.
+ * After a create() from template `t`: a plan whose root the next container of these options can
+ * take, to build it ahead (RootPool in the addon). This container's: what a root is made of does
+ * not depend on the id or the hostname (plan.ts writes /etc/hostname and /etc/hosts after it).
  */
-export function nextBytes(t: Template, options: ContainerOptions, newId: () => string): Buffer | null {
-  if (t.holes.length === 0) return t.buf;
-  if (options.id !== undefined) return null;
-  const id = newId();
-  const hostname = defaultHostname(id);
-  if (hostname.length !== t.spec.hostname.length) return null;
-  t.nextId = id;
-  return bytesFrom(t, hostname);
+export function nextBytes(t: Template): Buffer {
+  return t.buf;
 }
 
 /** For tests: forget every template. */

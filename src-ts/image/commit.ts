@@ -60,8 +60,15 @@ export type RuntimeEntry = { type: 'dir' } | { type: 'file'; content: string; mo
 /** The ops that write into the upper layer before the overlay exists (plan.ts step 3). */
 export function runtimeEntries(ops: readonly Op[]): Map<string, RuntimeEntry> {
   const out = new Map<string, RuntimeEntry>();
+  let upper = true;
   for (const op of ops) {
-    if (op.kind === 'root-overlay' || op.kind === 'root-overlay-detached') break;
+    if (op.kind === 'root-overlay' || op.kind === 'root-overlay-detached') upper = false;
+    // After the overlay, only the content of files made empty before it (plan.ts: a pooled root's
+    // /etc/hostname and /etc/hosts).
+    if (!upper) {
+      if (op.kind === 'write-file' && op.existing) out.set(op.path, { type: 'file', content: op.content, mode: op.mode });
+      continue;
+    }
     if (op.kind === 'mkdir') out.set(op.path, op.file ? { type: 'file', content: '', mode: -1 } : { type: 'dir' });
     else if (op.kind === 'write-file') out.set(op.path, { type: 'file', content: op.content, mode: op.mode });
     else if (op.kind === 'symlink') out.set(op.path, { type: 'symlink', target: op.target });

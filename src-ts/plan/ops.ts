@@ -71,7 +71,7 @@ export const OP_TABLE: { readonly [K in Kind]: OpShape<K> } = {
   },
   mknod: { code: 13, stage: 'device', s: ['path', 'hostPath?'], n: ['mode', 'major', 'minor'], flags: { bindFallback: F.BIND_FALLBACK } },
   symlink: { code: 14, stage: 'file', s: ['target', 'path'] },
-  'write-file': { code: 15, stage: 'file', s: ['path', 'content'], n: ['mode', '@content'] },
+  'write-file': { code: 15, stage: 'file', s: ['path', 'content'], n: ['mode', '@content'], flags: { existing: F.EXISTING } },
   mkdir: { code: 16, stage: 'rootfs', s: ['path'], flags: { file: F.MKFILE } },
   sethostname: { code: 17, stage: 'hostname', s: ['hostname'], n: ['@hostname'] },
   // Into the root, and who the process is.

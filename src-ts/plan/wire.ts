@@ -37,6 +37,7 @@ export const F = {
   BIND_FALLBACK: 0x4,
   IGNORE_MISSING: 0x8,
   USERXATTR: 0x10,
+  EXISTING: 0x20,
 } as const;
 
 export const H = { DETACHED: 0x1, TRACE: 0x2 } as const;

@@ -442,12 +442,22 @@ describe('buildPlan for the base mount namespace', () => {
     expect(base.base).toBe(true);
     const DEV = 3 + 1 + 6 + 6 + 1; // /dev, /dev/pts, /dev/shm; mqueue's mount point; the nodes; the links; the masks' tmpfs
     expect(k.slice(0, 11)).toEqual(['clone-tree', 'root-upper-detached', 'mkdir', 'write-file', 'write-file', 'write-file', 'symlink', 'mkdir', 'mkdir', 'mkdir', 'root-overlay-detached']);
+    // /etc/hostname and /etc/hosts made empty in the upper layer: what a pooled root holds is the
+    // same for every container of these options (root_pool.h); their content comes after.
+    expect(base.ops.slice(3, 5)).toEqual([
+      { stage: 'file', kind: 'write-file', path: 'etc/hostname', content: '', mode: 0o644 },
+      { stage: 'file', kind: 'write-file', path: 'etc/hosts', content: '', mode: 0o644 },
+    ]);
     expect(k.slice(11, 11 + DEV)).toEqual([...Array(3).fill('mount-detached'), 'mkdir', ...Array(6).fill('mknod'), ...Array(6).fill('symlink'), 'mask-tmpfs']);
     // In the slot after the bind sources' (one: the cgroup tree), and every mask names it.
     expect(base.ops[10 + DEV]).toEqual({ stage: 'security', kind: 'mask-tmpfs', slot: 1 });
     expect(base.ops.filter((o) => o.kind === 'mask-path').every((o) => o.kind === 'mask-path' && o.slot === 1)).toBe(true);
-    expect(k.slice(11 + DEV, 16 + DEV)).toEqual(['setns', 'netns-fresh', 'ipcns-fresh', 'unshare', 'attach-root']);
-    expect(base.ops[11 + DEV]).toEqual({ stage: 'prepare', kind: 'setns', fd: FD.BASE_MNTNS, nstype: CLONE.NEWNS });
+    expect(base.ops.slice(11 + DEV, 13 + DEV)).toEqual([
+      { stage: 'file', kind: 'write-file', path: 'etc/hostname', content: '0123456789ab\n', mode: 0o644, existing: true },
+      { stage: 'file', kind: 'write-file', path: 'etc/hosts', content: hostsFile('0123456789ab'), mode: 0o644, existing: true },
+    ]);
+    expect(k.slice(13 + DEV, 18 + DEV)).toEqual(['setns', 'netns-fresh', 'ipcns-fresh', 'unshare', 'attach-root']);
+    expect(base.ops[13 + DEV]).toEqual({ stage: 'prepare', kind: 'setns', fd: FD.BASE_MNTNS, nstype: CLONE.NEWNS });
     expect(k).not.toContain('make-private');
     expect(k).toContain('chroot');
     expect(k).not.toContain('pivot-root');
@@ -455,10 +465,12 @@ describe('buildPlan for the base mount namespace', () => {
     // mount-detached is the mount with its flags as attributes.
     const variant = new Set(['make-private', 'attach-root', 'setns', 'root-upper', 'root-upper-detached', 'root-overlay', 'root-overlay-detached', 'pivot-root', 'chroot']);
     const norm = (o: Op) => (o.kind === 'mount-detached' || o.kind === 'mount' ? `mount ${o.source} ${o.target} ${o.fstype} ${o.data}` : JSON.stringify(o));
+    // The /etc files a pooled root holds empty: written into after it, the same content.
+    const placeholder = (o: Op) => o.kind === 'write-file' && o.content === '' && (o.path === 'etc/hostname' || o.path === 'etc/hosts');
     const sorted = (ops: Op[]) =>
       ops
-        .filter((o) => !variant.has(o.kind) && o.kind !== 'mask-tmpfs' && !(o.kind === 'mkdir' && o.stage === 'mount'))
-        .map((o) => (o.kind === 'mask-path' ? { ...o, slot: NO_SLOT } : o))
+        .filter((o) => !variant.has(o.kind) && o.kind !== 'mask-tmpfs' && !(o.kind === 'mkdir' && o.stage === 'mount') && !placeholder(o))
+        .map((o) => (o.kind === 'mask-path' ? { ...o, slot: NO_SLOT } : o.kind === 'write-file' ? (({ existing: _, ...w }) => w)(o) : o))
         .map(norm)
         .sort();
     expect(sorted(base.ops)).toEqual(sorted(host.ops));
@@ -470,7 +482,7 @@ describe('buildPlan for the base mount namespace', () => {
     const late = (ops: Op[]) => ops.filter((o) => !(o.kind === 'mount' && o.target.startsWith('dev') && o.fstype !== 'mqueue') && o.stage !== 'device');
     expect(base.ops[14]).toEqual({ stage: 'mount', kind: 'mkdir', path: 'dev/mqueue' });
     const unslot = (ops: Op[]) => ops.map((o) => (o.kind === 'mask-path' ? { ...o, slot: NO_SLOT } : o));
-    expect(unslot(enter(base.ops.slice(16 + DEV)))).toEqual(late(host.ops.slice(host.ops.findIndex((o) => o.kind === 'root-overlay') + 1)));
+    expect(unslot(enter(base.ops.slice(18 + DEV)))).toEqual(late(host.ops.slice(host.ops.findIndex((o) => o.kind === 'root-overlay') + 1)));
   });
 
   it('a user namespace keeps the host mode (proc needs a fully visible proc in the namespace)', () => {
@@ -489,7 +501,7 @@ describe('buildPlan: /dev made in the detached root (base mode)', () => {
     const to = ops.findIndex((op) => op.kind === 'setns');
     return ops
       .slice(from, to)
-      .filter((op) => op.kind !== 'mask-tmpfs')
+      .filter((op) => op.kind !== 'mask-tmpfs' && !(op.kind === 'write-file' && op.existing))
       .map((op) => `${op.kind} ${opPath(op)}`);
   };
   const tmpfs = (destination: string, options: string[] = []): MountSpec => ({ destination, type: 'tmpfs', source: 'tmpfs', options });
@@ -639,13 +651,19 @@ describe('buildPlan with keep (the upper layer a directory of the image store)',
     return buildPlan(s, host, noFiles(s)).ops;
   };
 
-  it('base mode: root-upper-dir takes the place of root-upper-detached; nothing else changes', () => {
+  it('base mode: root-upper-dir takes the place of root-upper-detached; the /etc files written at once (no root is pooled); nothing else changes', () => {
     const base: HostInfo = { ...HOST, mountMode: 'base' };
     const ops = kept(base);
     const plain = plan({}, base).ops;
     const i = plain.findIndex((op) => op.kind === 'root-upper-detached');
     expect(ops[i]).toEqual({ stage: 'rootfs', kind: 'root-upper-dir', dir: '/store/containers/x' });
-    expect(ops.filter((_, j) => j !== i)).toEqual(plain.filter((_, j) => j !== i));
+    // The pooled plan's empty files and its writes after the overlay, folded back into writes.
+    const named = (p: string) => (op: Op) => 'path' in op && op.path === p;
+    const folded = plain
+      .filter((op, j) => j !== i && !(op.kind === 'write-file' && op.existing))
+      .map((op) => (op.kind === 'write-file' && !op.existing && op.content === '' ? plain.find((w) => w.kind === 'write-file' && w.existing && named(op.path)(w))! : op))
+      .map((op) => (op.kind === 'write-file' && op.existing ? (({ existing: _, ...w }) => w)(op) : op));
+    expect(ops.filter((_, j) => j !== i)).toEqual(folded);
   });
 
   it('host mode: root-upper-dir attaches on the rootfs, in the place of root-upper', () => {
