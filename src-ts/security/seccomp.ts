@@ -6,6 +6,7 @@
 import { ContainerError, errnoName, errnoNumber } from '../errors.js';
 import { native, type FlatSeccomp } from '../native/addon.js';
 import { optimizeFilter } from './bpf-optimize.js';
+import { readCachedFilter, writeCachedFilter, type CachedFilter } from './seccomp-cache.js';
 import { defaultSeccompProfile } from './default-seccomp.js';
 import { isParsedProfile, parseSeccomp, type OciSeccomp, type SeccompAction, type SeccompProfile } from './seccomp-profile.js';
 
@@ -74,12 +75,25 @@ function compile(flat: FlatSeccomp, option: string): SeccompFilter {
       ...(errnoNumber(code) === undefined ? {} : { errno: err.errno }),
     });
   }
-  return Object.freeze({
-    bpf: optimizeFilter(out.bpf),
-    flags: out.flags,
-    unknownSyscalls: Object.freeze(out.unknown),
-    skippedArchitectures: Object.freeze(out.skippedArches),
-  });
+  return frozen({ bpf: optimizeFilter(out.bpf), flags: out.flags, unknownSyscalls: out.unknown, skippedArchitectures: out.skippedArches });
+}
+
+function frozen(f: CachedFilter): SeccompFilter {
+  return Object.freeze({ ...f, unknownSyscalls: Object.freeze(f.unknownSyscalls), skippedArchitectures: Object.freeze(f.skippedArchitectures) });
+}
+
+/** The default profile's filter: the one compiled at install (seccomp-cache.ts) when it is this code's, else compiled now. */
+function defaultCompiled(): SeccompFilter {
+  const flat = flattenSeccomp(defaultSeccompProfile());
+  const cached = readCachedFilter(flat);
+  return cached ? frozen(cached) : compile(flat, 'defaultSeccompProfile');
+}
+
+/** For scripts/seccomp-cache.mjs: compiles the default profile and writes it beside this module. Returns the file's path. */
+export function writeDefaultFilterCache(dir?: string): string {
+  const flat = flattenSeccomp(defaultSeccompProfile());
+  const f = compile(flat, 'defaultSeccompProfile');
+  return writeCachedFilter(flat, { ...f, unknownSyscalls: [...f.unknownSyscalls], skippedArchitectures: [...f.skippedArchitectures] }, dir);
 }
 
 /**
@@ -89,7 +103,7 @@ function compile(flat: FlatSeccomp, option: string): SeccompFilter {
  */
 export function seccompFilter(profile?: SeccompProfile | OciSeccomp, option = 'seccomp'): SeccompFilter {
   if (profile === undefined) {
-    defaultFilter ??= compile(flattenSeccomp(defaultSeccompProfile()), 'defaultSeccompProfile');
+    defaultFilter ??= defaultCompiled();
     return defaultFilter;
   }
   const p = isParsedProfile(profile) ? profile : parseSeccomp(profile, option);

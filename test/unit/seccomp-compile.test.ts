@@ -3,7 +3,9 @@
  * back, and the cache. No root: nothing is loaded here (test/integration/seccomp-filter.test.ts
  * runs the filters).
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { native } from '../../src-ts/native/addon.js';
 import { ContainerError } from '../../src-ts/errors.js';
 import { flattenSeccomp, seccompFilter } from '../../src-ts/security/seccomp.js';
@@ -208,3 +210,50 @@ function oci(p: SeccompProfile): object {
     flags: [...p.flags],
   };
 }
+
+describe('the default filter compiled at install (seccomp-cache.ts)', () => {
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const tmp = () => {
+    const d = mkdtempSync(`${tmpdir()}/sbx-seccomp-cache-`);
+    dirs.push(d);
+    return d;
+  };
+
+  it('reads back what a fresh compile gives, byte for byte; for another profile, nothing', async () => {
+    const { writeDefaultFilterCache, flattenSeccomp } = await import('../../src-ts/security/seccomp.js');
+    const { readCachedFilter } = await import('../../src-ts/security/seccomp-cache.js');
+    const { defaultSeccompProfile } = await import('../../src-ts/security/default-seccomp.js');
+    const dir = tmp();
+    const path = writeDefaultFilterCache(dir);
+    expect(path).toBe(`${dir}/default-seccomp.${process.arch}.json`);
+    const flat = flattenSeccomp(defaultSeccompProfile());
+    const cached = readCachedFilter(flat, dir)!;
+    const fresh = seccompFilter();
+    expect(Buffer.from(cached.bpf).equals(Buffer.from(fresh.bpf))).toBe(true);
+    expect({ ...cached, bpf: null }).toEqual({ bpf: null, flags: fresh.flags, unknownSyscalls: [...fresh.unknownSyscalls], skippedArchitectures: [...fresh.skippedArchitectures] });
+    // Another profile (one rule more), a corrupt file, no file: compiled again.
+    expect(readCachedFilter({ ...flat, rules: [...flat.rules, flat.rules[0]!] }, dir)).toBeUndefined();
+    writeFileSync(path, '{"key": 1');
+    expect(readCachedFilter(flat, dir)).toBeUndefined();
+    expect(readCachedFilter(flat, tmp())).toBeUndefined();
+  });
+
+  it('dist/ has one after npm ci, and a process\'s first default filter is read from it, not compiled', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const dist = new URL('../../dist/', import.meta.url).href;
+    // In a fresh process, as a user's: the addon's compile made to throw, the default filter asked for.
+    const script = `
+      import { native } from '${dist}native/addon.js';
+      native().compileSeccomp = () => { throw new Error('compiled, not read from the cache'); };
+      const { seccompFilter } = await import('${dist}security/seccomp.js');
+      process.stdout.write(Buffer.from(seccompFilter().bpf).toString('base64'));`;
+    let out: string;
+    try {
+      out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (e) {
+      throw new Error(`no usable dist/security/default-seccomp.${process.arch}.json (npm ci makes it; after a rebuild: node scripts/seccomp-cache.mjs): ${(e as { stderr?: string }).stderr}`);
+    }
+    expect(out).toBe(Buffer.from(seccompFilter().bpf).toString('base64'));
+  });
+});
