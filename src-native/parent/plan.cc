@@ -139,7 +139,7 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
   out->join = false;
   out->join_pid = -1;
   const auto* ops = reinterpret_cast<const sbx_op*>(base + h->ops_offset);
-  bool has_exec = false, unshared = false, detached_root = false;
+  bool has_exec = false, unshared = false, detached_root = false, attached = false;
   // A slot is filled by one CLONE_TREE, then taken by one BIND after it.
   bool filled[SBX_MAX_SLOTS] = {}, taken[SBX_MAX_SLOTS] = {}, mask_slot[SBX_MAX_SLOTS] = {};
   auto slot_of = [&](uint32_t n, bool fill) -> bool {
@@ -212,6 +212,7 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
         break;
       case SBX_OP_ATTACH_ROOT:
         if (!detached_root || !unshared) return "ATTACH_ROOT without a detached root, or before UNSHARE," + at();
+        attached = true;
         break;
       case SBX_OP_SETNS:
         if (!want(op.n[0]) || !OneNamespace(op.n[1])) return "SETNS: bad fd index or namespace type" + at();
@@ -259,6 +260,8 @@ std::string PreparePlan(const uint8_t* data, size_t len, Plan* out) {
         break;
       case SBX_OP_WRITE_FILE:
         if (uint64_t(op.s[1]) + op.n[1] > strsize) return "WRITE_FILE content out of range";
+        // Into the upper layer beneath the overlay's tmpfs: only while that is at hand, detached.
+        if ((op.flags & SBX_F_EXISTING) && (!detached_root || attached)) return "WRITE_FILE existing outside a detached root" + at();
         break;
       case SBX_OP_SECCOMP:
         // struct sock_filter[n0] (8 bytes each, 4-byte aligned for its u32), BPF_MAXINSNS at most.

@@ -397,6 +397,7 @@ export class Container implements AsyncDisposable {
       cgroup = spec.cgroup && !afterClone ? createCgroup(spec.cgroup, spec.id) : null;
       fds = openJoins(spec);
       c = new Container(spec, plan, buf ?? bytesFrom(tpl!, spec.hostname), killSignal, abort, cgroup, kept, fds);
+      (globalThis as any).__sbxA = process.hrtime.bigint();
       // The next container's root, built ahead on the helper thread while this one runs, once
       // two containers in a row came from one template (options that alternate would only
       // have it built and dropped).
@@ -420,6 +421,7 @@ export class Container implements AsyncDisposable {
       }
     }
     try {
+      (globalThis as any).__sbxB = process.hrtime.bigint();
       await c.#ready.promise;
       // Aborted while READY was on its way: the abort listener has killed the process already.
       if (abort?.aborted) throw abortError(spec.id, abort);
@@ -876,6 +878,7 @@ export class Container implements AsyncDisposable {
    */
   setupTrace(): { op: number; kind: Op['kind']; stage: string; path?: string; us: number }[] | null {
     const t = this.#child.trace();
+    (globalThis as any).__sbxRaw = t;
     if (t.length === 0) return null;
     return Array.from(t.subarray(1), (end, i) => {
       const op = this.#plan.ops[i]!;

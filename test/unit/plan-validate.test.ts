@@ -73,6 +73,15 @@ describe('PreparePlan: clone-tree slots', () => {
     expect(refusal([unshare, { stage: 'rootfs', kind: 'attach-root' }])).toMatch(/ATTACH_ROOT without a detached root/);
   });
 
+  it('a write-file into an existing file (upper/ beneath the tmpfs) without a detached root, or after attach-root', () => {
+    const existing: Op = { stage: 'file', kind: 'write-file', path: 'etc/hostname', content: 'h\n', mode: 0o644, existing: true };
+    expect(refusal([existing, unshare])).toMatch(/WRITE_FILE existing outside a detached root/);
+    const upper: Op = { stage: 'rootfs', kind: 'root-upper-detached', sizeKiB: 0 };
+    const overlay: Op = { stage: 'rootfs', kind: 'root-overlay-detached', lowers: ['/srv'], userxattr: false };
+    const attach: Op = { stage: 'rootfs', kind: 'attach-root' };
+    expect(refusal([upper, overlay, unshare, attach, existing])).toMatch(/WRITE_FILE existing outside a detached root/);
+  });
+
   it('a second unshare', () => {
     expect(refusal([unshare, unshare])).toMatch(/a second UNSHARE/);
   });
