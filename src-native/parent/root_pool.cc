@@ -58,6 +58,13 @@ RootPool::Counts RootPool::counts() { return {built_.load(), taken_.load(), drop
 void RootPool::Prepare(const uint8_t* data, size_t len) {
   HelperThread& helper = HelperThread::Get();
   if (!helper.Running() || helper.results() < 0) return;
+  {
+    // Only once two containers in a row had one prefix: options that alternate between roots
+    // would have each root built and dropped (those that share one, another command on the
+    // same rootfs, are one prefix).
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!repeat_) return;
+  }
   if (balance_.load() < 0 && asked_.fetch_add(1) % kProbe != 0) {  // most were wasted lately
     skipped_++;
     return;
@@ -84,7 +91,8 @@ bool RootPool::Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask) {
   if (plan.prefix == 0 || !helper.Running() || helper.results() < 0) return false;
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t now = NowNs();
-  const std::string key = PrefixKey(plan);
+  std::string key = PrefixKey(plan);
+  repeat_ = key == last_key_;
   bool found = false;
   // The roots the helper has finished, in order, until one for this prefix: it is taken, those
   // before it dropped (each for other options, or made stale by time or the disk). Those after
@@ -117,6 +125,7 @@ bool RootPool::Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask) {
     taken_++;
     balance_.store(std::min(balance_.load() + 2, kBalance));
   }
+  last_key_ = std::move(key);
   return found;
 }
 

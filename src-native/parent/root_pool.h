@@ -6,7 +6,7 @@
 // templates.ts): the hostname, the one thing that changes from one to the next, is written after
 // them (/etc/hostname and /etc/hosts are made empty in the prefix, filled by F_EXISTING writes).
 // So the helper thread runs those ops ahead, with the child's own handlers (sbx_build_prefix),
-// when create() says the next container will likely be of the same options; Spawn() finds one
+// after each create() once the last two containers had the same prefix; Spawn() finds one
 // by its prefix (PrefixKey: the ops and their strings, not the rest of the plan) and sends what
 // it left in MSG_FDS, and the child starts after them. ~0.2 ms of the child's setup happens on
 // otherwise idle time. A root finished too late for the container it was asked for serves the
@@ -96,6 +96,9 @@ class RootPool {
   std::atomic<uint32_t> asked_{0};
   Job job_{this};
   std::mutex mu_;  // the main side (Spawn may run on any thread)
+  // The prefix of the last Take, and whether it was the one before's too (Prepare builds only then).
+  std::string last_key_;
+  bool repeat_ = false;
   std::atomic<uint64_t> built_{0}, taken_{0}, dropped_{0}, skipped_{0};
 };
 

@@ -25,7 +25,7 @@ import type { Image, ImageStore } from '../image/index.js';
 import { copyIn, copyOut, readdirInRoot, readInRoot, statInRoot, withRoot, type Root } from './files.js';
 import { execIn, spawnIn, type ExecOptions, type ExecProcess, type ExecResult, type SpawnOptions } from './exec.js';
 import { hostInfo } from './host.js';
-import { bytesFrom, factsKey, lookupTemplate, nextBytes, planFrom, specFrom, storeTemplate, templateKey, type Template } from './templates.js';
+import { bytesFrom, factsKey, lookupTemplate, planFrom, specFrom, storeTemplate, templateKey, type Template } from './templates.js';
 import { closeJoins, describeJoinOrInit, initBinary, namespaceSources, openJoins, registerJoinable, resolveJoins, type NamespaceInfo } from './join.js';
 import { ConsoleSocket, ttyIo, type Terminal } from './tty.js';
 import { checkTimeout, deferred, exitStatus, nativeError, pipeStreams, runFailure, runToEnd, settle, signalChild, signalName, signalNumber, stdioCode, type Deferred } from './proc.js';
@@ -284,9 +284,6 @@ export function compiledFor(spec: Spec): Compiled {
   return { seccomp: { bpf: f.bpf, flags: f.flags } };
 }
 
-/** The template of the last create() (the root pool's guess at the next). */
-let lastTemplate: Template | undefined;
-
 /** Ids of this process's containers from create() until delete() (or a failed create()). */
 const liveIds = new Set<string>();
 
@@ -396,15 +393,12 @@ export class Container implements AsyncDisposable {
     try {
       cgroup = spec.cgroup && !afterClone ? createCgroup(spec.cgroup, spec.id) : null;
       fds = openJoins(spec);
-      c = new Container(spec, plan, buf ?? bytesFrom(tpl!, spec.hostname), killSignal, abort, cgroup, kept, fds);
-      (globalThis as any).__sbxA = process.hrtime.bigint();
-      // The next container's root, built ahead on the helper thread while this one runs, once
-      // two containers in a row came from one template (options that alternate would only
-      // have it built and dropped).
-      const from = plan.base ? (same ? tpl : lookupTemplate(key)) : undefined; // host mode: no prefix to pool
-      const next = from && from === lastTemplate && nextBytes(from);
-      if (next) native().prepareRoot(next);
-      lastTemplate = from;
+      const bytes = buf ?? bytesFrom(tpl!, spec.hostname);
+      c = new Container(spec, plan, bytes, killSignal, abort, cgroup, kept, fds);
+      // A root for the next container, built ahead on the helper thread while this one runs:
+      // the addon builds it when the last two containers' roots were alike (root_pool.h), so
+      // options that alternate but share a root (another command, the same rootfs) get one too.
+      if (plan.base) native().prepareRoot(bytes); // host mode: no prefix to pool
     } catch (e) {
       liveIds.delete(spec.id);
       await cgroup?.destroy();
@@ -421,7 +415,6 @@ export class Container implements AsyncDisposable {
       }
     }
     try {
-      (globalThis as any).__sbxB = process.hrtime.bigint();
       await c.#ready.promise;
       // Aborted while READY was on its way: the abort listener has killed the process already.
       if (abort?.aborted) throw abortError(spec.id, abort);
@@ -878,7 +871,6 @@ export class Container implements AsyncDisposable {
    */
   setupTrace(): { op: number; kind: Op['kind']; stage: string; path?: string; us: number }[] | null {
     const t = this.#child.trace();
-    (globalThis as any).__sbxRaw = t;
     if (t.length === 0) return null;
     return Array.from(t.subarray(1), (end, i) => {
       const op = this.#plan.ops[i]!;

@@ -206,14 +206,6 @@ function deepFreeze<T>(o: T): T {
   return o;
 }
 
-/**
- * After a create() from template `t`: a plan whose root the next container of these options can
- * take, to build it ahead (RootPool in the addon). This container's: what a root is made of does
- * not depend on the id or the hostname (plan.ts writes /etc/hostname and /etc/hosts after it).
- */
-export function nextBytes(t: Template): Buffer {
-  return t.buf;
-}
 
 /** For tests: forget every template. */
 export function clearTemplates(): void {

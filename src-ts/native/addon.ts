@@ -78,7 +78,8 @@ export interface NativeAddon {
    * Pooled roots (src-native/parent/root_pool.h): the helper thread runs the first ops of this
    * plan (bind sources' trees, the upper tmpfs and its files, the overlay, /dev and the masks'
    * tmpfs in it) ahead, for the next container whose plan starts the same way (its id, hostname
-   * and anything after those ops may differ). No effect for a plan that does not start so.
+   * and anything after those ops may differ). Only when the last two containers spawned had that
+   * prefix; no effect for a plan that does not start so.
    */
   prepareRoot(plan: Uint8Array): void;
   /**
