@@ -126,6 +126,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                 }
                 return info.Env().Undefined();
               }));
+  exports.Set("expireRoots", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                return Napi::Boolean::New(info.Env(), RootPool::Get().Expire());
+              }));
   exports.Set("rootPool", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 RootPool::Counts c = RootPool::Get().counts();
                 Napi::Object o = Napi::Object::New(info.Env());

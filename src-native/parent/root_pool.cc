@@ -72,7 +72,30 @@ void RootPool::Prepare(const uint8_t* data, size_t len) {
   auto req = std::make_unique<Request>();
   req->bytes.assign(data, data + len);  // parsed on the helper thread
   req->len = len;
-  if (helper.Post({HelperMsg::kRoot, uint64_t(uintptr_t(req.get()))}, nullptr, 0) == 0) req.release();
+  if (helper.Post({HelperMsg::kRoot, uint64_t(uintptr_t(req.get()))}, nullptr, 0) == 0) {
+    req.release();
+    outstanding_++;
+  }
+}
+
+bool RootPool::Expire() {
+  HelperThread& helper = HelperThread::Get();
+  if (!helper.Running() || helper.results() < 0) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (NowNs() - last_take_ns_ < kMaxAge) return true;  // a create() came since: later
+  for (;;) {
+    HelperMsg m;
+    int fds[2 + SBX_PREFIX_MAX_SLOTS];
+    int n = RecvFds(helper.results(), &m, sizeof m, fds, 2 + SBX_PREFIX_MAX_SLOTS, MSG_DONTWAIT);
+    if (n == -EPROTO) continue;
+    if (n < 0) break;
+    outstanding_--;
+    Ready r;
+    r.req.reset(reinterpret_cast<Request*>(uintptr_t(m.id)));
+    r.fds.assign(fds, fds + n);
+    Drop(r, false);  // says nothing of what comes next: not wasted
+  }
+  return outstanding_.load() > 0;
 }
 
 void RootPool::Drop(Ready& r, bool wasted) {
@@ -91,6 +114,7 @@ bool RootPool::Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask) {
   if (plan.prefix == 0 || !helper.Running() || helper.results() < 0) return false;
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t now = NowNs();
+  last_take_ns_ = now;
   std::string key = PrefixKey(plan);
   repeat_ = key == last_key_;
   bool found = false;
@@ -103,6 +127,7 @@ bool RootPool::Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask) {
     int n = RecvFds(helper.results(), &m, sizeof m, fds, 2 + SBX_PREFIX_MAX_SLOTS, MSG_DONTWAIT);
     if (n == -EPROTO) continue;
     if (n < 0) break;
+    outstanding_--;
     Ready r;
     r.req.reset(reinterpret_cast<Request*>(uintptr_t(m.id)));
     r.fds.assign(fds, fds + n);
@@ -133,13 +158,24 @@ void RootPool::Job::OnMessage(const HelperMsg& m, int* fds, int n) {
   for (int i = 0; i < n; i++) close(fds[i]);
   if (m.type != HelperMsg::kRoot) return;
   todo_.emplace_back(reinterpret_cast<Request*>(uintptr_t(m.id)));
-  while (todo_.size() > kMaxTodo) todo_.pop_front();  // only the latest are worth building
+  while (todo_.size() > kMaxTodo) {  // only the latest are worth building
+    todo_.pop_front();
+    pool_->outstanding_--;
+  }
 }
 
 bool RootPool::Job::Step(int) {
   if (todo_.empty()) return false;
   std::unique_ptr<Request> req = std::move(todo_.front());
   todo_.pop_front();
+  // Until sent: the main side counts a root as on its way from Prepare() until it receives it.
+  struct Unsent {
+    RootPool* pool;
+    bool sent = false;
+    ~Unsent() {
+      if (!sent) pool->outstanding_--;
+    }
+  } unsent{pool_};
   if (!PreparePlan(req->bytes.data(), req->len, &req->plan).empty() || req->plan.prefix == 0) return true;
   req->bytes = {};
   req->key = PrefixKey(req->plan);
@@ -170,6 +206,7 @@ bool RootPool::Job::Step(int) {
     if (SendFds(HelperThread::Get().results_helper(), &m, sizeof m, fds, n) == 0) {
       req.release();  // the main side owns it now
       pool_->built_++;
+      unsent.sent = true;
     }
   }
   for (int i = 0; i < n; i++)

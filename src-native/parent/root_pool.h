@@ -52,6 +52,12 @@ class RootPool {
     uint64_t built = 0, taken = 0, dropped = 0, skipped = 0;
   };
   Counts counts();
+  // Main side, from a timer (src-ts/container/container.ts): once no create() has come for
+  // kMaxAge, drops the finished roots waiting in the results channel. Each holds its overlay's
+  // layers and its bind sources' trees, so a file system under them would stay in use (its
+  // superblock alive after an umount) for as long as no container comes. True while roots are
+  // still on their way (asked for, not yet received): call again later.
+  bool Expire();
   HelperJob& job() { return job_; }
 
   // One root: the plan's bytes, what its ops opened (dev, ino; 0, 0 when missing) and when.
@@ -99,6 +105,9 @@ class RootPool {
   // The prefix of the last Take, and whether it was the one before's too (Prepare builds only then).
   std::string last_key_;
   bool repeat_ = false;
+  uint64_t last_take_ns_ = 0;
+  // Roots asked for (Prepare) and not yet received (Take, Expire) nor given up by the helper.
+  std::atomic<int> outstanding_{0};
   std::atomic<uint64_t> built_{0}, taken_{0}, dropped_{0}, skipped_{0};
 };
 

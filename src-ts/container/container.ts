@@ -284,6 +284,26 @@ export function compiledFor(spec: Spec): Compiled {
   return { seccomp: { bpf: f.bpf, flags: f.flags } };
 }
 
+/** Checks for roots built ahead that no container came for (root_pool.h): 2.5 s after the last create(). */
+let rootExpiry: NodeJS.Timeout | undefined;
+const ROOT_EXPIRY_MS = 2500;
+
+/**
+ * A root built ahead holds its overlay's layers and its bind sources' trees: were no container to
+ * come, a file system under them would stay in use (its superblock alive after an umount). So
+ * once creates stop, the addon drops the roots that wait. The timer does not keep Node alive.
+ */
+function armRootExpiry(): void {
+  if (rootExpiry) {
+    rootExpiry.refresh();
+    return;
+  }
+  const expire = () => {
+    rootExpiry = native().expireRoots() ? setTimeout(expire, ROOT_EXPIRY_MS).unref() : undefined;
+  };
+  rootExpiry = setTimeout(expire, ROOT_EXPIRY_MS).unref();
+}
+
 /** Ids of this process's containers from create() until delete() (or a failed create()). */
 const liveIds = new Set<string>();
 
@@ -398,7 +418,10 @@ export class Container implements AsyncDisposable {
       // A root for the next container, built ahead on the helper thread while this one runs:
       // the addon builds it when the last two containers' roots were alike (root_pool.h), so
       // options that alternate but share a root (another command, the same rootfs) get one too.
-      if (plan.base) native().prepareRoot(bytes); // host mode: no prefix to pool
+      if (plan.base) {
+        native().prepareRoot(bytes); // host mode: no prefix to pool
+        armRootExpiry();
+      }
     } catch (e) {
       liveIds.delete(spec.id);
       await cgroup?.destroy();

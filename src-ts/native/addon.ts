@@ -83,6 +83,12 @@ export interface NativeAddon {
    */
   prepareRoot(plan: Uint8Array): void;
   /**
+   * Once no container was spawned for 2 s: drops the roots built ahead that wait for one (each
+   * keeps its layers' and bind sources' file systems in use). True while roots are still on
+   * their way: ask again later.
+   */
+  expireRoots(): boolean;
+  /**
    * How many roots were built ahead, taken by a container, dropped (unused, stale, moved on disk),
    * and not built when asked for (most of the last ones were wasted: root_pool.h).
    */

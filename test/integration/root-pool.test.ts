@@ -4,7 +4,9 @@
  * own setup would show: its own hostname, a fresh upper layer, the rootfs and bind sources as they
  * are on disk at its create(), never as they were when its root was built.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, defaultMounts } from '../../src-ts/index.js';
 import { native } from '../../src-ts/native/addon.js';
@@ -93,6 +95,36 @@ describe.skipIf(busyboxSkip !== null || native().mountMode() !== 'base')(
       for (let i = 0; i < 6; i++) await sh(rootfs, 'true', i % 2 ? other : {});
       expect(pool().built).toBe(mid.built);
       expect(pool().skipped).toBe(mid.skipped); // not asked for at all, rather than asked and skipped
+    });
+
+    it('a root built ahead that no container comes for is dropped after ~2.5 s: a bind source\'s file system is freed', async () => {
+      const dir = mkdtempSync(`${tmpdir()}/sbx-pinned-`);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', dir]);
+      let mounted = true;
+      const shmem = () => Number(/^Shmem:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) << 10;
+      try {
+        writeFileSync(`${dir}/blob`, Buffer.alloc(32 << 20, 1));
+        const o = { mounts: [...defaultMounts, { destination: '/mnt', type: 'bind', source: dir, options: ['bind', 'ro'] }] };
+        for (let i = 0; i < 2; i++) {
+          const built = pool().built;
+          expect((await sh(rootfs, 'wc -c < /mnt/blob', o)).stdout.trim()).toBe(String(32 << 20));
+          if (i >= 1) await builtSince(built); // a root for a third container: it holds a tree of the tmpfs
+        }
+        execFileSync('umount', [dir]);
+        mounted = false;
+        const held = shmem();
+        const dropped = pool().dropped;
+        // Unmounted, the tmpfs lives on in that root until it is dropped: no container comes.
+        const t0 = Date.now();
+        while (pool().dropped === dropped || shmem() > held - (24 << 20)) {
+          if (Date.now() - t0 > 10_000) throw new Error(`after 10 s: dropped ${pool().dropped - dropped}, Shmem ${((held - shmem()) / 2 ** 20).toFixed(1)} MiB less`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(Date.now() - t0).toBeGreaterThan(1500); // not at once: a container may still come
+      } finally {
+        if (mounted) execFileSync('umount', [dir]);
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('a file added to the rootfs after the next root was built is there', async () => {
