@@ -4,7 +4,7 @@
  * parent of this file's own, removed at the end.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cgroupLayout } from '../../src-ts/cgroup/layout.js';
 import { cleanupCgroups } from '../../src-ts/cgroup/manager.js';
@@ -16,6 +16,21 @@ const layout = cgroupLayout();
 const skip = !isRoot ? ROOT_REASON : layout.kind === 'none' ? 'needs a mounted cgroup hierarchy (missing kernel feature)' : null;
 const parent = `/sbx-test-${process.pid}`;
 const MiB = 1 << 20;
+/** The pids of the host whose pid namespace is that of `pid` (the container's processes). */
+const tasksOf = (pid: number): number[] => {
+  const ns = readlinkSync(`/proc/${pid}/ns/pid`);
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((e) => {
+      try {
+        return readlinkSync(`/proc/${e}/ns/pid`) === ns;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number)
+    .sort((a, b) => a - b);
+};
 
 describe.skipIf(skip !== null)(`cgroups on this ${layout.kind} host${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let rootfs: string;
@@ -58,6 +73,27 @@ describe.skipIf(skip !== null)(`cgroups on this ${layout.kind} host${skip ? ` (s
     const p = await c.spawn({ args: ['/cgroup-load', 'counter'], stdio: 'ignore' });
     await c.killAll();
     expect((await p.wait()).signal).toBe('SIGKILL');
+    await c.delete();
+    expect(leftovers(layout, parent)).toEqual([]);
+  });
+
+  it.skipIf(layout.kind === 'v2')("v1: an exec the parent cannot move into the container's cgroup fails (stage cgroup, the file, errno), runs nothing and leaves nothing", async () => {
+    const c = await Container.create(opts(['counter'], { resources: { pids: { limit: 100 } } }));
+    await c.start();
+    // The container's pids cgroup renamed away (v1 allows it within a parent): the exec's
+    // move into it, a write to <dir>/cgroup.procs, then finds no such file.
+    const dir = parentDirs(layout, parent).find((d) => d.includes('/pids'))! + `/sbx-${process.pid}-${c.id}`;
+    renameSync(dir, `${dir}-away`);
+    try {
+      const before = tasksOf(c.pid);
+      const err = await rejection(c.exec({ args: ['/cgroup-load', 'cgroup'] }));
+      expect(err).toMatchObject({ code: 'ENOENT', errno: 2, stage: 'cgroup', path: `${dir}/cgroup.procs`, containerId: c.id });
+      // No process of the exec is left, in the container or out of it; the container still runs.
+      expect(tasksOf(c.pid)).toEqual(before);
+      expect(running(c.pid)).toBe(true);
+    } finally {
+      renameSync(`${dir}-away`, dir);
+    }
     await c.delete();
     expect(leftovers(layout, parent)).toEqual([]);
   });
