@@ -83,19 +83,23 @@ bool RootPool::Expire() {
   if (!helper.Running() || helper.results() < 0) return false;
   std::lock_guard<std::mutex> lock(mu_);
   if (NowNs() - last_take_ns_ < kMaxAge) return true;  // a create() came since: later
+  for (Ready r; Receive(&r);) Drop(r, false);  // says nothing of what comes next: not wasted
+  return outstanding_.load() > 0;
+}
+
+bool RootPool::Receive(Ready* r) {
   for (;;) {
     HelperMsg m;
     int fds[2 + SBX_PREFIX_MAX_SLOTS];
-    int n = RecvFds(helper.results(), &m, sizeof m, fds, 2 + SBX_PREFIX_MAX_SLOTS, MSG_DONTWAIT);
+    int n = RecvFds(HelperThread::Get().results(), &m, sizeof m, fds, 2 + SBX_PREFIX_MAX_SLOTS, MSG_DONTWAIT);
     if (n == -EPROTO) continue;
-    if (n < 0) break;
+    if (n < 0) return false;
     outstanding_--;
-    Ready r;
-    r.req.reset(reinterpret_cast<Request*>(uintptr_t(m.id)));
-    r.fds.assign(fds, fds + n);
-    Drop(r, false);  // says nothing of what comes next: not wasted
+    r->req.reset(reinterpret_cast<Request*>(uintptr_t(m.id)));
+    r->fds.assign(fds, fds + n);
+    r->slot_mask = uint32_t(m.type >> 8);
+    return true;
   }
-  return outstanding_.load() > 0;
 }
 
 void RootPool::Drop(Ready& r, bool wasted) {
@@ -121,19 +125,9 @@ bool RootPool::Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask) {
   // The roots the helper has finished, in order, until one for this prefix: it is taken, those
   // before it dropped (each for other options, or made stale by time or the disk). Those after
   // it wait in the channel (in no fd table) for the next create.
-  while (!found) {
-    HelperMsg m;
-    int fds[2 + SBX_PREFIX_MAX_SLOTS];
-    int n = RecvFds(helper.results(), &m, sizeof m, fds, 2 + SBX_PREFIX_MAX_SLOTS, MSG_DONTWAIT);
-    if (n == -EPROTO) continue;
-    if (n < 0) break;
-    outstanding_--;
-    Ready r;
-    r.req.reset(reinterpret_cast<Request*>(uintptr_t(m.id)));
-    r.fds.assign(fds, fds + n);
-    r.slot_mask = uint32_t(m.type >> 8);
+  for (Ready r; !found && Receive(&r);) {
     const bool same = r.req->key == key;
-    bool match = same && n == 2 + __builtin_popcount(r.slot_mask) && now - r.req->built_ns <= kMaxAge &&
+    bool match = same && r.fds.size() == 2u + __builtin_popcount(r.slot_mask) && now - r.req->built_ns <= kMaxAge &&
                  IdsOf(r.req->paths) == r.req->ids;  // still the same directories on disk
     if (!match) {
       // Built for other options (that did not come back): wasted. Not so one made stale by

@@ -88,6 +88,8 @@ class RootPool {
     uint32_t slot_mask = 0;
   };
   void Drop(Ready& r, bool wasted);
+  // The next finished root from the results channel (non-blocking), under mu_. False: none.
+  bool Receive(Ready* r);
 
   static constexpr uint64_t kMaxAge = 2'000'000'000;  // ns
   static constexpr size_t kMaxTodo = 4;
