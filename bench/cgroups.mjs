@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ociConfig } from './lib/setup.mjs';
+import { cpuTimes, stealPct } from './lib/steal.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const arg = (name, dflt) => {
@@ -19,6 +20,7 @@ const arg = (name, dflt) => {
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
 const RUNS = arg('--runs', 300);
+const cpu0 = cpuTimes();
 const BATCH = arg('--batch', 50);
 const MiB = 1 << 20;
 const LIMITS = { memory: { limit: 64 * MiB }, pids: { limit: 64 } };
@@ -125,3 +127,4 @@ for (const [name, xs] of Object.entries(samples)) {
   console.log(`| ${name} | ${q(xs, 0.5).toFixed(3)} | ${q(xs, 0.9).toFixed(3)} | ${delta} |`);
 }
 console.log(`scratchbox, run-by-run pairs (limits − none): median ${q(pairs, 0.5).toFixed(3)} ms, p25 ${q(pairs, 0.25).toFixed(3)}, p75 ${q(pairs, 0.75).toFixed(3)}`);
+console.log(`CPU time taken by the VM's host meanwhile (steal): ${stealPct(cpu0, cpuTimes())}%.`);

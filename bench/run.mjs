@@ -15,6 +15,7 @@
 // Output: markdown on stdout, JSON in bench/out/results.json, and for a full
 // run docs/performance.md + docs/perf-latency.svg.
 import fs from 'node:fs';
+import { cpuTimes, stealPct } from './lib/steal.mjs';
 import path from 'node:path';
 import { renderDocs, renderMarkdown, renderSvg } from './lib/report.mjs';
 import { externalRunners, loadScratchbox, runProcess, scratchboxRunner, scratchboxVariants } from './lib/runners.mjs';
@@ -202,8 +203,10 @@ async function main() {
       continue;
     }
     const t0 = performance.now();
+    const cpu0 = cpuTimes();
     try {
       results.scenarios[name] = await fns[name](ctx);
+      results.scenarios[name].stealPct = stealPct(cpu0, cpuTimes());
     } catch (e) {
       failed = true;
       results.scenarios[name] = { error: e.stack };

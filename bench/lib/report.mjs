@@ -35,6 +35,12 @@ export function isolationLine(res) {
   return `Isolation defaults (scratchbox − its privileged variant): ${ms(c.p50Diff)} ms between the p50s; ${ms(c.pairedMedian)} ms paired by round (median of ${c.rounds} per-round differences, interquartile range ${ms(c.q25)} to ${ms(c.q75)} ms).`;
 }
 
+/** How much of the machine's CPU time its host took during the section (a shared VM). */
+export function stealLine(res) {
+  if (typeof res.stealPct !== 'number') return null;
+  return `CPU time taken by the VM's host during this section (steal, /proc/stat): ${res.stealPct}%. Above a few percent every row is slower; the ratios within the run still compare like with like.`;
+}
+
 export function phasesTable(res) {
   const p = res.rows.find((r) => r.id === 'scratchbox')?.phases;
   if (!p) return null;
@@ -126,6 +132,8 @@ export function renderMarkdown(results) {
     parts.push(lifecycleTable(s.lifecycle));
     const iso = isolationLine(s.lifecycle);
     if (iso) parts.push(iso);
+    const st = stealLine(s.lifecycle);
+    if (st) parts.push(st);
     const ph = phasesTable(s.lifecycle);
     if (ph) parts.push(ph);
   }
@@ -237,6 +245,8 @@ export function renderDocs(results) {
     L.push(lifecycleTable(s.lifecycle));
     const iso = isolationLine(s.lifecycle);
     if (iso) L.push('', iso);
+    const st = stealLine(s.lifecycle);
+    if (st) L.push('', st);
     const ph = phasesTable(s.lifecycle);
     if (ph) L.push('', 'Where scratchbox spends its time:', '', ph);
     L.push('', HOW_SCRATCHBOX_GETS_THERE);
