@@ -115,8 +115,14 @@ void RootPool::Drop(Ready& r, bool wasted) {
 
 bool RootPool::Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask) {
   HelperThread& helper = HelperThread::Get();
-  if (plan.prefix == 0 || !helper.Running() || helper.results() < 0) return false;
+  if (!helper.Running() || helper.results() < 0) return false;
   std::lock_guard<std::mutex> lock(mu_);
+  if (plan.prefix == 0) {
+    // A container without one (host mode, keep) ends a run of one prefix: Prepare() with its
+    // plan would have the helper parse it for nothing. An exec (join) is not a container.
+    if (!plan.join) repeat_ = false, last_key_.clear();
+    return false;
+  }
   const uint64_t now = NowNs();
   last_take_ns_ = now;
   std::string key = PrefixKey(plan);

@@ -3,7 +3,8 @@
 // upper tmpfs with the /etc files and the mount points in it, the overlay on the rootfs, and what
 // is made in it while it is detached: /dev, its mounts and nodes, the masks' tmpfs
 // (Plan::prefix). They are the same for every container of a template (src-ts/container/
-// templates.ts): the hostname, the one thing that changes from one to the next, is written after
+// templates.ts), and for options that differ only after them (the command, the environment):
+// the hostname, the one thing that changes from one container to the next, is written after
 // them (/etc/hostname and /etc/hosts are made empty in the prefix, filled by F_EXISTING writes).
 // So the helper thread runs those ops ahead, with the child's own handlers (sbx_build_prefix),
 // after each create() once the last two containers had the same prefix; Spawn() finds one
@@ -44,8 +45,8 @@ class RootPool {
 
   // Main side: build the root of this plan ahead (if its plan has a prefix). Copies the bytes.
   void Prepare(const uint8_t* data, size_t len);
-  // Spawn: a root built for exactly these plan bytes and still true to the disk, its fds now in
-  // the caller's table (the caller closes them). False if there is none.
+  // Spawn, for every plan: a root built for this plan's prefix and still true to the disk, its fds
+  // now in the caller's table (the caller closes them). False if there is none.
   bool Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask);
 
   struct Counts {
@@ -94,10 +95,11 @@ class RootPool {
   static constexpr uint64_t kMaxAge = 2'000'000'000;  // ns
   static constexpr size_t kMaxTodo = 4;
   // Whether the roots built lately were taken: +2 for one taken, -1 for one dropped unused (made
-  // for a container that did not come, or that came before it was done: several threads making
-  // containers at once, or a helper thread without idle time), within [-kBalance, kBalance].
-  // Below 0 only every kProbe-th root asked for is built: where most would be wasted (8 threads
-  // making containers here: 88% were), the time goes to containers instead. From the floor, two
+  // for another prefix than the next container's: several threads making containers of other
+  // options at once), within [-kBalance, kBalance].
+  // Below 0 only every kProbe-th root asked for is built: where most would be wasted (when roots
+  // were matched by a container's exact bytes, 8 threads making containers here wasted 88%), the
+  // time goes to containers instead. From the floor, two
   // probes taken (8 creates) make it build every root again.
   static constexpr int kBalance = 4, kProbe = 4;
   std::atomic<int> balance_{0};

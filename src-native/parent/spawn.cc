@@ -232,7 +232,7 @@ bool Spawn(const Plan& plan, const int stdio[3], const std::vector<int>& plan_fd
     fds[i] = plan_fds[k];
   }
   RootHold root;
-  root.taken = plan.prefix > 0 && RootPool::Get().Take(plan, &root.p, &root.mask);
+  root.taken = RootPool::Get().Take(plan, &root.p, &root.mask);
   if (int err = SendFdsMsg(parent_sync.fd, fds, root.taken ? plan.prefix : 0, &root.p, root.mask)) return Fail(e, -err, "sendmsg");
 
   StackHold stack{TakeStack()};

@@ -206,7 +206,6 @@ function deepFreeze<T>(o: T): T {
   return o;
 }
 
-
 /** For tests: forget every template. */
 export function clearTemplates(): void {
   templates.clear();

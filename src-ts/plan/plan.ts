@@ -361,16 +361,16 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
   // /etc is never written to).
   ops.push({ stage: 'file', kind: 'mkdir', path: 'etc' });
   // A joined UTS namespace whose hostname is unknown (a path join): no /etc/hostname.
-  const named: Op[] = [];
+  const named: Extract<Op, { kind: 'write-file' }>[] = [];
   if (spec.hostname !== '') named.push({ stage: 'file', kind: 'write-file', path: 'etc/hostname', content: `${spec.hostname}\n`, mode: 0o644 });
   named.push({ stage: 'file', kind: 'write-file', path: 'etc/hosts', content: hostsFile(spec.hostname), mode: 0o644 });
   // With a tmpfs upper layer in the base mode, the part of the plan before the namespaces is
   // built ahead on the helper thread (root_pool.h). The hostname (the id, by default) is the only
   // thing in it that changes from one container to the next: here the files are made empty, and
   // their content is written after that part (below), so that a root built ahead serves any
-  // container of these options, not only the one whose id was drawn for it.
+  // container of these options, whatever its id.
   const pooled = base && spec.upperDir === null;
-  if (pooled) for (const op of named) ops.push({ ...(op as Extract<Op, { kind: 'write-file' }>), content: '' });
+  if (pooled) for (const op of named) ops.push({ ...op, content: '' });
   else ops.push(...named);
   ops.push({ stage: 'file', kind: 'write-file', path: 'etc/resolv.conf', content: host.resolvConf, mode: 0o644 });
   ops.push({ stage: 'file', kind: 'symlink', target: '/proc/mounts', path: 'etc/mtab' });
@@ -406,7 +406,7 @@ export function buildPlan(spec: Spec, host: HostInfo, facts: FsFacts, compiled: 
     // The masks' tmpfs too, made with the root (a superblock of its own, ~20 us of the child's).
     if (maskSlot !== NO_SLOT) ops.push({ stage: 'security', kind: 'mask-tmpfs', slot: maskSlot });
     // The container's own: /etc/hostname and /etc/hosts into the files made empty above.
-    if (pooled) for (const op of named) ops.push({ ...(op as Extract<Op, { kind: 'write-file' }>), existing: true });
+    if (pooled) for (const op of named) ops.push({ ...op, existing: true });
     // 0, 1. The namespaces, the mount namespace a copy of the base one (no host mount to make
     // private); the root goes on its "/".
     ops.push(...nsOps);

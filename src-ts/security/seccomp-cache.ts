@@ -19,10 +19,10 @@ import { packageRoot, type FlatSeccomp } from '../native/addon.js';
 
 /** What the cache holds of a compiled filter (a SeccompFilter's fields). */
 export interface CachedFilter {
-  bpf: Uint8Array;
-  flags: number;
-  unknownSyscalls: string[];
-  skippedArchitectures: string[];
+  readonly bpf: Uint8Array;
+  readonly flags: number;
+  readonly unknownSyscalls: readonly string[];
+  readonly skippedArchitectures: readonly string[];
 }
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));

@@ -92,8 +92,7 @@ function defaultCompiled(): SeccompFilter {
 /** For scripts/seccomp-cache.mjs: compiles the default profile and writes it beside this module. Returns the file's path. */
 export function writeDefaultFilterCache(dir?: string): string {
   const flat = flattenSeccomp(defaultSeccompProfile());
-  const f = compile(flat, 'defaultSeccompProfile');
-  return writeCachedFilter(flat, { ...f, unknownSyscalls: [...f.unknownSyscalls], skippedArchitectures: [...f.skippedArchitectures] }, dir);
+  return writeCachedFilter(flat, compile(flat, 'defaultSeccompProfile'), dir);
 }
 
 /**
