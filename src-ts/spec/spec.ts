@@ -412,6 +412,9 @@ export function buildSpec(
   if (privileged && options.seccomp !== undefined && options.seccomp !== 'unconfined')
     throw invalid('seccomp', "privileged containers run without seccomp: leave it out (or 'unconfined')");
   if (privileged && options.capabilities !== undefined) throw invalid('capabilities', 'privileged containers have every capability: leave it out');
+  // As docker run --privileged (which ignores --device-cgroup-rule): every device is allowed.
+  if (privileged && options.resources?.devices !== undefined)
+    throw invalid('resources.devices', 'privileged containers may use every device: leave the allow-list out');
 
   return {
     id,

@@ -162,6 +162,15 @@ describe('buildSpec rejections', () => {
     expect(build({ args: ['/echo', ''] }).args).toEqual(['/echo', '']);
   });
 
+  it('privileged with options it overrides: seccomp, capabilities, a device allow-list', () => {
+    expectInvalid(() => build({ privileged: true, seccomp: { defaultAction: 'SCMP_ACT_ALLOW' } }), { option: 'seccomp' });
+    expectInvalid(() => build({ privileged: true, capabilities: { add: ['SYS_ADMIN'] } }), { option: 'capabilities' });
+    expectInvalid(() => build({ privileged: true, resources: { devices: [{ allow: false, access: 'rwm' }] } }), { option: 'resources.devices' });
+    // What does not contradict it is kept: no filter asked, nodes to make, other limits.
+    const s = build({ privileged: true, seccomp: 'unconfined', devices: [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229 }], resources: { pids: { limit: 9 } } });
+    expect([s.seccomp, s.devices.length, s.cgroup?.resources.pids?.limit]).toEqual([null, 1, 9]);
+  });
+
   it('bad id', () => {
     for (const id of ['', '-x', 'a b', 'a/b', '.x', 'x'.repeat(129)]) expectInvalid(() => build({ id }), { option: 'id' });
     expectInvalid(() => buildSpec(base, () => 'bad id'), { option: 'id' });
