@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ociConfig } from './lib/setup.mjs';
+import { median, roundOrder } from './lib/stats.mjs';
 import { cpuTimes, stealPct } from './lib/steal.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -82,33 +83,48 @@ function crunBatch(n, name) {
   return r.stdout.split('\n').filter((l) => /^\d/.test(l)).map((l) => Number(l) / 1000);
 }
 
-// The same in blocks: a batch without limits, then one with. Options that repeat is how a program
-// uses them (and what the addon's per-options caches, templates and pooled roots, are for);
-// alternating run by run puts a change of options between every two containers.
-async function sbxBlocks(n) {
-  const none = [];
-  const limits = [];
-  for (let i = 0; i < n; i++) none.push(await lifecycle(undefined));
-  for (let i = 0; i < n; i++) limits.push(await lifecycle(LIMITS));
-  return { none, limits };
+// The same in blocks: a batch without limits, and one with, each a step of its own. Options that
+// repeat is how a program uses them (and what the addon's per-options caches, templates and
+// pooled roots, are for); alternating run by run puts a change of options between every two
+// containers. The first two of a block are not counted: a root is built ahead only once two
+// containers in a row had the same options.
+async function sbxBlock(n, resources) {
+  const out = [];
+  for (let i = 0; i < n + 2; i++) {
+    const ms = await lifecycle(resources);
+    if (i >= 2) out.push(ms);
+  }
+  return out;
 }
 
 const samples = { scratchbox: [], 'scratchbox+limits': [], 'scratchbox, in blocks': [], 'scratchbox+limits, in blocks': [], crun: [], 'crun+limits': [] };
 const pairs = [];
+const blockRounds = { none: [], limits: [] };
 await sbxBatch(20); // warm-up: the addon, the base mount namespace, the layout
-for (let done = 0; done < RUNS; done += BATCH) {
+for (let done = 0, round = 0; done < RUNS; done += BATCH, round++) {
   const n = Math.min(BATCH, RUNS - done);
-  const s = await sbxBatch(n);
-  samples.scratchbox.push(...s.none);
-  samples['scratchbox+limits'].push(...s.limits);
-  pairs.push(...s.diff);
-  const b = await sbxBlocks(n);
-  samples['scratchbox, in blocks'].push(...b.none);
-  samples['scratchbox+limits, in blocks'].push(...b.limits);
-  if (crun) {
-    samples.crun.push(...crunBatch(n, 'crun'));
-    samples['crun+limits'].push(...crunBatch(n, 'crun+limits'));
-  }
+  // The steps of a round in an order drawn anew each round (bench/lib/stats.mjs roundOrder): what
+  // one leaves behind in the kernel (crun's cgroups and namespaces torn down) falls on all alike.
+  const steps = {
+    alternating: async () => {
+      const s = await sbxBatch(n);
+      samples.scratchbox.push(...s.none);
+      samples['scratchbox+limits'].push(...s.limits);
+      pairs.push(...s.diff);
+    },
+    'block without': async () => {
+      const xs = await sbxBlock(n, undefined);
+      samples['scratchbox, in blocks'].push(...xs);
+      blockRounds.none.push(median(xs));
+    },
+    'block with': async () => {
+      const xs = await sbxBlock(n, LIMITS);
+      samples['scratchbox+limits, in blocks'].push(...xs);
+      blockRounds.limits.push(median(xs));
+    },
+    ...(crun ? { crun: async () => samples.crun.push(...crunBatch(n, 'crun')), 'crun+limits': async () => samples['crun+limits'].push(...crunBatch(n, 'crun+limits')) } : {}),
+  };
+  for (const name of roundOrder(Object.keys(steps), round)) await steps[name]();
 }
 fs.rmSync(work, { recursive: true, force: true });
 
@@ -117,7 +133,7 @@ const q = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))];
 };
 console.log(`create+start+wait+delete of /probe exit 0, ${RUNS} runs each, batches of ${BATCH}, interleaved; limits: memory 64 MiB + pids 64`);
-console.log(`scratchbox: with and without limits alternate run by run; "in blocks": ${BATCH} without, then ${BATCH} with, per batch`);
+console.log(`scratchbox: with and without limits alternate run by run; "in blocks": ${BATCH} without and ${BATCH} with (after 2 not counted), as steps of a round in a new order each round`);
 console.log('| runtime | p50 ms | p90 ms | limits add (p50) |');
 console.log('|---|---|---|---|');
 for (const [name, xs] of Object.entries(samples)) {
@@ -127,4 +143,6 @@ for (const [name, xs] of Object.entries(samples)) {
   console.log(`| ${name} | ${q(xs, 0.5).toFixed(3)} | ${q(xs, 0.9).toFixed(3)} | ${delta} |`);
 }
 console.log(`scratchbox, run-by-run pairs (limits − none): median ${q(pairs, 0.5).toFixed(3)} ms, p25 ${q(pairs, 0.25).toFixed(3)}, p75 ${q(pairs, 0.75).toFixed(3)}`);
+const blockDiff = blockRounds.limits.map((x, i) => x - blockRounds.none[i]);
+console.log(`scratchbox in blocks, paired by round (limits − none): median ${q(blockDiff, 0.5).toFixed(3)} ms of ${blockDiff.length} rounds, p25 ${q(blockDiff, 0.25).toFixed(3)}, p75 ${q(blockDiff, 0.75).toFixed(3)}`);
 console.log(`CPU time taken by the VM's host meanwhile (steal): ${stealPct(cpu0, cpuTimes())}%.`);

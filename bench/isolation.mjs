@@ -3,7 +3,7 @@
 // /true with the defaults, without each one of them, and privileged (none), paired in one process.
 // Run as root after `npm ci` and `npm run build`:  node bench/isolation.mjs [--rounds N] [--batch N]
 //
-// Rounds of `batch` lifecycles per configuration, in an order that rotates every round; each
+// Rounds of `batch` lifecycles per configuration, in an order drawn anew every round; each
 // configuration's median per round is compared with the defaults' median of the same round, and
 // the table gives the median of those differences (with its interquartile range). The machine's
 // drift between rounds (±30% within minutes on a shared VM) falls out of a paired figure; it does
@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { roundOrder } from './lib/stats.mjs';
 import { cpuTimes, stealPct } from './lib/steal.mjs';
 import { fileURLToPath } from 'node:url';
 
@@ -63,8 +64,7 @@ const cpu0 = cpuTimes();
 const all = CONFIGS.map(() => []);
 try {
   for (let r = 0; r < ROUNDS; r++) {
-    for (let j = 0; j < CONFIGS.length; j++) {
-      const k = (r + j) % CONFIGS.length;
+    for (const k of roundOrder(CONFIGS.keys(), r)) {
       const lat = [];
       // Two first: the root pool builds ahead once two in a row come from the same options.
       for (let i = 0; i < BATCH + 2; i++) {

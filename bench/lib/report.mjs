@@ -239,7 +239,7 @@ export function renderDocs(results) {
       'One container that runs a static `/true` from a FROM-scratch root filesystem (that binary and nothing else), from the first call to the moment it is gone: ' +
         'create → start → exit → delete. Isolation is the default of every runtime: pid, network, ipc, uts and mount namespaces, the default mounts and devices, a root of its own ' +
         '(pivot_root for the others; scratchbox chroots in a mount namespace copied from an empty base, see below). ' +
-        `Each runtime ran ${s.lifecycle.runsPerRuntime} times (runc ${s.lifecycle.runsRunc}) after a warm-up, in ${s.lifecycle.rounds} interleaved rounds so that machine noise hits all of them alike.`,
+        `Each runtime ran ${s.lifecycle.runsPerRuntime} times (runc ${s.lifecycle.runsRunc}) after a warm-up, in ${s.lifecycle.rounds} interleaved rounds, in an order drawn anew for each round, so that machine noise and what one runtime leaves behind for the next hit all of them alike.`,
     );
     L.push('', '![Lifecycle latency per runtime, log scale](perf-latency.svg)', '');
     L.push(lifecycleTable(s.lifecycle));

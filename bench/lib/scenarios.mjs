@@ -7,7 +7,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { parseLatencies, runProcess, sbLifecycle, sbStop } from './runners.mjs';
 import { memAvailableKiB, mountInfo, openFds, paths } from './setup.mjs';
-import { median, summarize } from './stats.mjs';
+import { median, roundOrder, summarize } from './stats.mjs';
 
 const round3 = (x) => Math.round(x * 1000) / 1000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -39,8 +39,8 @@ export async function lifecycle(ctx) {
   }
   log(`lifecycle: ${rounds} interleaved rounds, ${n} runs per runtime (runc ${runsFor('runc', n)})`);
   for (let i = 0; i < rounds; i++) {
-    // Rotate the order every round so no runtime always follows the same one.
-    const order = active.map((_, j) => active[(i + j) % active.length]);
+    // A new order every round, so that no runtime always follows the same one (roundOrder).
+    const order = roundOrder(active, i);
     for (const r of order) {
       const row = rows.get(r.id);
       if (row.error) continue;
