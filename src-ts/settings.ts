@@ -9,7 +9,8 @@ import { native } from './native/addon.js';
 export interface Settings {
   /**
    * Fresh network namespaces the addon's helper thread makes ahead of need (each used by one
-   * container only). 0 turns the pool off: each child makes its own. Default 2, at most 64.
+   * container only). 0 turns the pool off: each child makes its own. At most 64. Default: 2,
+   * growing by one for each container that finds the pool empty, up to 8; a size given here stays.
    */
   netnsPool?: number;
   /**

@@ -7,6 +7,7 @@
 #include "base_mntns.h"
 #include "devices_bpf.h"
 #include "exec.h"
+#include "netns_pool.h"
 #include "process.h"
 #include "root_pool.h"
 #include "seccomp.h"
@@ -88,7 +89,7 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   if (o.Has("netnsPool")) {
     int64_t n = o.Get("netnsPool").As<Napi::Number>().Int64Value();
-    settings().netns_pool = size_t(n < 0 ? 0 : n > 64 ? 64 : n);
+    settings().netns_pool = settings().netns_pool_max = size_t(n < 0 ? 0 : n > 64 ? 64 : n);
   }
   if (o.Has("baseMountNamespace")) settings().base_mntns = o.Get("baseMountNamespace").ToBoolean();
   return env.Undefined();
@@ -136,6 +137,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                 o.Set("taken", Napi::Number::New(info.Env(), double(c.taken)));
                 o.Set("dropped", Napi::Number::New(info.Env(), double(c.dropped)));
                 o.Set("skipped", Napi::Number::New(info.Env(), double(c.skipped)));
+                return o;
+              }));
+  exports.Set("netnsPool", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                NetnsPool::Counts c = NetnsPool::Get().counts();
+                Napi::Object o = Napi::Object::New(info.Env());
+                o.Set("taken", Napi::Number::New(info.Env(), double(c.taken)));
+                o.Set("missed", Napi::Number::New(info.Env(), double(c.missed)));
+                o.Set("target", Napi::Number::New(info.Env(), double(c.target)));
                 return o;
               }));
   return exports;

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -86,7 +87,13 @@ Netns NetnsPool::Take() {
   int got = helper.TryReceive(&m, fds, 4);
   if (got < 1 || m.type != HelperMsg::kNetns) {
     for (int i = 0; i < got; i++) close(fds[i]);
-    helper.Promote();  // the pool ran dry: its thread is not getting the time it needs
+    missed_++;
+    // The pool ran dry: one more from now on (netns_pool.h), and its thread at normal priority
+    // until it has caught up. The job reads target_ before it makes one.
+    size_t t = target_.load();
+    while (t != 0 && t < max_.load() && !target_.compare_exchange_weak(t, t + 1)) {
+    }
+    helper.Promote();
     return n;
   }
   // m.id says which came: bit 0 a sysfs, bit 1 an IPC namespace, bit 2 its mqueue (in that order
@@ -109,6 +116,7 @@ bool NetnsPool::Job::Step(int ch) {
   if (home_ == -2) {
     home_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     home_ipc_ = open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC);
+    pool_->max_ = std::max(settings().netns_pool, settings().netns_pool_max);
     pool_->target_ = settings().netns_pool;
   }
   if (home_ < 0 || failed_ || pool_->sent_ - pool_->taken_ >= pool_->target_) return false;

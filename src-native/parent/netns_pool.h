@@ -3,7 +3,10 @@
 // work of the container before. Each one is handed to exactly one container (NETNS_FRESH: setns in
 // the child) and never reused, so isolation is the same as unshare(CLONE_NEWNET). When the pool is
 // empty (a burst) or fails (no CAP_SYS_ADMIN), the child makes its own. Settings::netns_pool sets
-// its size (0: off). With each one goes a sysfs mounted for it (detached): mounting sysfs in a new
+// its size (0: off); unless configured, each container that finds it empty raises that by one, up
+// to Settings::netns_pool_max: a process that starts containers back to back (whose helper thread
+// falls behind now and then on a small machine) banks namespaces in the idle moments between
+// them, and one that starts a few never makes more than two it does not use. With each one goes a sysfs mounted for it (detached): mounting sysfs in a new
 // network namespace looks through every sysfs superblock in the system, which grows with the
 // number of live containers; done here, that lookup is off the critical path too. And with each
 // goes a fresh IPC namespace (its System V sysctl tables and internal mqueue mount cost ~30 us),
@@ -13,6 +16,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 #include "helper_thread.h"
 
@@ -34,6 +38,10 @@ class NetnsPool {
   static NetnsPool& Get();
   // A pooled namespace (and its sysfs), now in the caller's fd table; empty if none is ready.
   Netns Take();
+  struct Counts {
+    uint64_t taken = 0, missed = 0, target = 0;
+  };
+  Counts counts() const { return {taken_.load(), missed_.load(), target_.load()}; }
   HelperJob& job() { return job_; }
 
  private:
@@ -50,8 +58,8 @@ class NetnsPool {
     bool failed_ = false;
   };
   Job job_{this};
-  size_t target_ = 0;
-  std::atomic<size_t> sent_{0}, taken_{0};
+  std::atomic<size_t> target_{0}, max_{0};  // from the settings at the job's first step
+  std::atomic<size_t> sent_{0}, taken_{0}, missed_{0};
 };
 
 }  // namespace sbx

@@ -10,6 +10,7 @@ namespace sbx {
 
 struct Settings {
   size_t netns_pool = 2;    // fresh network namespaces made ahead of need; 0: none (children make their own)
+  size_t netns_pool_max = 8;  // what the pool grows to while children find it empty (configured: = netns_pool)
   bool base_mntns = true;   // copy containers' mount namespaces from the empty base one when the kernel can
   std::atomic<bool> frozen{false};  // set once a part that reads these has started
 };

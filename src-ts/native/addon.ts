@@ -93,6 +93,8 @@ export interface NativeAddon {
    * and not built when asked for (most of the last ones were wasted: root_pool.h).
    */
   rootPool(): { built: number; taken: number; dropped: number; skipped: number };
+  /** The network namespace pool: namespaces taken, spawns that found none, its size now (netns_pool.h). */
+  netnsPool(): { taken: number; missed: number; target: number };
   /** pidfd_open(pid) (O_CLOEXEC): for an exec's JOIN op; throws with errno. */
   pidfdOpen(pid: number): number;
   /** prctl(PR_GET_DUMPABLE) of this process: 0 while an exec runs on its memory (tests). */

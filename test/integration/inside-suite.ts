@@ -221,6 +221,29 @@ export function insideSuite(mode: MountMode): void {
       expect(sys?.options).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
     });
 
+    it('the netns pool grows by one for each container that found it empty, to 8; a configured size stays', () => {
+      // Bursts of concurrent creates empty a pool of 2 at once. In a process of its own: the pool's
+      // settings and counts are the process's.
+      const script = `
+        import { Container } from ${JSON.stringify(new URL('../../dist/index.js', import.meta.url).href)};
+        import { native } from ${JSON.stringify(new URL('../../dist/native/addon.js', import.meta.url).href)};
+        await Container.run({ rootfs: ${JSON.stringify(rootfs)}, args: ['/probe', 'exit', '0'], stdio: 'ignore' });
+        for (let burst = 0; burst < 4; burst++) {
+          const cs = await Promise.all(Array.from({ length: 12 }, () => Container.create({ rootfs: ${JSON.stringify(rootfs)}, args: ['/probe', 'exit', '0'], stdio: 'ignore' })));
+          await Promise.all(cs.map((c) => c.delete()));
+        }
+        process.stdout.write(JSON.stringify(native().netnsPool()));`;
+      const run = (env: Record<string, string>) =>
+        JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ...env } }).toString()) as { taken: number; missed: number; target: number };
+      const grown = run({});
+      expect(grown.missed).toBeGreaterThanOrEqual(7);
+      expect(grown.target).toBe(8);
+      expect(grown.taken + grown.missed).toBe(49);
+      const fixed = run({ SCRATCHBOX_NETNS_POOL: '2' });
+      expect(fixed.missed).toBeGreaterThan(0);
+      expect(fixed.target).toBe(2);
+    });
+
     it('defaults the hostname to the shortened container id', async () => {
       const o = await report(rootfs, { id: 'abcdef0123456789' });
       expect(o.hostname).toBe('abcdef012345');
