@@ -6,11 +6,12 @@
 // its size (0: off); unless configured, each container that finds it empty raises that by one, up
 // to Settings::netns_pool_max: a process that starts containers back to back (whose helper thread
 // falls behind now and then on a small machine) banks namespaces in the idle moments between
-// them, and one that starts a few never makes more than two it does not use. With each one goes a sysfs mounted for it (detached): mounting sysfs in a new
-// network namespace looks through every sysfs superblock in the system, which grows with the
-// number of live containers; done here, that lookup is off the critical path too. And with each
-// goes a fresh IPC namespace (its System V sysctl tables and internal mqueue mount cost ~30 us),
-// used by a container that has both (closed unused otherwise).
+// them, and one that starts a few never makes more than two it does not use. With each one goes
+// a sysfs mounted for it (detached): mounting sysfs in a new network namespace looks through every
+// sysfs superblock in the system, which grows with the number of live containers; done here, that
+// lookup is off the critical path too. And with each goes a fresh IPC namespace (its System V
+// sysctl tables and internal mqueue mount cost ~30 us), used by a container that has both (closed
+// unused otherwise).
 #ifndef SBX_NETNS_POOL_H
 #define SBX_NETNS_POOL_H
 
