@@ -81,7 +81,7 @@ NetnsPool& NetnsPool::Get() {
 Netns NetnsPool::Take() {
   Netns n;
   HelperThread& helper = HelperThread::Get();
-  if (!helper.Running()) return n;
+  if (!helper.Running() || settings().netns_pool == 0) return n;  // off: nothing to wait for, or promote
   HelperMsg m;
   int fds[4] = {-1, -1, -1, -1};
   int got = helper.TryReceive(&m, fds, 4);
