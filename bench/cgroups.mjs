@@ -10,29 +10,23 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ociConfig } from './lib/setup.mjs';
+import { numberArg, ociConfig, repoDir } from './lib/setup.mjs';
 import { median, roundOrder } from './lib/stats.mjs';
 import { cpuTimes, stealPct } from './lib/steal.mjs';
 
-const repo = fileURLToPath(new URL('..', import.meta.url));
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const RUNS = arg('--runs', 300);
+const RUNS = numberArg('--runs', 300);
 const cpu0 = cpuTimes();
-const BATCH = arg('--batch', 50);
+const BATCH = numberArg('--batch', 50);
 const MiB = 1 << 20;
 const LIMITS = { memory: { limit: 64 * MiB }, pids: { limit: 64 } };
 
-const { Container } = await import(path.join(repo, 'dist/index.js'));
+const { Container } = await import(path.join(repoDir, 'dist/index.js'));
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sbx-cgbench-'));
 const rootfs = path.join(work, 'rootfs');
 fs.mkdirSync(rootfs);
-execFileSync('gcc', ['-static', '-O2', '-o', path.join(rootfs, 'probe'), path.join(repo, 'test/fixtures/probe.c')]);
+execFileSync('gcc', ['-static', '-O2', '-o', path.join(rootfs, 'probe'), path.join(repoDir, 'test/fixtures/probe.c')]);
 const timer = path.join(work, 'timer');
-execFileSync('gcc', ['-O2', '-o', timer, path.join(repo, 'bench/timer.c')]);
+execFileSync('gcc', ['-O2', '-o', timer, path.join(repoDir, 'bench/timer.c')]);
 
 async function lifecycle(resources) {
   const t0 = performance.now();

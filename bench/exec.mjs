@@ -11,14 +11,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { buildHelpers, cgroupLayout, hostMountNs, ociConfig, paths, prepareRootfs, repoDir, which } from './lib/setup.mjs';
+import { buildHelpers, cgroupLayout, hostMountNs, numberArg, ociConfig, paths, prepareRootfs, repoDir, which } from './lib/setup.mjs';
 import { fmt, summarize } from './lib/stats.mjs';
 
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(name);
-  return i < 0 ? dflt : Number(process.argv[i + 1]);
-};
-const N = arg('--runs', 200);
+const N = numberArg('--runs', 200);
 const log = (s) => process.stderr.write(`${s}\n`);
 
 buildHelpers(log);

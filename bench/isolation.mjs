@@ -12,23 +12,18 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { numberArg, repoDir } from './lib/setup.mjs';
 import { roundOrder } from './lib/stats.mjs';
 import { cpuTimes, stealPct } from './lib/steal.mjs';
-import { fileURLToPath } from 'node:url';
 
-const repo = fileURLToPath(new URL('..', import.meta.url));
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const ROUNDS = arg('--rounds', 25);
-const BATCH = arg('--batch', 25);
+const ROUNDS = numberArg('--rounds', 25);
+const BATCH = numberArg('--batch', 25);
 
-const { Container } = await import(path.join(repo, 'dist/index.js'));
+const { Container } = await import(path.join(repoDir, 'dist/index.js'));
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sbx-isobench-'));
 const rootfs = path.join(work, 'rootfs');
 fs.mkdirSync(rootfs);
-execFileSync('gcc', ['-static', '-O2', '-o', path.join(rootfs, 'true'), path.join(repo, 'bench/true.c')]);
+execFileSync('gcc', ['-static', '-O2', '-o', path.join(rootfs, 'true'), path.join(repoDir, 'bench/true.c')]);
 
 const base = { rootfs, args: ['/true'], stdio: 'ignore' };
 const CONFIGS = [

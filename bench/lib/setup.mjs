@@ -11,6 +11,12 @@ export const benchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export const repoDir = path.resolve(benchDir, '..');
 export const outDir = path.join(benchDir, 'out');
 
+/** A numeric command-line option of a bench script (`--runs 300`), or `dflt` when not given. */
+export function numberArg(name, dflt) {
+  const i = process.argv.indexOf(name);
+  return i < 0 ? dflt : Number(process.argv[i + 1]);
+}
+
 export const paths = {
   out: outDir,
   bin: {

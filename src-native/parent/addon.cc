@@ -3,6 +3,10 @@
 #include <dlfcn.h>
 #include <napi.h>
 
+#include <cstdint>
+#include <initializer_list>
+#include <utility>
+
 #include "../wire/wire.h"
 #include "base_mntns.h"
 #include "devices_bpf.h"
@@ -95,6 +99,13 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// A pool's counters as a plain object (tests, benches).
+Napi::Object CountsObject(Napi::Env env, std::initializer_list<std::pair<const char*, uint64_t>> counts) {
+  Napi::Object o = Napi::Object::New(env);
+  for (const auto& [name, n] : counts) o.Set(name, Napi::Number::New(env, double(n)));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // Threads of this library (the helper thread, the spawner) run its code until the process ends,
   // but Node unloads an addon when the last environment that loaded it ends (a worker thread's):
@@ -132,20 +143,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               }));
   exports.Set("rootPool", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 RootPool::Counts c = RootPool::Get().counts();
-                Napi::Object o = Napi::Object::New(info.Env());
-                o.Set("built", Napi::Number::New(info.Env(), double(c.built)));
-                o.Set("taken", Napi::Number::New(info.Env(), double(c.taken)));
-                o.Set("dropped", Napi::Number::New(info.Env(), double(c.dropped)));
-                o.Set("skipped", Napi::Number::New(info.Env(), double(c.skipped)));
-                return o;
+                return CountsObject(info.Env(), {{"built", c.built}, {"taken", c.taken}, {"dropped", c.dropped}, {"skipped", c.skipped}});
               }));
   exports.Set("netnsPool", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 NetnsPool::Counts c = NetnsPool::Get().counts();
-                Napi::Object o = Napi::Object::New(info.Env());
-                o.Set("taken", Napi::Number::New(info.Env(), double(c.taken)));
-                o.Set("missed", Napi::Number::New(info.Env(), double(c.missed)));
-                o.Set("target", Napi::Number::New(info.Env(), double(c.target)));
-                return o;
+                return CountsObject(info.Env(), {{"taken", c.taken}, {"missed", c.missed}, {"target", c.target}});
               }));
   return exports;
 }

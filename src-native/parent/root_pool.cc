@@ -120,7 +120,10 @@ bool RootPool::Take(const Plan& plan, sbx_prefix* out, uint32_t* slot_mask) {
   if (plan.prefix == 0) {
     // A container without one (host mode, keep) ends a run of one prefix: Prepare() with its
     // plan would have the helper parse it for nothing. An exec (join) is not a container.
-    if (!plan.join) repeat_ = false, last_key_.clear();
+    if (!plan.join) {
+      repeat_ = false;
+      last_key_.clear();
+    }
     return false;
   }
   const uint64_t now = NowNs();
